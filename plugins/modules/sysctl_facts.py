@@ -1,0 +1,137 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) linuxnet.tcp contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sysctl_facts
+short_description: Gather runtime and persisted sysctl values, drift and overrides
+version_added: 0.1.0
+description:
+  - Reads sysctl values directly from C(/proc/sys) (no C(sysctl) binary) and, optionally, the persisted
+    configuration from C(/etc/sysctl.d), C(/run/sysctl.d), C(/usr/local/lib/sysctl.d), C(/usr/lib/sysctl.d) and
+    C(/etc/sysctl.conf), resolved in the order systemd-sysctl and C(sysctl --system) use.
+  - Explains keys that are missing here (removed, module not loaded, global key inside a container network
+    namespace, and so on) and reports runtime values that differ from what boot would apply.
+  - Never writes anything.
+author:
+  - linuxnet.tcp maintainers
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so check mode runs it normally.
+  diff_mode:
+    support: none
+  platform:
+    platforms: [linux]
+  facts:
+    support: full
+options:
+  keys:
+    description:
+      - Key names or glob patterns (per path component, for example V(net.ipv4.tcp_*) or
+        V(net/ipv4/conf/*/forwarding)). Dots and slashes are separators as in sysctl.d(5).
+      - Default is the catalogue's TCP set, the C(net.ipv4) TCP and port keys and the C(net.core) socket keys.
+    type: list
+    elements: str
+  persisted:
+    description:
+      - Also read the sysctl configuration files and report RV(ansible_facts.sysctl.persisted),
+        RV(ansible_facts.sysctl.drift) and RV(ansible_facts.sysctl.overrides).
+    type: bool
+    default: true
+seealso:
+  - module: linuxnet.tcp.sysctl_profile
+"""
+
+EXAMPLES = r"""
+- name: Gather the TCP sysctl set
+  linuxnet.tcp.sysctl_facts:
+
+- name: Gather conntrack keys and show drift against the boot configuration
+  linuxnet.tcp.sysctl_facts:
+    keys:
+      - net.netfilter.nf_conntrack_*
+      - net.ipv4.tcp_tw_recycle
+
+- name: Report keys whose runtime value differs from what boot applies
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.sysctl.drift }}"
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added under C(ansible_facts.sysctl).
+  returned: always
+  type: dict
+  contains:
+    sysctl:
+      description: Sysctl facts.
+      type: dict
+      returned: always
+      contains:
+        values:
+          description: Runtime value per key, whitespace normalised to single spaces.
+          type: dict
+          returned: always
+          sample: {"net.ipv4.tcp_fin_timeout": "60", "net.ipv4.ip_local_port_range": "32768 60999"}
+        missing:
+          description:
+            - Requested keys (and catalogue keys matching a pattern) that cannot be read here, with
+              V(classification) (V(removed), V(module_not_loaded), V(global_in_child_netns), V(read_only),
+              V(unknown_key)), V(reason) and, for removed keys, V(replacement).
+          type: dict
+          returned: always
+          sample: {"net.ipv4.tcp_max_orphans": {"classification": "global_in_child_netns", "reason": "global key: set this on the host"}}
+        persisted:
+          description: Value boot applies per requested key (systemd-sysctl order) and the file that wins.
+          type: dict
+          returned: always
+          sample: {"net.core.somaxconn": {"value": "8192", "file": "/etc/sysctl.d/90-linuxnet-web.conf"}}
+        drift:
+          description: Keys whose runtime value differs from what boot would apply.
+          type: dict
+          returned: always
+          sample: {"net.core.somaxconn": {"runtime": "4096", "persisted": "8192", "file": "/etc/sysctl.d/90-linuxnet-web.conf"}}
+        overrides:
+          description:
+            - Keys set in more than one file, every assignment in application order (the last one wins);
+              C(/etc/sysctl.conf) comes last as with C(sysctl --system).
+          type: dict
+          returned: always
+          sample: {"net.ipv4.tcp_keepalive_time": [{"file": "/etc/sysctl.d/10-c.conf", "value": "200"},
+                                                   {"file": "/usr/lib/sysctl.d/60-b.conf", "value": "100"}]}
+        kernel:
+          description: Kernel release, whether this is the initial network namespace, whether C(/proc/sys) is writable.
+          type: dict
+          returned: always
+          sample: {"release": "6.18.44", "initial_netns": true, "proc_sys_writable": true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import SysctlError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_d import gather_facts
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            keys=dict(type="list", elements="str", no_log=False),
+            persisted=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        facts = gather_facts("/", module.params["keys"], module.params["persisted"])
+    except SysctlError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, ansible_facts={"sysctl": facts})
+
+
+if __name__ == "__main__":
+    main()
