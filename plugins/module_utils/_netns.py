@@ -1,0 +1,103 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Enter a network namespace by path for a block of work, and always come back.
+
+setns(2) with CLONE_NEWNET moves only the calling thread; netlink sockets, /proc/net and /proc/sys/net
+opened afterwards belong to the new namespace. The original namespace is kept open as a file descriptor
+and restored in ``finally``, so no exception can leave the process in the container's namespace.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+from contextlib import contextmanager
+
+CLONE_NEWNET = 0x40000000
+# NS_GET_NSTYPE = _IO(0xb7, 0x3) from include/uapi/linux/nsfs.h (Linux 4.11+).
+NS_GET_NSTYPE = 0xB703
+# init_net's fixed inode number, PROC_NET_INIT_INO in include/linux/proc_ns.h (fixed on recent kernels;
+# older ones allocate it dynamically, then we compare with PID 1's namespace instead).
+PROC_NET_INIT_INO = 0xEFFFFFF9
+
+
+class NetnsError(Exception):
+    """The path is not a usable network namespace, or entering/leaving it failed."""
+
+
+def _setns(fd):
+    if hasattr(os, "setns"):  # Python 3.12+
+        os.setns(fd, CLONE_NEWNET)
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def open_netns(path):
+    """Open ``path`` and check that it is a network namespace; return the fd (caller closes)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise NetnsError("netns: cannot open %s: %s" % (path, exc.strerror)) from exc
+    try:
+        kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.ENOTTY, errno.EINVAL):
+            raise NetnsError("netns: %s is not a namespace file; expected a path such as /run/netns/NAME "
+                             "or /proc/PID/ns/net" % path) from None
+        raise NetnsError("netns: cannot inspect %s: %s" % (path, exc.strerror)) from exc
+    if kind != CLONE_NEWNET:
+        os.close(fd)
+        raise NetnsError("netns: %s is a namespace but not a network namespace; expected a path such as "
+                         "/run/netns/NAME or /proc/PID/ns/net" % path)
+    return fd
+
+
+@contextmanager
+def entered(path, root="/"):
+    """Run the block inside the network namespace at ``path`` (no-op when ``path`` is None)."""
+    if path is None:
+        yield
+        return
+    target = open_netns(path)
+    try:
+        home = os.open(os.path.join(root, "proc", "thread-self", "ns", "net"), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        os.close(target)
+        raise NetnsError("netns: cannot save the current network namespace: %s" % exc.strerror) from exc
+    try:
+        try:
+            _setns(target)
+        except OSError as exc:
+            raise NetnsError("netns: cannot enter %s: %s (entering another network namespace needs "
+                             "CAP_SYS_ADMIN)" % (path, exc.strerror)) from exc
+        try:
+            yield
+        finally:
+            try:
+                _setns(home)
+            except OSError as exc:
+                # Nothing else may run in the wrong namespace: stop here with the reason.
+                raise NetnsError("netns: cannot return to the original network namespace: %s" % exc.strerror) from exc
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+def is_initial(root="/"):
+    """True/False when this thread's network namespace is (not) the host's initial one, None if unknown."""
+    try:
+        here = os.stat(os.path.join(root, "proc", "thread-self", "ns", "net")).st_ino
+    except OSError:
+        return None
+    if here == PROC_NET_INIT_INO:
+        return True
+    try:
+        return here == os.stat(os.path.join(root, "proc", "1", "ns", "net")).st_ino
+    except OSError:
+        return None

@@ -1,0 +1,294 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Aggregate the socket table into the ``tcp`` facts document, and orchestrate one collection.
+
+Aggregation keys are raw values (16 address bytes, int ports); text is made only for the entries that
+end up in a top-N list. IPv4-mapped IPv6 peers are merged into their IPv4 address at that point.
+
+"Inbound" means the socket's local port is a port some socket of the same family listens on (its peer's
+port is then a client's ephemeral port and is aggregated away as ``port: null``); every other socket is
+"outbound" and keeps its peer's port.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import (
+    read_conntrack,
+    read_counters,
+    read_port_range,
+)
+from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import entered, is_initial
+from ansible_collections.linuxnet.tcp.plugins.module_utils._owners import find_owners, netns_link
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sockets import (
+    AF_INET,
+    AF_INET6,
+    ALL_STATES,
+    CLOSE_WAIT,
+    FAMILY_SLOT,
+    LISTEN,
+    LISTEN_BIT,
+    STATE_NAMES,
+    TIME_WAIT,
+    CollectError,
+    NetlinkBackend,
+    NetlinkRefused,
+    ProcBackend,
+    states_mask,
+)
+
+STATE_ORDER = tuple(name for name in STATE_NAMES if name)
+_MAPPED = b"\0" * 10 + b"\xff\xff"
+SUMMARY_LIST_CAP = 5
+
+
+def address_text(slot, raw):
+    """Printable address for a raw key; IPv4-mapped IPv6 becomes plain IPv4."""
+    if slot == 0:
+        return socket.inet_ntop(AF_INET, raw[:4])
+    if raw[:12] == _MAPPED:
+        return socket.inet_ntop(AF_INET, raw[12:16])
+    return socket.inet_ntop(AF_INET6, raw)
+
+
+class Tally:
+    """Running aggregates over record batches (see _sockets for the record shape)."""
+
+    def __init__(self, port_range=None):
+        self.counts = [0] * 32
+        self.listen_ports = {AF_INET: set(), AF_INET6: set()}
+        self.listeners = []
+        self.peers = [{} for _ in range(32)]
+        self.lports = [{} for _ in range(16)]
+        self.tw_remote = {}
+        self.tw_local = {}
+        self.close_wait = []
+        self.dest = {}
+        self.port_range = port_range
+
+    def add_listeners(self, family, records):
+        ports = self.listen_ports[family]
+        lports = self.lports[LISTEN]
+        slot = FAMILY_SLOT[family]
+        for rec in records:
+            ports.add(rec[1])
+            lports[rec[1]] = lports.get(rec[1], 0) + 1
+            self.listeners.append((slot, rec))
+
+    def add(self, family, batch):
+        """Fold one batch of non-LISTEN records of ``family`` into the aggregates."""
+        slot = FAMILY_SLOT[family]
+        off = slot * 16
+        peers = self.peers
+        lports = self.lports
+        listen = self.listen_ports[family]
+        tw_remote = self.tw_remote
+        tw_local = self.tw_local
+        dest = self.dest
+        lo, hi = self.port_range or (1, 0)
+        for state, sport, dport, src, dst, _rq, _wq, uid, inode in batch:
+            table = peers[off + state]
+            table[dst] = table.get(dst, 0) + 1
+            table = lports[state]
+            table[sport] = table.get(sport, 0) + 1
+            inbound = sport in listen
+            if state == TIME_WAIT:
+                key = (slot, dst, None if inbound else dport)
+                tw_remote[key] = tw_remote.get(key, 0) + 1
+                tw_local[sport] = tw_local.get(sport, 0) + 1
+            elif state == CLOSE_WAIT:
+                self.close_wait.append((inode, uid, slot, dst, None if inbound else dport))
+            if not inbound and lo <= sport <= hi:
+                # Each outbound socket holds one local port towards (src, dst, dport): the pool that runs
+                # dry in port exhaustion (__inet_hash_connect() in net/ipv4/inet_hashtables.c).
+                key = (slot, src, dst, dport)
+                dest[key] = dest.get(key, 0) + 1
+
+    # ----- report -----------------------------------------------------------------------------------
+
+    def state_counts(self):
+        counts = self.counts
+        out = {name: counts[num] + counts[16 + num] for num, name in enumerate(STATE_NAMES) if name}
+        out["total"] = sum(counts[1:12]) + sum(counts[17:28])
+        out["by_family"] = {"ipv4": sum(counts[1:12]), "ipv6": sum(counts[17:28])}
+        return out
+
+    def report(self, top=10, owners=None, summary=False, wanted=ALL_STATES):
+        owners = owners or {}
+        cap = min(top, SUMMARY_LIST_CAP) if summary else top
+        states = self.state_counts()
+        return {
+            "states": states,
+            "time_wait": self._time_wait(states["TIME_WAIT"], cap),
+            "close_wait": self._close_wait(states["CLOSE_WAIT"], cap, owners, summary),
+            "peers": self._peers(cap, summary),
+            "local_ports": self._local_ports(cap, summary),
+            "listeners": self._listeners(owners, cap if summary else None) if wanted & LISTEN_BIT else [],
+            "ephemeral_ports": self._ephemeral(),
+        }
+
+    def _time_wait(self, total, cap):
+        remotes = {}
+        for (slot, raw, port), count in self.tw_remote.items():
+            key = (address_text(slot, raw), port)
+            remotes[key] = remotes.get(key, 0) + count
+        return {
+            "total": total,
+            "by_remote": [{"address": a, "port": p, "count": c} for (a, p), c in _top(remotes, cap)],
+            "by_local_port": [{"port": p, "count": c} for p, c in _top(self.tw_local, cap)],
+        }
+
+    def _close_wait(self, total, cap, owners, summary):
+        procs = {}
+        unowned = 0
+        for inode, _uid, slot, raw, port in self.close_wait:
+            holders = owners.get(inode)
+            if not holders:
+                unowned += 1
+                continue
+            holder = holders[0]
+            entry = procs.get(holder["pid"])
+            if entry is None:
+                entry = procs[holder["pid"]] = dict(holder, count=0, remotes={})
+            entry["count"] += 1
+            key = (address_text(slot, raw), port)
+            entry["remotes"][key] = entry["remotes"].get(key, 0) + 1
+        ranked = sorted(procs.values(), key=lambda e: (-e["count"], e["pid"]))[:cap]
+        remote_cap = 1 if summary else cap
+        for entry in ranked:
+            entry["remotes"] = [{"address": a, "port": p, "count": c} for (a, p), c in _top(entry["remotes"], remote_cap)]
+        return {"total": total, "by_process": ranked, "unowned": unowned}
+
+    def _peers(self, cap, summary):
+        merged = {}
+        for index, table in enumerate(self.peers):
+            state = index % 16
+            for raw, count in table.items():
+                row = merged.setdefault(address_text(index // 16, raw), [0] * 12)
+                row[state] += count
+        rows = sorted(merged.items(), key=lambda kv: (-sum(kv[1]), kv[0]))[:cap]
+        return [{"address": addr, "total": sum(row), "states": _state_dict(row, summary)} for addr, row in rows]
+
+    def _local_ports(self, cap, summary):
+        merged = {}
+        for state, table in enumerate(self.lports):
+            for port, count in table.items():
+                merged.setdefault(port, [0] * 12)[state] += count
+        rows = sorted(merged.items(), key=lambda kv: (-sum(kv[1]), kv[0]))[:cap]
+        return [{"port": port, "total": sum(row), "states": _state_dict(row, summary)} for port, row in rows]
+
+    def _listeners(self, owners, cap):
+        rows = []
+        for slot, rec in self.listeners:
+            _state, sport, _dport, src, _dst, rqueue, wqueue, _uid, inode = rec
+            holders = owners.get(inode) or [{"pid": None, "name": None, "user": None}]
+            rows.append({"address": address_text(slot, src), "port": sport, "queue": rqueue, "backlog": wqueue,
+                         "pid": holders[0]["pid"], "name": holders[0]["name"], "user": holders[0]["user"]})
+
+        def fill(row):
+            return row["queue"] / row["backlog"] if row["backlog"] else float(row["queue"] > 0)
+
+        rows.sort(key=lambda r: (-fill(r), -r["queue"], r["port"], r["address"]))
+        return rows if cap is None else rows[:cap]
+
+    def _ephemeral(self):
+        if not self.port_range:
+            return {"range": None, "size": None, "busiest": {"address": None, "port": None, "in_use": None,
+                                                             "utilisation": None}}
+        lo, hi = self.port_range
+        size = max(hi - lo + 1, 0)
+        busiest = {"address": None, "port": None, "in_use": 0, "utilisation": 0.0}
+        if self.dest:
+            (slot, _src, raw, port), in_use = max(self.dest.items(), key=lambda kv: kv[1])
+            busiest = {"address": address_text(slot, raw), "port": port, "in_use": in_use,
+                       "utilisation": round(in_use / size, 4) if size else None}
+        return {"range": [lo, hi], "size": size, "busiest": busiest}
+
+
+def _top(table, cap):
+    """Largest ``cap`` items of a count dict, ties in key order (None sorts first)."""
+    return sorted(table.items(), key=lambda kv: (-kv[1], _sort_key(kv[0])))[:cap]
+
+
+def _sort_key(key):
+    if isinstance(key, tuple):
+        return tuple((0, "") if k is None else (1, k) for k in key)
+    return key
+
+
+def _state_dict(row, summary):
+    return {name: row[num] for num, name in enumerate(STATE_NAMES) if name and (row[num] or not summary)}
+
+
+def _dump(backend, detail, port_range):
+    """Read the socket table with ``backend`` into a new Tally."""
+    tally = Tally(port_range)
+    # LISTEN sockets are always read in detail: they are few, and they tell inbound from outbound.
+    for family in (AF_INET, AF_INET6):
+        tally.add_listeners(family, backend.listeners(family, tally.counts))
+    rest = ALL_STATES & ~LISTEN_BIT
+    for family in (AF_INET, AF_INET6):
+        for batch in backend.scan(family, rest, detail, tally.counts):
+            tally.add(family, batch)
+    return tally
+
+
+def gather(backend="auto", states=None, top=10, processes=True, netns=None, summary=False, root="/"):
+    """Collect the ``tcp`` facts. Raises CollectError, KstatsError or NetnsError with a clear message."""
+    started = time.monotonic()
+    wanted = ALL_STATES if states is None else states_mask(STATE_ORDER.index(s) + 1 for s in states)
+    fallback = None
+    with entered(netns, root):
+        initial = is_initial(root)
+        port_range = read_port_range(root)
+        counters = read_counters(root)
+        conntrack = read_conntrack(root)
+        if backend == "proc":
+            used = ProcBackend(root)
+            tally = _dump(used, wanted, port_range)
+        else:
+            used = NetlinkBackend()
+            try:
+                tally = _dump(used, wanted, port_range)
+            except NetlinkRefused as exc:
+                if backend == "netlink":
+                    raise
+                fallback = str(exc)
+                used = ProcBackend(root)
+                tally = _dump(used, wanted, port_range)
+    privileged = os.geteuid() == 0
+    owners = {}
+    owner_info = None
+    if processes:
+        inodes = [rec[8] for _slot, rec in tally.listeners] if wanted & LISTEN_BIT else []
+        inodes.extend(row[0] for row in tally.close_wait)
+        uids = {rec[7] for _slot, rec in tally.listeners} | {row[1] for row in tally.close_wait}
+        owners, owner_info = find_owners(inodes, root, netns_link(root, netns), uids)
+    facts = tally.report(top, owners, summary, wanted)
+    facts["counters"] = counters
+    facts["conntrack"] = conntrack
+    facts["collection"] = {
+        "backend": used.name,
+        "fallback_reason": fallback,
+        "duration_ms": round((time.monotonic() - started) * 1000.0, 1),
+        "kernel": os.uname().release,
+        "initial_netns": initial,
+        "netns": netns,
+        "privileged": privileged,
+        "owners": _owner_note(processes, privileged, owner_info),
+        "summary": summary,
+    }
+    return facts
+
+
+def _owner_note(processes, privileged, info):
+    if not processes:
+        return {"visibility": "not requested", "complete": None}
+    note = "all processes" if privileged else "only processes of uid %d (run as root to see every owner)" % os.geteuid()
+    return {"visibility": note, "complete": info["complete"], "processes_scanned": info["processes_scanned"],
+            "processes_denied": info["processes_denied"], "fds_read": info["fds_read"]}
+
+
+__all__ = ["Tally", "gather", "address_text", "CollectError"]

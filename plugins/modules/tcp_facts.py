@@ -1,0 +1,255 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: tcp_facts
+short_description: Gather TCP connection-state facts from the kernel socket table
+version_added: 0.1.0
+description:
+  - Counts every TCP socket per state and family, and explains where they go. The result shows the top
+    remote endpoints in C(TIME_WAIT), the processes leaking C(CLOSE_WAIT) sockets, the busiest peers and
+    local ports, the listeners with their accept queue and backlog, and how full the ephemeral port range is
+    towards the busiest destination. It also returns the kernel counters for these problems.
+  - Reads the table through netlink C(sock_diag), the interface C(ss) uses. The kernel filters by state,
+    and the messages are parsed in place. When netlink is refused (gVisor, WSL1, seccomp, kernels without
+    C(inet_diag)), the module reads C(/proc/net/tcp) and C(/proc/net/tcp6) instead. Both give the same
+    facts, except the listener backlog limit, which only netlink reports.
+  - A socket in C(CLOSE_WAIT) means the peer has closed and the local application has not called
+    C(close) on it yet. A growing C(CLOSE_WAIT) count is an application bug (a leak), not a kernel tuning
+    problem. O(processes) names the process that holds these sockets.
+  - The facts are a snapshot. The kernel dumps the table in batches without a global lock, so under heavy
+    churn a socket can be missed or seen twice, as with C(ss) and C(netstat).
+  - Works without root. Only the owners of other users' sockets are then hidden, and the
+    RV(ansible_facts.tcp.collection.owners) value says so.
+author:
+  - linuxnet.tcp maintainers
+options:
+  backend:
+    description:
+      - How the socket table is read.
+      - V(auto) tries netlink and falls back to V(proc) when netlink is refused.
+      - V(netlink) fails when netlink is refused.
+    type: str
+    choices: [auto, netlink, proc]
+    default: auto
+  states:
+    description:
+      - TCP states to collect in detail for the peer, port, C(TIME_WAIT), C(CLOSE_WAIT) and listener views.
+      - The counts of every state are always returned, whatever this list contains.
+      - An empty list returns counts, counters and the port range only. This is the fastest call.
+      - C(LISTEN) sockets are always read, because they tell inbound sockets from outbound ones. The
+        RV(ansible_facts.tcp.listeners) list is filled only when C(LISTEN) is in this list.
+    type: list
+    elements: str
+    choices: [ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING]
+  top:
+    description:
+      - Number of entries in each top-N list (C(time_wait), C(close_wait), C(peers), C(local_ports)).
+      - V(0) returns these lists empty. The counts stay.
+    type: int
+    default: 10
+  processes:
+    description:
+      - Find the processes that hold C(CLOSE_WAIT) and C(LISTEN) sockets, by matching socket inodes in
+        C(/proc/PID/fd).
+      - The scan stops as soon as every wanted socket has an owner. C(TIME_WAIT) and C(SYN_RECV) sockets
+        never have an owner.
+    type: bool
+    default: true
+  netns:
+    description:
+      - Path of a network namespace to inspect instead of the module's own, such as V(/run/netns/NAME) or
+        V(/proc/PID/ns/net) of a container's process.
+      - The module enters the namespace to read the socket table, the counters and the port range, then
+        returns to its own namespace in every case. This needs C(CAP_SYS_ADMIN).
+      - Owners are still found, because socket inodes in C(/proc/PID/fd) are the same from every namespace.
+    type: path
+  summary:
+    description:
+      - Return a compact document for fleet-wide fact caching. Every key stays. Top lists are capped at
+        5 entries (or O(top) if smaller), and each C(CLOSE_WAIT) process keeps only its top remote.
+        Per-state dicts in C(peers) and C(local_ports) list only non-zero states, and C(listeners) keeps
+        the fullest accept queues only.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; check mode returns the same facts.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+  platform:
+    platforms: [linux]
+    support: full
+notes:
+  - Sockets of other network namespaces (containers, pods) are not in the host's table; use O(netns).
+  - RV(ansible_facts.tcp.counters.sockstat) mixes per-namespace values (C(inuse), C(tw)) and host-wide
+    ones (C(orphan), C(alloc), C(mem) in pages).
+  - C(CurrEstab) counts C(CLOSE_WAIT) sockets as well on recent kernels, so it can exceed
+    RV(ansible_facts.tcp.states.ESTABLISHED).
+seealso:
+  - name: sock_diag(7)
+    description: The netlink interface used to read the socket table.
+    link: https://man7.org/linux/man-pages/man7/sock_diag.7.html
+  - name: proc_net_tcp
+    description: Kernel documentation of the /proc/net/tcp fallback format.
+    link: https://docs.kernel.org/networking/proc_net_tcp.html
+"""
+
+EXAMPLES = r"""
+- name: Gather TCP facts
+  linuxnet.tcp.tcp_facts:
+
+- name: Show where the TIME_WAIT sockets go
+  ansible.builtin.debug:
+    var: ansible_facts.tcp.time_wait.by_remote
+
+- name: Counts only, as fast as possible (no detail, no process scan)
+  linuxnet.tcp.tcp_facts:
+    states: []
+    processes: false
+
+- name: Find which process leaks CLOSE_WAIT sockets
+  linuxnet.tcp.tcp_facts:
+    states: [CLOSE_WAIT]
+    top: 5
+
+- name: Inspect a container's network namespace from the host
+  linuxnet.tcp.tcp_facts:
+    netns: /run/netns/app1
+
+- name: Small document for fact caching across a fleet
+  linuxnet.tcp.tcp_facts:
+    summary: true
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added to the host.
+  returned: always
+  type: dict
+  contains:
+    tcp:
+      description: TCP connection-state facts. Every key is always present, zero, empty or null when nothing applies.
+      returned: always
+      type: dict
+      contains:
+        states:
+          description:
+            - Socket count per state, plus C(total) and C(by_family) (C(ipv4), C(ipv6) totals).
+            - Sockets whose peer is IPv4-mapped IPv6 (V(::ffff:a.b.c.d)) count as C(ipv4).
+            - C(SYN_RECV) includes the kernel's request sockets (C(NEW_SYN_RECV)).
+            - An orphaned C(FIN_WAIT2) socket is a timewait socket, and the kernel reports it as C(FIN_WAIT2).
+          type: dict
+          returned: always
+          sample: {ESTABLISHED: 12, SYN_SENT: 0, SYN_RECV: 0, FIN_WAIT1: 0, FIN_WAIT2: 0, TIME_WAIT: 30000, CLOSE: 0,
+                   CLOSE_WAIT: 3, LAST_ACK: 0, LISTEN: 4, CLOSING: 0, total: 30019, by_family: {ipv4: 30015, ipv6: 4}}
+        time_wait:
+          description:
+            - C(total), the top remote endpoints C(by_remote) (C(address), C(port), C(count)) and the top local
+              ports C(by_local_port) (C(port), C(count)).
+            - A C(port) of V(null) in C(by_remote) groups inbound sockets, whose local port is a listening port. The
+              remote ports of these sockets are the clients' ephemeral ports.
+          type: dict
+          returned: always
+          sample: {total: 30000, by_remote: [{address: 10.0.0.5, port: 3306, count: 29000}], by_local_port: [{port: 41234, count: 1}]}
+        close_wait:
+          description:
+            - C(total), C(by_process) (C(pid), C(name), C(user), C(count), C(remotes)) and C(unowned), the number of
+              sockets whose owner was not found (not requested, not visible without root, or another PID namespace).
+          type: dict
+          returned: always
+          sample: {total: 3, unowned: 0, by_process: [{pid: 812, name: java, user: app, count: 3,
+                   remotes: [{address: 10.0.0.7, port: 8080, count: 3}]}]}
+        peers:
+          description: Top remote addresses with C(total) and per-state counts in C(states). Listeners are not counted.
+          type: list
+          elements: dict
+          returned: always
+          sample: [{address: 10.0.0.5, total: 29010, states: {ESTABLISHED: 10, TIME_WAIT: 29000}}]
+        local_ports:
+          description: Top local ports with C(total) and per-state counts in C(states).
+          type: list
+          elements: dict
+          returned: always
+          sample: [{port: 443, total: 120, states: {ESTABLISHED: 118, LISTEN: 2}}]
+        listeners:
+          description:
+            - Listening sockets, fullest accept queue first. C(queue) is the current accept queue length,
+              C(backlog) its limit (V(null) with the proc backend). C(pid), C(name) and C(user) name the
+              owner, or are V(null) when the owner was not found.
+          type: list
+          elements: dict
+          returned: always
+          sample: [{address: 0.0.0.0, port: 8080, queue: 129, backlog: 128, pid: 901, name: python3, user: app}]
+        ephemeral_ports:
+          description:
+            - C(range) from C(net.ipv4.ip_local_port_range), its C(size), and the C(busiest) destination
+              (C(address), C(port), C(in_use) local ports towards it, C(utilisation) from 0 to 1).
+          type: dict
+          returned: always
+          sample: {range: [32768, 60999], size: 28232, busiest: {address: 10.0.0.5, port: 3306, in_use: 29010, utilisation: 1.0276}}
+        counters:
+          description:
+            - Kernel counters from C(/proc/net/netstat) (C(TcpExt)) and C(/proc/net/snmp) (C(Tcp)), V(null) when the
+              kernel lacks one, and C(sockstat) (C(inuse) for IPv4 plus IPv6, C(orphan), C(tw), C(alloc), C(mem) in pages).
+          type: dict
+          returned: always
+          sample: {ListenOverflows: 0, ListenDrops: 0, TCPTimeWaitOverflow: 0, TW: 120034, CurrEstab: 15,
+                   sockstat: {inuse: 19, orphan: 0, tw: 30000, alloc: 25, mem: 3}}
+        conntrack:
+          description: C(count), C(max) and C(utilisation) of nf_conntrack, or V(null) values when it is not loaded.
+          type: dict
+          returned: always
+          sample: {count: 1200, max: 262144, utilisation: 0.0046}
+        collection:
+          description:
+            - How the facts were collected. C(backend) (V(netlink) or V(proc)), C(fallback_reason) (why
+              netlink was not used, or V(null)), C(duration_ms), C(kernel), C(initial_netns), C(netns),
+              C(privileged), C(summary).
+            - C(owners) gives the C(visibility) of the process scan, whether it found every wanted owner
+              (C(complete)), and its cost.
+          type: dict
+          returned: always
+          sample: {backend: netlink, fallback_reason: null, duration_ms: 41.2, kernel: 6.1.0-18-amd64, initial_netns: true,
+                   netns: null, privileged: true, summary: false,
+                   owners: {visibility: all processes, complete: true, processes_scanned: 12, processes_denied: 0, fds_read: 310}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import KstatsError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import NetnsError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sockets import STATE_NUMBERS, CollectError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_report import gather
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            backend=dict(type="str", default="auto", choices=["auto", "netlink", "proc"]),
+            states=dict(type="list", elements="str", choices=sorted(STATE_NUMBERS, key=STATE_NUMBERS.get)),
+            top=dict(type="int", default=10),
+            processes=dict(type="bool", default=True),
+            netns=dict(type="path"),
+            summary=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["top"] < 0:
+        module.fail_json(msg="top must be 0 or a positive integer, got %d" % params["top"])
+    try:
+        facts = gather(backend=params["backend"], states=params["states"], top=params["top"],
+                       processes=params["processes"], netns=params["netns"], summary=params["summary"])
+    except (CollectError, KstatsError, NetnsError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, ansible_facts={"tcp": facts})
+
+
+if __name__ == "__main__":
+    main()
