@@ -1,0 +1,89 @@
+# linuxnet.tcp developer and user entry points. `make demo` and `make test` are the two commands
+# the README's Quick start promises; everything else is a building block of those two.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+BUILD := $(CURDIR)/.build
+COLLECTIONS := $(BUILD)/collections
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+# Debian packages the test suite drives (installed by `make test` when running as root).
+SYSTEM_PACKAGES := podman runc debootstrap iproute2 shellcheck rsync prometheus chromium
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_NOCOLOR := 1
+export PY_COLORS := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help demo test bench unit integration sanity lint changelog-lint build molecule images \
+        system-deps venv test-deps link clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(BIN)/ansible-playbook: requirements.txt
+	@# Debian and Ubuntu ship venv support separately (python3-venv); install it when root.
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { [ "$$(id -u)" -eq 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; } || \
+	  { echo "Python venv support is missing: apt-get install python3-venv"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+venv: $(BIN)/ansible-playbook ## Create .venv with the controller requirements
+
+$(VENV)/.test-deps: requirements-test.txt requirements.txt $(BIN)/ansible-playbook
+	$(BIN)/pip install -q -r requirements-test.txt
+	touch $@
+
+test-deps: $(VENV)/.test-deps ## Install the pinned test requirements into .venv
+
+link: ## Expose this checkout as ansible_collections/linuxnet/tcp for tests
+	@mkdir -p $(COLLECTIONS)/ansible_collections/linuxnet
+	@ln -sfn ../../../.. $(COLLECTIONS)/ansible_collections/linuxnet/tcp
+
+system-deps: ## As root, install the Debian packages the tests need when missing
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+images: system-deps ## Build the local Debian 11/12/13 test images (REBUILD=1 to build again)
+	tests/images/build.sh $(if $(REBUILD),--rebuild)
+
+demo: venv ## Install the collection into .venv and audit this machine
+	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)/dist . >/dev/null
+	$(BIN)/ansible-galaxy collection install --force -p $(VENV)/collections \
+	  $(BUILD)/dist/linuxnet-tcp-$(VERSION).tar.gz >/dev/null
+	ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-playbook \
+	  -i localhost, -c local linuxnet.tcp.audit
+
+test: test-deps system-deps link images ## Install what the tests need, build images, run the whole suite
+	source tests/podman/env.sh && $(BIN)/python -m pytest -v -p no:cacheprovider
+
+unit: test-deps link ## Unit tests only
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: test-deps link ## Live tests in network namespaces (root)
+	$(BIN)/python -m pytest -v tests/integration -m live
+
+sanity: test-deps ## ansible-test sanity, ansible-lint, changelog lint, build + ansible-doc
+	$(BIN)/python -m pytest -v tests/sanity
+
+molecule: test-deps system-deps link images ## All Molecule scenarios (S=name for one)
+	source tests/podman/env.sh && $(BIN)/python -m pytest -v tests/integration/test_molecule.py $(if $(S),-k "$(S)")
+
+bench: test-deps link ## Benchmarks (not part of `make test`)
+	@for b in benchmarks/*/run.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean: ## Remove build output (keeps .venv and images)
+	rm -rf $(BUILD)/dist $(BUILD)/sanity $(BUILD)/install tests/output
