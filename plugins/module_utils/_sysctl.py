@@ -63,13 +63,13 @@ def canonical_key(key, allow_glob=False):
     text = key.strip()
     if not text:
         raise SysctlError("key %r is empty" % (key,))
-    plain = "".join(c for c in text if c not in _GLOB_CHARS) if allow_glob else text
+    if not allow_glob and _GLOB_CHARS & set(text):
+        raise SysctlError("key %r: glob patterns are not accepted here, name each key" % (key,))
+    plain = "".join(c for c in text if c not in _GLOB_CHARS)
     if plain and not _KEY_RE.match(plain):
         raise SysctlError("key %r contains characters outside letters, digits and _ . / - : @ + (sysctl.d key rules)" % (key,))
     if text.startswith(("/", "-")):
         raise SysctlError("key %r must be relative to /proc/sys and must not start with '/' or '-'" % (key,))
-    if not allow_glob and _GLOB_CHARS & set(text):
-        raise SysctlError("key %r: glob patterns are not accepted here, name each key" % (key,))
     first = min((i for i in (text.find("."), text.find("/")) if i >= 0), default=-1)
     if first >= 0 and text[first] == ".":
         text = text.translate(str.maketrans("./", "/."))
@@ -91,9 +91,15 @@ def key_parts(key):
     return key.split("/") if "/" in key else key.split(".")
 
 
-def _normalise_tokens(text):
+_OCTAL_RE = re.compile(r"^[+-]?0[0-9]+$")
+
+
+def _normalise_tokens(text, strict=False):
     tokens = []
     for tok in text.split():
+        if strict and _OCTAL_RE.match(tok):
+            # The kernel parses integers with base 0, so "010" would be octal 8: refuse to guess.
+            raise ValueError("'%s' has a leading zero, which the kernel reads as octal; write it in decimal" % tok)
         ints = catalog.as_ints(tok)
         tokens.append(str(ints[0]) if ints else tok)
     return " ".join(tokens)
@@ -115,7 +121,7 @@ def normalise_value(value, key="value"):
         if char in value:
             raise SysctlError("%s: value must not contain %s (it would inject lines into the sysctl.d file)" % (key, name))
     try:
-        return _normalise_tokens(value)
+        return _normalise_tokens(value, strict=True)
     except ValueError as exc:
         raise SysctlError("%s: %s" % (key, exc))
 
@@ -396,8 +402,8 @@ def apply_changes(tree, changes):
                              key, cls, failures)
         if not values_equal(got, after):
             failures = rollback(tree, written)
-            raise ApplyError("%s: the kernel kept '%s' after writing '%s' [%s]; %s" % (key, got, after, INVALID_VALUE,
-                                                                                     _rollback_note(written, failures)),
+            note = _rollback_note(written, failures)
+            raise ApplyError("%s: the kernel kept '%s' after writing '%s' [%s]; %s" % (key, got, after, INVALID_VALUE, note),
                              key, INVALID_VALUE, failures)
 
 

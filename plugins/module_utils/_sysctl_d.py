@@ -267,12 +267,15 @@ def _overridden(root, path, new_text, keys):
 
 
 def profile_present(root, name, settings, persist=True, apply=True, file=None, unsupported="skip", allow_unsafe=False,
-                    check_mode=False):
-    """Plan and (unless check mode) apply a profile. Raises SysctlError before any change, ApplyError after rollback."""
+                    check_mode=False, tree=None):
+    """Plan and (unless check mode) apply a profile. Raises SysctlError before any change, ApplyError after rollback.
+
+    ``tree`` defaults to ``SysctlTree(root)``; tests pass a tree that models kernel write errors.
+    """
     path = dropin_path(name, file)
     if unsupported not in ("skip", "fail"):
         raise SysctlError("unsupported must be 'skip' or 'fail'")
-    tree = sysctl.SysctlTree(root)
+    tree = tree or sysctl.SysctlTree(root)
     plan = sysctl.build_plan(settings, tree, unsupported=unsupported, allow_unsafe=allow_unsafe)
     entries = plan["entries"]
     changes = [(e["key"], e["before"], e["after"]) for e in entries if e["change"]] if apply else []
@@ -344,10 +347,10 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     }
 
 
-def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=False):
+def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=False, tree=None):
     """Remove a profile's drop-in and restore the saved runtime originals, unless another file now sets them."""
     path = dropin_path(name, file)
-    tree = sysctl.SysctlTree(root)
+    tree = tree or sysctl.SysctlTree(root)
     old_text = _read_text(root, path) if persist else None
     if persist and not is_owned(old_text):
         raise SysctlError("%s exists and is not managed by linuxnet.tcp; refusing to remove it" % path)

@@ -1,0 +1,324 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import errno
+import json
+import os
+
+import pytest
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_d as sysctl_d
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import ApplyError, SysctlError, SysctlTree
+
+from test__sysctl import HOST, FakeKernel, make_tree, raw  # pylint: disable=wrong-import-order
+
+DROPIN = "/etc/sysctl.d/90-linuxnet-web.conf"
+STATE = "/var/lib/linuxnet-tcp/sysctl-web.json"
+
+
+def put(root, path, text):
+    full = os.path.join(root, path.lstrip("/"))
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "w") as handle:
+        handle.write(text)
+
+
+def read(root, path):
+    full = os.path.join(root, path.lstrip("/"))
+    if not os.path.exists(full):
+        return None
+    with open(full) as handle:
+        return handle.read()
+
+
+def snapshot(root):
+    """Every file under root with its content and mtime, to prove a run wrote nothing."""
+    out = {}
+    for base, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(base, name)
+            with open(path, "rb") as handle:
+                out[path] = (handle.read(), os.stat(path).st_mtime_ns)
+    return out
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("net.ipv4.tcp_fin_timeout = 30\n", [("net.ipv4.tcp_fin_timeout", "30", False, False, False)]),
+    ("  net.ipv4.tcp_fin_timeout=30  \n", [("net.ipv4.tcp_fin_timeout", "30", False, False, False)]),
+    ("# c\n; c\n\nnet.core.somaxconn = 4096\n", [("net.core.somaxconn", "4096", False, False, False)]),
+    ("-net.netfilter.nf_conntrack_max = 262144\n", [("net.netfilter.nf_conntrack_max", "262144", True, False, False)]),
+    ("net.ipv4.ip_local_port_range = 32768\t60999\n", [("net.ipv4.ip_local_port_range", "32768 60999", False, False, False)]),
+    ("net.ipv4.conf.*.rp_filter = 2\n-net.ipv4.conf.lo.rp_filter\n",
+     [("net.ipv4.conf.*.rp_filter", "2", False, True, False), ("net.ipv4.conf.lo.rp_filter", None, True, False, True)]),
+    ("net/ipv4/conf/eth0.100/forwarding = 1\n", [("net/ipv4/conf/eth0.100/forwarding", "1", False, False, False)]),
+    ("garbage line\nbad key = 1\n", []),
+])
+def test_parse_conf(text, expected):
+    got = [(e["key"], e["value"], e["ignore_failure"], e["glob"], e["exclude"]) for e in sysctl_d.parse_conf(text)]
+    assert got == expected
+
+
+def reference_layout(root):
+    """The precedence scenario verified with systemd 252 and procps 4.0.2 (docs/sysctl.md)."""
+    put(root, "/usr/lib/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 10\n")
+    put(root, "/run/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 15\n")
+    put(root, "/etc/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 20\n")
+    put(root, "/etc/sysctl.d/10-c.conf", "net.ipv4.tcp_keepalive_time = 200\n")
+    put(root, "/usr/lib/sysctl.d/60-b.conf", "net.ipv4.tcp_keepalive_time = 100\n")
+    put(root, "/etc/sysctl.d/99-z.conf", "net.ipv4.tcp_keepalive_intvl = 40\n")
+    put(root, "/etc/sysctl.conf", "net.ipv4.tcp_keepalive_intvl = 30\n")
+    put(root, "/etc/sysctl.d/README.sysctl", "net.ipv4.tcp_keepalive_intvl = 1\n")
+
+
+@pytest.mark.parametrize("tool, files, fin, keepalive, intvl", [
+    ("systemd", ["/etc/sysctl.d/10-c.conf", "/etc/sysctl.d/50-a.conf", "/usr/lib/sysctl.d/60-b.conf", "/etc/sysctl.d/99-z.conf"],
+     "20", "100", "40"),
+    ("procps", ["/etc/sysctl.d/10-c.conf", "/etc/sysctl.d/50-a.conf", "/usr/lib/sysctl.d/60-b.conf", "/etc/sysctl.d/99-z.conf",
+                "/etc/sysctl.conf"], "20", "100", "30"),
+])
+def test_precedence_matches_systemd_and_procps(tmp_path, tool, files, fin, keepalive, intvl):
+    root = str(tmp_path)
+    reference_layout(root)
+    assert [p for p, _ in sysctl_d.config_files(root, tool)] == files
+    explicit, globs = sysctl_d.resolve(root, tool)
+    assert sysctl_d.effective("net.ipv4.tcp_fin_timeout", explicit, globs)["value"] == fin
+    assert sysctl_d.effective("net.ipv4.tcp_keepalive_time", explicit, globs)["value"] == keepalive
+    assert sysctl_d.effective("net.ipv4.tcp_keepalive_intvl", explicit, globs)["value"] == intvl
+
+
+def test_masked_file_and_sysctl_conf_symlink(tmp_path):
+    root = str(tmp_path)
+    put(root, "/usr/lib/sysctl.d/50-vendor.conf", "net.core.somaxconn = 1024\n")
+    put(root, "/etc/sysctl.conf", "net.ipv4.tcp_fin_timeout = 30\n")
+    os.makedirs(os.path.join(root, "etc/sysctl.d"), exist_ok=True)
+    os.symlink("/dev/null", os.path.join(root, "etc/sysctl.d/50-vendor.conf"))
+    os.symlink("../sysctl.conf", os.path.join(root, "etc/sysctl.d/99-sysctl.conf"))
+    for tool in ("systemd", "procps"):
+        files = sysctl_d.config_files(root, tool)
+        # The mask hides the vendor file; /etc/sysctl.conf is read once, as 99-sysctl.conf.
+        assert [p for p, _ in files] == ["/etc/sysctl.d/50-vendor.conf", "/etc/sysctl.d/99-sysctl.conf"]
+        explicit, _ = sysctl_d.resolve(root, tool)
+        assert "net.core.somaxconn" not in explicit
+        assert explicit["net.ipv4.tcp_fin_timeout"] == [{"file": "/etc/sysctl.d/99-sysctl.conf", "value": "30", "ignore_failure": False}]
+
+
+def test_globs_and_exclusions(tmp_path):
+    root = str(tmp_path)
+    put(root, "/etc/sysctl.d/50-rp.conf", "net.ipv4.conf.*.rp_filter = 2\n-net.ipv4.conf.lo.rp_filter\nnet.ipv4.conf.eth1.rp_filter = 0\n")
+    explicit, globs = sysctl_d.resolve(root)
+    assert sysctl_d.effective("net.ipv4.conf.eth0.rp_filter", explicit, globs)["value"] == "2"
+    assert sysctl_d.effective("net.ipv4.conf.lo.rp_filter", explicit, globs) is None
+    assert sysctl_d.effective("net.ipv4.conf.eth1.rp_filter", explicit, globs)["value"] == "0"
+
+
+@pytest.mark.parametrize("name, file, expected", [
+    ("web", None, DROPIN),
+    ("db-primary.v2", None, "/etc/sysctl.d/90-linuxnet-db-primary.v2.conf"),
+    ("web", "/run/sysctl.d/50-web.conf", "/run/sysctl.d/50-web.conf"),
+])
+def test_dropin_path(name, file, expected):
+    assert sysctl_d.dropin_path(name, file) == expected
+
+
+@pytest.mark.parametrize("name, file, words", [
+    ("../../etc/passwd", None, "name"),
+    ("a/b", None, "name"),
+    ("a..b", None, "name"),
+    (".hidden", None, "name"),
+    ("", None, "name"),
+    (5, None, "name"),
+    ("web", "relative.conf", "absolute"),
+    ("web", "/etc/sysctl.d/x.txt", ".conf"),
+    ("web", "/etc/sysctl.d/../sysctl.d/x.conf", "normalised"),
+    ("web", "/etc/sysctl.conf", "never edits /etc/sysctl.conf"),
+    ("web", "/etc/sysctl.d/99-sysctl.conf", "never edits /etc/sysctl.conf"),
+])
+def test_dropin_path_rejects(name, file, words):
+    with pytest.raises(SysctlError) as err:
+        sysctl_d.dropin_path(name, file)
+    assert words in str(err.value)
+
+
+def test_render_is_stable_and_marks_module_keys():
+    text = sysctl_d.render("web", [("net.netfilter.nf_conntrack_max", "262144", True), ("net.core.somaxconn", "8192", False)])
+    assert text.startswith(sysctl_d.MARKER)
+    lines = text.splitlines()
+    assert lines[-2:] == ["net.core.somaxconn = 8192", "-net.netfilter.nf_conntrack_max = 262144"]
+    assert text == sysctl_d.render("web", [("net.core.somaxconn", "8192", False), ("net.netfilter.nf_conntrack_max", "262144", True)])
+
+
+SETTINGS = {
+    "net.core.somaxconn": ">= 8192",
+    "net.ipv4.tcp_keepalive_time": 600,
+    "net.ipv4.tcp_max_tw_buckets": ">= 262144",
+    "net.ipv4.ip_conntrack_max": ">= 524288",
+    "net.ipv4.tcp_tw_recycle": 1,
+    "net.netfilter.nf_conntrack_tcp_timeout_established": 86400,
+    "net.ipv4.vs.expire_nodest_conn": 1,
+    "net.ipv4.tcp_fin_timeout": 2,
+}
+
+
+def test_present_applies_persists_and_is_idempotent(tmp_path):
+    root = make_tree(tmp_path)
+    check = sysctl_d.profile_present(root, "web", SETTINGS, check_mode=True)
+    assert read(root, DROPIN) is None and raw(root, "net/core/somaxconn") == "4096\n"
+
+    first = sysctl_d.profile_present(root, "web", SETTINGS)
+    assert first == check
+    assert first["changed"] is True
+    assert first["applied"]["net.core.somaxconn"] == {"before": "4096", "after": "8192"}
+    assert first["applied"]["net.netfilter.nf_conntrack_max"] == {"before": "262144", "after": "524288"}
+    assert first["renamed"] == [{"key": "net.ipv4.ip_conntrack_max", "to": "net.netfilter.nf_conntrack_max"}]
+    assert dict((s["key"], s["classification"]) for s in first["skipped_keys"]) == {
+        "net.ipv4.tcp_tw_recycle": "removed", "net.ipv4.vs.expire_nodest_conn": "module_not_loaded"}
+    assert [r["key"] for r in first["refused"]] == ["net.ipv4.tcp_fin_timeout"]
+    assert raw(root, "net/core/somaxconn") == "8192\n" and raw(root, "net/ipv4/tcp_fin_timeout") == "60\n"
+
+    text = read(root, DROPIN)
+    body = [line for line in text.splitlines() if not line.startswith("#")]
+    assert body == [
+        "net.core.somaxconn = 8192",
+        "net.ipv4.tcp_keepalive_time = 600",
+        "net.ipv4.tcp_max_tw_buckets = 262144",
+        "-net.netfilter.nf_conntrack_max = 524288",
+        "-net.netfilter.nf_conntrack_tcp_timeout_established = 86400",
+    ]
+    for absent in ("tcp_tw_recycle", "ip_conntrack", "vs.expire", "tcp_fin_timeout"):
+        assert absent not in text
+    state = json.loads(read(root, STATE))
+    assert state["originals"] == {"net.core.somaxconn": "4096", "net.ipv4.tcp_keepalive_time": "7200",
+                                  "net.ipv4.tcp_max_tw_buckets": "131072", "net.netfilter.nf_conntrack_max": "262144",
+                                  "net.netfilter.nf_conntrack_tcp_timeout_established": "432000"}
+    assert [d["before_header"] for d in first["diff"]] == ["runtime (/proc/sys)", DROPIN]
+
+    before = snapshot(root)
+    again = sysctl_d.profile_present(root, "web", SETTINGS)
+    assert again["changed"] is False and again["diff"] == []
+    assert snapshot(root) == before
+    assert sysctl_d.profile_present(root, "web", SETTINGS, check_mode=True)["changed"] is False
+
+
+def test_present_reports_boot_overrides(tmp_path):
+    root = make_tree(tmp_path)
+    put(root, "/etc/sysctl.conf", "net.core.somaxconn = 1024\n")
+    os.makedirs(os.path.join(root, "etc/sysctl.d"))
+    os.symlink("../sysctl.conf", os.path.join(root, "etc/sysctl.d/99-sysctl.conf"))
+    put(root, "/usr/lib/sysctl.d/90-linuxnet-web.conf", "net.ipv4.tcp_keepalive_time = 1\n")
+    result = sysctl_d.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600})
+    assert result["overridden_at_boot"] == [{"key": "net.core.somaxconn", "file": "/etc/sysctl.d/99-sysctl.conf", "value": "1024"}]
+
+
+def test_bad_input_changes_nothing(tmp_path):
+    root = make_tree(tmp_path)
+    before = snapshot(root)
+    bad = [
+        {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": "600\nkernel.core_pattern = |/bin/sh"},
+        {"net.core.somaxconn": 8192, "net.ipv4.tcp_tw_reuse": 5},
+        {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": True},
+        {"net.core.somaxconn": 8192, "/etc/passwd": 1},
+    ]
+    for settings in bad:
+        with pytest.raises(SysctlError):
+            sysctl_d.profile_present(root, "web", settings)
+    with pytest.raises(SysctlError):
+        sysctl_d.profile_present(root, "../../tmp/x", {"net.core.somaxconn": 8192})
+    with pytest.raises(SysctlError):
+        sysctl_d.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_tw_recycle": 1}, unsupported="fail")
+    assert snapshot(root) == before
+
+
+def test_present_refuses_foreign_file(tmp_path):
+    root = make_tree(tmp_path)
+    put(root, DROPIN, "net.core.somaxconn = 1\n")
+    before = snapshot(root)
+    with pytest.raises(SysctlError) as err:
+        sysctl_d.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    assert "not managed" in str(err.value)
+    assert snapshot(root) == before
+
+
+def test_failed_write_rolls_back_runtime_and_keeps_files(tmp_path):
+    root = make_tree(tmp_path)
+    before = snapshot(root)
+    tree = FakeKernel(root, reject={"net.ipv4.tcp_keepalive_time": {"600": errno.EINVAL}})
+    with pytest.raises(ApplyError) as err:
+        sysctl_d.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600}, tree=tree)
+    assert err.value.key == "net.ipv4.tcp_keepalive_time"
+    after = snapshot(root)
+    assert dict((k, v[0]) for k, v in after.items()) == dict((k, v[0]) for k, v in before.items())
+
+
+def test_failed_file_write_rolls_back_runtime(tmp_path):
+    root = make_tree(tmp_path)
+    os.makedirs(os.path.join(root, DROPIN.lstrip("/")))  # a directory where the file goes: rename fails
+    with pytest.raises(ApplyError) as err:
+        sysctl_d.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    assert "rolled back" in str(err.value)
+    assert raw(root, "net/core/somaxconn") == "4096\n" and read(root, STATE) is None
+
+
+def test_absent_restores_originals_unless_another_file_sets_them(tmp_path):
+    root = make_tree(tmp_path)
+    sysctl_d.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600})
+    SysctlTree(root).write("net.ipv4.tcp_keepalive_time", "900")
+    put(root, "/usr/lib/sysctl.d/60-vendor.conf", "net.core.somaxconn = 16384\n")
+
+    check = sysctl_d.profile_absent(root, "web", check_mode=True)
+    assert read(root, DROPIN) is not None
+    result = sysctl_d.profile_absent(root, "web")
+    assert result == check
+    assert result["applied"] == {"net.ipv4.tcp_keepalive_time": {"before": "900", "after": "7200"}}
+    assert result["not_restored"] == [{"key": "net.core.somaxconn", "file": "/usr/lib/sysctl.d/60-vendor.conf", "value": "16384"}]
+    assert raw(root, "net/ipv4/tcp_keepalive_time") == "7200\n" and raw(root, "net/core/somaxconn") == "8192\n"
+    assert read(root, DROPIN) is None and read(root, STATE) is None
+    before = snapshot(root)
+    assert sysctl_d.profile_absent(root, "web")["changed"] is False
+    assert snapshot(root) == before
+
+
+def test_present_in_child_netns_skips_globals(tmp_path):
+    root = make_tree(tmp_path, child=True)
+    result = sysctl_d.profile_present(root, "web", {"net.core.rmem_max": ">= 8388608", "net.ipv4.tcp_max_orphans": ">= 262144",
+                                                    "net.ipv4.ip_conntrack_max": 524288, "net.core.somaxconn": 8192})
+    assert [(s["key"], s["classification"], s["reason"]) for s in result["skipped_keys"]] == [
+        ("net.core.rmem_max", "global_in_child_netns", "global key: set this on the host"),
+        ("net.ipv4.tcp_max_orphans", "global_in_child_netns", "global key: set this on the host"),
+        ("net.netfilter.nf_conntrack_max", "global_in_child_netns", "global key: set this on the host"),
+    ]
+    assert list(result["applied"]) == ["net.core.somaxconn"]
+
+
+def test_apply_false_persists_without_runtime_change(tmp_path):
+    root = make_tree(tmp_path)
+    result = sysctl_d.profile_present(root, "web", {"net.core.somaxconn": 8192}, apply=False)
+    assert result["applied"] == {"net.core.somaxconn": {"before": "4096", "after": "4096"}}
+    assert raw(root, "net/core/somaxconn") == "4096\n" and "net.core.somaxconn = 8192" in read(root, DROPIN)
+    assert read(root, STATE) is None
+
+
+def test_facts(tmp_path):
+    root = make_tree(tmp_path, child=True)
+    reference_layout(root)
+    put(root, "/etc/sysctl.d/70-x.conf", "net.core.somaxconn = 8192\n")
+    facts = sysctl_d.gather_facts(root, ["net.ipv4.tcp_*", "net.core.somaxconn", "net.ipv4.tcp_tw_recycle", "net.ipv4.vs.conntrack"])
+    assert "net.ipv4.ip_local_port_range" not in facts["values"]  # not matched by the patterns
+    assert facts["values"]["net.ipv4.tcp_rmem"] == "4096 131072 33554432"
+    assert facts["values"]["net.core.somaxconn"] == "4096"
+    assert facts["missing"]["net.ipv4.tcp_tw_recycle"]["classification"] == "removed"
+    assert facts["missing"]["net.ipv4.vs.conntrack"]["classification"] == "module_not_loaded"
+    assert facts["missing"]["net.ipv4.tcp_max_orphans"]["classification"] == "global_in_child_netns"
+    assert facts["persisted"]["net.core.somaxconn"] == {"value": "8192", "file": "/etc/sysctl.d/70-x.conf"}
+    assert facts["drift"]["net.ipv4.tcp_fin_timeout"] == {"runtime": "60", "persisted": "20", "file": "/etc/sysctl.d/50-a.conf"}
+    assert facts["drift"]["net.core.somaxconn"]["runtime"] == "4096"
+    assert facts["overrides"]["net.ipv4.tcp_keepalive_intvl"] == [
+        {"file": "/etc/sysctl.d/99-z.conf", "value": "40"}, {"file": "/etc/sysctl.conf", "value": "30"}]
+    assert "net.ipv4.tcp_fin_timeout" not in facts["overrides"]
+    assert facts["kernel"] == {"release": "6.18.44-test", "initial_netns": False, "proc_sys_writable": True}
+    assert "net.core.rmem_max" not in facts["values"]
+    quick = sysctl_d.gather_facts(root, None, persisted=False)
+    assert quick["persisted"] == {} and "net.ipv4.tcp_fin_timeout" in quick["values"]
+    assert "net.core.netdev_max_backlog" in quick["missing"]
+    assert set(quick["values"]) <= set(k.replace("/", ".") for k in HOST)
