@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_d
+from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_facts
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
+from test__sysctl import make_tree  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def run(args, capsys):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            sysctl_facts.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_facts_on_fake_tree(tmp_path, monkeypatch, capsys):
+    base = make_tree(tmp_path, child=True)
+    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_d.gather_facts(base, *a))
+    out = run({"keys": ["net.core.*", "net.ipv4.tcp_max_orphans"], "_ansible_check_mode": True}, capsys)
+    facts = out["ansible_facts"]["sysctl"]
+    assert out["changed"] is False
+    assert facts["values"]["net.core.somaxconn"] == "4096" and facts["values"]["net.core.rmem_max"] == "4194304"
+    assert facts["missing"]["net.ipv4.tcp_max_orphans"]["classification"] == "global_in_child_netns"
+    assert facts["missing"]["net.core.netdev_max_backlog"]["reason"] == "global key: set this on the host"
+    assert facts["kernel"]["initial_netns"] is False
+    assert set(facts) == {"values", "missing", "persisted", "drift", "overrides", "kernel"}
+
+
+def test_bad_pattern_fails(tmp_path, monkeypatch, capsys):
+    base = make_tree(tmp_path)
+    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_d.gather_facts(base, *a))
+    out = run({"keys": ["../etc"]}, capsys)
+    assert out["failed"] is True and "'..'" in out["msg"]
+
+
+def test_real_host_read_only(capsys):
+    # Runs on the real /proc/sys: the module only reads, and the TCP set must be readable anywhere Linux runs.
+    out = run({"persisted": False}, capsys)
+    facts = out["ansible_facts"]["sysctl"]
+    assert out["changed"] is False and "net.ipv4.tcp_fin_timeout" in facts["values"]
+    with open("/proc/sys/net/ipv4/tcp_fin_timeout") as handle:
+        assert facts["values"]["net.ipv4.tcp_fin_timeout"] == handle.read().strip()

@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Whole-module tests: the real module and library on a fake root (the module always uses '/')."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_d
+from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_profile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
+from test__sysctl import make_tree, raw  # noqa: E402  pylint: disable=wrong-import-position
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    base = make_tree(tmp_path)
+    monkeypatch.setattr(sysctl_profile, "profile_present", lambda _root, *a, **k: _sysctl_d.profile_present(base, *a, **k))
+    monkeypatch.setattr(sysctl_profile, "profile_absent", lambda _root, *a, **k: _sysctl_d.profile_absent(base, *a, **k))
+    return base
+
+
+def run(args, capsys):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            sysctl_profile.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_present_check_then_real_then_idempotent(root, capsys):
+    args = {"name": "web", "settings": {"net.core.somaxconn": ">= 8192", "net.ipv4.tcp_tw_recycle": 1, "net.ipv4.tcp_fin_timeout": 2,
+                                        "net.ipv4.ip_conntrack_max": 524288}}
+    check = run(dict(args, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert check["changed"] is True and raw(root, "net/core/somaxconn") == "4096\n"
+    real = run(dict(args, _ansible_diff=True), capsys)
+    for key in ("changed", "applied", "skipped_keys", "refused", "renamed", "persisted_file", "overridden_at_boot", "diff"):
+        assert real[key] == check[key], key
+    assert real["persisted_file"] == "/etc/sysctl.d/90-linuxnet-web.conf"
+    assert real["skipped_keys"][0]["classification"] == "removed"
+    assert real["refused"][0]["key"] == "net.ipv4.tcp_fin_timeout"
+    assert "refused net.ipv4.tcp_fin_timeout" in json.dumps(real.get("warnings"))
+    assert "skipped" not in real
+    assert raw(root, "net/core/somaxconn") == "8192\n"
+    again = run(args, capsys)
+    assert again["changed"] is False
+
+
+@pytest.mark.parametrize("args, words", [
+    ({"name": "web"}, "settings"),
+    ({"name": "web", "settings": {"net.core.somaxconn": "1\nkernel.x = 1"}}, "nothing changed: net.core.somaxconn: value must not contain a newline"),
+    ({"name": "../x", "settings": {"net.core.somaxconn": 1}}, "nothing changed: name"),
+    ({"name": "web", "settings": {"net.ipv4.tcp_tw_recycle": 1}, "unsupported": "fail"}, "removed"),
+    ({"name": "web", "settings": {"net.core.somaxconn": 1}, "file": "/etc/sysctl.conf"}, "never edits"),
+])
+def test_bad_input_fails_cleanly(root, capsys, args, words):
+    out = run(args, capsys)
+    assert out["failed"] is True and words in out["msg"]
+    assert not os.path.exists(os.path.join(root, "etc"))
+
+
+def test_absent(root, capsys):
+    run({"name": "web", "settings": {"net.ipv4.tcp_keepalive_time": 600}}, capsys)
+    out = run({"name": "web", "state": "absent"}, capsys)
+    assert out["changed"] is True and out["applied"] == {"net.ipv4.tcp_keepalive_time": {"before": "600", "after": "7200"}}
+    assert raw(root, "net/ipv4/tcp_keepalive_time") == "7200\n"
