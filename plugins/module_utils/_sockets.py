@@ -84,21 +84,26 @@ def states_mask(states):
     return mask
 
 
+def _open_netlink():
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+
+
 class NetlinkBackend:
     """Dump TCP sockets with NETLINK_SOCK_DIAG / SOCK_DIAG_BY_FAMILY, parsing each batch in place."""
 
     name = "netlink"
 
-    def __init__(self, bufsize=65536):
+    def __init__(self, bufsize=65536, opener=None):
         # recv buffer >= 32 KiB: the kernel sizes its batches from the largest read it has seen
         # (max_recvmsg_len in net/netlink/af_netlink.c).
         self._buf = bytearray(bufsize)
         self._seq = 0
+        self._open = opener or _open_netlink
 
     def _datagrams(self, family, mask):
         """Send one dump request; yield the received length of each datagram (data is in self._buf)."""
         try:
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+            sock = self._open()
         except OSError as exc:
             raise NetlinkRefused("netlink sock_diag socket refused: %s" % exc) from exc
         # One socket per dump: a second dump on a socket with one still running gets EBUSY.
@@ -202,12 +207,12 @@ def _truncated(mlen, off, size):
 def control(buf, off, mlen, mtype):
     """Handle a message that is not a socket: True for NLMSG_DONE, raise for NLMSG_ERROR or a short
     inet_diag message, False for anything else (skipped, e.g. NLMSG_NOOP)."""
-    if mtype == NLMSG_DONE:
-        return True
-    if mtype == NLMSG_ERROR:
+    if mtype in (NLMSG_DONE, NLMSG_ERROR):
+        # Both carry an int: 0, or a negative errno. A dump that fails after it started (e.g. ENOENT when
+        # no handler exists for the protocol) ends with NLMSG_DONE carrying the error (netlink_dump_done()).
         code = -_I32.unpack_from(buf, off + 16)[0] if mlen >= 20 else 0
-        if code == 0:
-            return False
+        if code <= 0:
+            return mtype == NLMSG_DONE
         msg = "netlink sock_diag error: %s (errno %d)" % (os.strerror(code), code)
         if code in _REFUSED:
             raise NetlinkRefused(msg)
@@ -360,10 +365,3 @@ class ProcBackend:
                     int(line[col + rport_at:col + rport_at + 4], 16), src, dst, rxq, txq,
                     int(fields[0]), int(fields[2])))
         yield batch, False
-
-
-def open_backend(choice, root="/"):
-    """Backend for ``choice`` (auto, netlink, proc). ``auto`` probes netlink and falls back to /proc."""
-    if choice == "proc":
-        return ProcBackend(root)
-    return NetlinkBackend()

@@ -1,0 +1,89 @@
+"""inode -> process attribution on fake /proc trees."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _owners as O
+
+
+def make_proc(root, procs):
+    """procs: {pid: (comm, netns_link, [fd targets])}"""
+    base = os.path.join(root, "proc")
+    os.makedirs(base, exist_ok=True)
+    os.makedirs(os.path.join(base, "sys"), exist_ok=True)  # non-numeric entries are ignored
+    for pid, (comm, netns, targets) in procs.items():
+        pdir = os.path.join(base, str(pid))
+        os.makedirs(os.path.join(pdir, "fd"))
+        os.makedirs(os.path.join(pdir, "ns"))
+        with open(os.path.join(pdir, "comm"), "w", encoding="ascii") as handle:
+            handle.write(comm + "\n")
+        os.symlink(netns, os.path.join(pdir, "ns", "net"))
+        for fd, target in enumerate(targets):
+            os.symlink(target, os.path.join(pdir, "fd", str(fd)))
+    return root
+
+
+ME = os.geteuid()
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return make_proc(str(tmp_path), {
+        1: ("init", "net:[1]", ["/dev/null", "socket:[500]"]),
+        20: ("web", "net:[2]", ["/dev/null", "pipe:[9]", "socket:[101]", "socket:[102]"]),
+        30: ("worker", "net:[2]", ["socket:[101]", "anon_inode:[eventpoll]", "socket:[103]"]),
+        40: ("other", "net:[1]", ["socket:[104]"]),
+    })
+
+
+def test_finds_owners_and_user(tree):
+    owners, info = O.find_owners([101, 103, 104], tree, netns="net:[2]")
+    assert owners[103] == [{"pid": 30, "name": "worker", "user": O._user_name(ME, {})}]
+    assert [h["pid"] for h in owners[101]] == [20, 30]  # shared after fork: both holders met before the end
+    assert owners[104][0]["name"] == "other"
+    assert info["complete"] is True
+
+
+def test_stops_when_everything_is_found(tree):
+    # 101 and 102 are both in pid 20 of the inspected namespace: nothing after it is read.
+    owners, info = O.find_owners([102, 101], tree, netns="net:[2]")
+    assert set(owners) == {101, 102}
+    assert info["processes_scanned"] == 1 and info["fds_read"] == 4
+
+
+def test_same_namespace_first(tree):
+    _owners, info = O.find_owners([500], tree, netns="net:[1]")
+    assert info["processes_scanned"] == 1  # pid 1 is in net:[1], scanned before the others
+
+
+def test_missing_inode_scans_everything(tree):
+    owners, info = O.find_owners([999, 103], tree, netns="net:[2]")
+    assert set(owners) == {103}
+    assert info == {"processes_scanned": 4, "processes_denied": 0, "fds_read": 10, "complete": False}
+
+
+def test_zero_and_empty_inodes_do_not_scan(tree):
+    assert O.find_owners([0, 0], tree) == ({}, {"processes_scanned": 0, "processes_denied": 0, "fds_read": 0,
+                                                "complete": True})
+
+
+def test_denied_processes_are_counted(tree, monkeypatch):
+    real_open = os.open
+
+    def fake_open(path, flags, *args, **kwargs):
+        if path.endswith("/20/fd"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(O.os, "open", fake_open)
+    owners, info = O.find_owners([102], tree, netns="net:[2]")
+    assert owners == {} and info["processes_denied"] == 1 and info["complete"] is False
+
+
+def test_netns_link(tmp_path):
+    assert O.netns_link("/").startswith("net:[")
+    path = tmp_path / "ns"
+    path.write_text("")
+    assert O.netns_link("/", str(path)) == "net:[%d]" % path.stat().st_ino
+    assert O.netns_link("/", str(tmp_path / "absent")) is None

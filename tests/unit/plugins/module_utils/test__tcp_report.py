@@ -1,0 +1,155 @@
+"""Aggregates built from the recorded socket table; gather() end to end on fake trees."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from tcp_fixtures import FakeNetlink, fake_proc, ss_counts
+from test__owners import make_proc
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R
+
+TOP_KEYS = {"states", "time_wait", "close_wait", "peers", "local_ports", "listeners", "ephemeral_ports", "counters",
+            "conntrack", "collection"}
+
+
+def cw_inodes(root):
+    """Inodes of the two recorded CLOSE_WAIT sockets, read from the fixture text."""
+    with open(os.path.join(root, "proc", "net", "tcp"), encoding="ascii") as handle:
+        return sorted(int(line.split()[9]) for line in handle if line.split()[3] == "08")
+
+
+@pytest.fixture(params=["netlink", "proc"])
+def facts_root(request, tmp_path, monkeypatch):
+    root = fake_proc(str(tmp_path))
+    listen = 55215  # inode of the 127.0.0.1:8080 listener in the recording
+    make_proc(root, {700: ("leaky", "net:[7]", ["socket:[%d]" % ino for ino in cw_inodes(root)] + ["socket:[%d]" % listen])})
+    monkeypatch.setattr(S, "_open_netlink", FakeNetlink())
+    return request.param, root
+
+
+def test_gather_full(facts_root):
+    backend, root = facts_root
+    facts = R.gather(backend=backend, root=root)
+    assert set(facts) == TOP_KEYS
+    states = facts["states"]
+    assert {k: v for k, v in states.items() if k in ss_counts()} == ss_counts()
+    assert states["total"] == sum(ss_counts().values()) and states["by_family"] == {"ipv4": 21, "ipv6": 9}
+    tw = facts["time_wait"]
+    assert tw["total"] == 7
+    assert tw["by_remote"] == [{"address": "127.0.0.1", "port": 9090, "count": 4},
+                               {"address": "::1", "port": 9090, "count": 3}]
+    assert len(tw["by_local_port"]) == 7 and all(row["count"] == 1 for row in tw["by_local_port"])
+    cw = facts["close_wait"]
+    user = cw["by_process"][0]["user"]
+    assert cw == {"total": 2, "unowned": 0, "by_process": [
+        {"pid": 700, "name": "leaky", "user": user, "count": 2,
+         "remotes": [{"address": "127.0.0.1", "port": 9090, "count": 2}]}]}
+    # The accept-queue-full listener comes first, owned by pid 700 in this fake tree.
+    first = facts["listeners"][0]
+    assert (first["address"], first["port"], first["queue"], first["pid"]) == ("127.0.0.1", 8080, 3, 700)
+    assert first["backlog"] == (2 if backend == "netlink" else None)
+    assert sorted((l["address"], l["port"]) for l in facts["listeners"]) == [("127.0.0.1", 8080), ("::", 9090),
+                                                                             ("::1", 7070)]
+    # Peers: IPv4-mapped IPv6 peers merged into 127.0.0.1.
+    assert facts["peers"][0]["address"] == "127.0.0.1"
+    assert facts["peers"][0]["total"] == 20 and facts["peers"][0]["states"]["FIN_WAIT2"] == 2
+    assert facts["peers"][1] == {"address": "::1", "total": 7, "states": dict(
+        {name: 0 for name in R.STATE_ORDER}, ESTABLISHED=4, TIME_WAIT=3)}
+    assert facts["local_ports"][0]["port"] == 9090 and facts["local_ports"][0]["states"]["LISTEN"] == 1
+    # Outbound sockets towards 127.0.0.1:9090 hold 8 local ports: 2 ESTABLISHED + 4 TIME_WAIT + 2 CLOSE_WAIT.
+    assert facts["ephemeral_ports"] == {"range": [32768, 60999], "size": 28232, "busiest": {
+        "address": "127.0.0.1", "port": 9090, "in_use": 8, "utilisation": round(8 / 28232, 4)}}
+    assert facts["counters"]["ListenOverflows"] == 5
+    col = facts["collection"]
+    assert col["backend"] == backend and col["fallback_reason"] is None and col["initial_netns"] is None
+    # The IPv6 listeners' holders are not in the fake tree: reported as unknown, and the scan says so.
+    assert col["owners"]["complete"] is False
+    assert [l["pid"] for l in facts["listeners"] if l["port"] != 8080] == [None, None]
+
+
+def test_backends_agree(facts_root):
+    _backend, root = facts_root
+    one = R.gather(backend="netlink", root=root)
+    two = R.gather(backend="proc", root=root)
+    for facts in (one, two):
+        facts.pop("collection")
+        for row in facts["listeners"]:
+            row.pop("backlog")
+    assert one == two
+
+
+def test_fallback_to_proc(facts_root, monkeypatch):
+    _backend, root = facts_root
+
+    def refuse():
+        raise OSError(93, "Protocol not supported")
+    monkeypatch.setattr(S, "_open_netlink", refuse)
+    facts = R.gather(root=root)
+    assert facts["collection"]["backend"] == "proc"
+    assert "refused" in facts["collection"]["fallback_reason"]
+    with pytest.raises(S.NetlinkRefused):
+        R.gather(backend="netlink", root=root)
+
+
+def test_counts_only(facts_root):
+    backend, root = facts_root
+    facts = R.gather(backend=backend, states=[], root=root)
+    assert facts["states"]["TIME_WAIT"] == 7 and facts["time_wait"]["total"] == 7
+    assert facts["time_wait"]["by_remote"] == [] and facts["peers"] == [] and facts["listeners"] == []
+    assert facts["close_wait"] == {"total": 2, "by_process": [], "unowned": 0}
+    assert facts["collection"]["owners"]["fds_read"] == 0
+
+
+def test_states_subset(facts_root):
+    backend, root = facts_root
+    facts = R.gather(backend=backend, states=["CLOSE_WAIT"], root=root)
+    assert facts["close_wait"]["by_process"][0]["count"] == 2
+    assert facts["time_wait"]["by_remote"] == [] and facts["states"]["TIME_WAIT"] == 7
+    assert facts["listeners"] == []
+    assert [p["address"] for p in facts["peers"]] == ["127.0.0.1"] and facts["peers"][0]["total"] == 2
+
+
+def test_top_and_summary(facts_root):
+    backend, root = facts_root
+    assert R.gather(backend=backend, top=0, root=root)["peers"] == []
+    small = R.gather(backend=backend, top=1, processes=False, root=root)
+    assert len(small["time_wait"]["by_remote"]) == 1 and len(small["local_ports"]) == 1
+    assert small["close_wait"]["unowned"] == 2
+    assert small["collection"]["owners"] == {"visibility": "not requested", "complete": None}
+    summ = R.gather(backend=backend, summary=True, root=root)
+    assert set(summ) == TOP_KEYS
+    assert len(summ["time_wait"]["by_local_port"]) == R.SUMMARY_LIST_CAP
+    assert summ["peers"][1]["states"] == {"ESTABLISHED": 4, "TIME_WAIT": 3}
+    assert len(summ["listeners"]) == 3 and summ["listeners"][0]["port"] == 8080
+
+
+def test_inbound_time_wait_groups_remote_ports():
+    tally = R.Tally((32768, 60999))
+    ip = b"\x0a\0\0\x05" + b"\0" * 12
+    me = b"\x0a\0\0\x01" + b"\0" * 12
+    tally.add_listeners(S.AF_INET, [(S.LISTEN, 443, 0, me, b"\0" * 16, 0, 128, 0, 11)])
+    tally.add(S.AF_INET, [(S.TIME_WAIT, 443, 40000 + i, me, ip, 0, 0, 0, 0) for i in range(3)])
+    tally.add(S.AF_INET, [(S.TIME_WAIT, 50000 + i, 3306, me, ip, 0, 0, 0, 0) for i in range(2)])
+    facts = tally.report(top=10)
+    assert facts["time_wait"]["by_remote"] == [{"address": "10.0.0.5", "port": None, "count": 3},
+                                               {"address": "10.0.0.5", "port": 3306, "count": 2}]
+    assert facts["time_wait"]["by_local_port"][0] == {"port": 443, "count": 3}
+    # Inbound sockets use no ephemeral port: only the two outbound ones count.
+    assert facts["ephemeral_ports"]["busiest"]["in_use"] == 2
+
+
+def test_no_port_range():
+    facts = R.Tally(None).report()
+    assert facts["ephemeral_ports"] == {"range": None, "size": None, "busiest": {
+        "address": None, "port": None, "in_use": None, "utilisation": None}}
+
+
+@pytest.mark.parametrize("slot, raw, text", [
+    (0, b"\x7f\0\0\1" + b"\0" * 12, "127.0.0.1"),
+    (1, b"\0" * 10 + b"\xff\xff\x0a\0\0\x05", "10.0.0.5"),
+    (1, b"\x20\x01\x0d\xb8" + b"\0" * 12, "2001:db8::"),
+])
+def test_address_text(slot, raw, text):
+    assert R.address_text(slot, raw) == text

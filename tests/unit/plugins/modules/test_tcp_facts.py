@@ -1,0 +1,70 @@
+"""Whole-module tests: arguments, check mode, failures and the facts document shape."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
+from ansible_collections.linuxnet.tcp.plugins.modules import tcp_facts
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
+from tcp_fixtures import FakeNetlink, ss_counts  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def run(args, capsys, check_mode=False):
+    if check_mode:
+        args = dict(args, _ansible_check_mode=True)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as info:
+            tcp_facts.main()
+    out = json.loads(capsys.readouterr().out)
+    return info.value.code, out
+
+
+@pytest.fixture(autouse=True)
+def recorded_table(monkeypatch):
+    # The module reads the host's counters for real, but the socket table comes from the recording.
+    monkeypatch.setattr(S, "_open_netlink", FakeNetlink())
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_facts(capsys, check_mode):
+    code, out = run({}, capsys, check_mode)
+    assert code == 0 and out["changed"] is False
+    tcp = out["ansible_facts"]["tcp"]
+    assert {k: v for k, v in tcp["states"].items() if k in ss_counts()} == ss_counts()
+    assert tcp["collection"]["backend"] == "netlink"
+    assert tcp["time_wait"]["by_remote"][0] == {"address": "127.0.0.1", "port": 9090, "count": 4}
+
+
+def test_summary_is_smaller(capsys):
+    full = run({}, capsys)[1]["ansible_facts"]["tcp"]
+    small = run({"summary": True}, capsys)[1]["ansible_facts"]["tcp"]
+    assert set(full) == set(small)
+    assert len(json.dumps(small)) < len(json.dumps(full))
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"top": -1}, "top must be 0 or a positive integer"),
+    ({"states": ["ESTABLISHED", "BOGUS"]}, "value of states must be one or more of: ESTABLISHED"),
+    ({"backend": "ss"}, "value of backend must be one of: auto, netlink, proc"),
+    ({"netns": "/etc/hostname"}, "netns: /etc/hostname is not a namespace file"),
+    ({"netns": "/proc/self/ns/uts"}, "netns: /proc/self/ns/uts is a namespace but not a network namespace"),
+])
+def test_bad_options(capsys, args, message):
+    code, out = run(args, capsys)
+    assert code == 1 and out["failed"] is True and message in out["msg"]
+
+
+def test_netlink_refused_fails_only_when_forced(capsys, monkeypatch):
+    def refuse():
+        raise OSError(93, "Protocol not supported")
+    monkeypatch.setattr(S, "_open_netlink", refuse)
+    code, out = run({"backend": "netlink"}, capsys)
+    assert code == 1 and "netlink sock_diag socket refused" in out["msg"]
+    code, out = run({"backend": "auto", "states": []}, capsys)
+    assert code == 0 and out["ansible_facts"]["tcp"]["collection"]["backend"] == "proc"
