@@ -142,7 +142,7 @@ def effective(key, explicit, globs):
     """The assignment boot applies to ``key``: the last explicit one, else the last matching glob."""
     if key in explicit:
         return explicit[key][-1]
-    if any(e["exclude"] and e["key"] == key for _, e in globs):
+    if any(e["exclude"] and e["key"] == key for _path, e in globs):
         return None
     match = None
     for path, entry in globs:
@@ -246,8 +246,8 @@ def dump_state(data):
 def _runtime_diff(changes):
     return {
         "before_header": "runtime (/proc/sys)", "after_header": "runtime (/proc/sys)",
-        "before": "".join("%s = %s\n" % (k, b) for k, b, _ in changes),
-        "after": "".join("%s = %s\n" % (k, a) for k, _, a in changes),
+        "before": "".join("%s = %s\n" % (c[0], c[1]) for c in changes),
+        "after": "".join("%s = %s\n" % (c[0], c[2]) for c in changes),
     }
 
 
@@ -314,7 +314,7 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
                 write_atomic(root, path, new_text)
         except (ApplyError, OSError) as exc:
             if not isinstance(exc, ApplyError):
-                failures = sysctl.rollback(tree, [(k, b) for k, b, _ in changes])
+                failures = sysctl.rollback(tree, [(c[0], c[1]) for c in changes])
                 exc = ApplyError("writing %s failed: %s; runtime %s" % (path, exc, "rolled back" if not failures else
                                                                         "ROLLBACK INCOMPLETE: %s" % ", ".join(failures)))
             if state_changes:
@@ -446,7 +446,7 @@ def gather_facts(root="/", keys=None, persisted=True):
             facts["persisted"][key] = {"value": eff["value"], "file": eff["file"]}
             if key in values and not sysctl.values_equal(values[key], eff["value"]):
                 facts["drift"][key] = {"runtime": values[key], "persisted": eff["value"], "file": eff["file"]}
-        explicit_all, _ = resolve(root, "procps")
+        explicit_all = resolve(root, "procps")[0]
         for key, items in explicit_all.items():
             if wanted(key) and len(set(i["file"] for i in items)) > 1:
                 facts["overrides"][key] = [{"file": i["file"], "value": i["value"]} for i in items]

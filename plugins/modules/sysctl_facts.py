@@ -19,7 +19,10 @@ description:
     namespace, and so on) and reports runtime values that differ from what boot would apply.
   - Never writes anything.
 author:
-  - linuxnet.tcp maintainers
+  - linuxnet.tcp maintainers (@linuxnet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
     support: full
@@ -27,6 +30,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: [linux]
   facts:
     support: full

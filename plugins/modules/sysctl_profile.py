@@ -26,7 +26,9 @@ description:
   - The runtime values found before the first change are saved in C(/var/lib/linuxnet-tcp/sysctl-<name>.json)
     so O(state=absent) can restore them.
 author:
-  - linuxnet.tcp maintainers
+  - linuxnet.tcp maintainers (@linuxnet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -36,6 +38,7 @@ attributes:
     support: full
     details: Two diffs, the runtime values (C(key = value) lines for changed keys) and the drop-in file.
   platform:
+    support: full
     platforms: [linux]
 options:
   name:

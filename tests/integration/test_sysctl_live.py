@@ -1,0 +1,207 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Live tests of sysctl_profile / sysctl_facts through ansible-playbook.
+
+Each test gets a throwaway network namespace (``ip netns add lntcp-...``) and runs every playbook in
+``ip netns exec NS unshare -m`` with scratch directories bind-mounted over /etc/sysctl.d,
+/usr/lib/sysctl.d and /var/lib, so only namespaced net.* keys of the throwaway netns and scratch
+files are touched; the host's /etc and kernel settings are never written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.live
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS = os.path.join(REPO, ".build", "collections")
+BIN = os.path.dirname(sys.executable)
+# The oldest Python the target code supports, when present, so the live run proves 3.9 compatibility.
+PY39 = "/root/.pyenv/versions/3.9.18/bin/python3"
+TARGET_PYTHON = PY39 if os.path.exists(PY39) else "/usr/bin/python3"
+MOUNT_SCRIPT = (
+    'mount --bind "$1" /etc/sysctl.d && mount --bind "$2" /usr/lib/sysctl.d && mount --bind "$3" /var/lib && '
+    'shift 3 && exec "$@"'
+)
+
+
+def _usable():
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("unshare"):
+        return False
+    return os.path.isdir("/etc/sysctl.d") and os.path.isdir("/usr/lib/sysctl.d")
+
+
+skip_unless_root = pytest.mark.skipif(not _usable(), reason="needs root, iproute2 and unshare")
+
+
+class Lab(object):
+    """One network namespace plus scratch sysctl directories."""
+
+    def __init__(self, base):
+        self.name = "lntcp-%s" % uuid.uuid4().hex[:10]
+        self.base = str(base)
+        self.etc = os.path.join(self.base, "etc_sysctl_d")
+        self.usrlib = os.path.join(self.base, "usr_lib_sysctl_d")
+        self.varlib = os.path.join(self.base, "var_lib")
+        for path in (self.etc, self.usrlib, self.varlib):
+            os.makedirs(path)
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+
+    def close(self):
+        subprocess.run(["ip", "netns", "delete", self.name], check=False)
+
+    def wrap(self, argv):
+        return ["ip", "netns", "exec", self.name, "unshare", "-m", "--propagation", "private",
+                "sh", "-c", MOUNT_SCRIPT, "sh", self.etc, self.usrlib, self.varlib] + list(argv)
+
+    def sysctl(self, key):
+        out = subprocess.run(["ip", "netns", "exec", self.name, "cat", "/proc/sys/" + key.replace(".", "/")],
+                             check=True, capture_output=True, text=True).stdout
+        return " ".join(out.split())
+
+    def set_runtime(self, key, value):
+        subprocess.run(["ip", "netns", "exec", self.name, "sh", "-c", 'echo "$1" > "$2"', "sh", value,
+                        "/proc/sys/" + key.replace(".", "/")], check=True)
+
+    def playbook(self, tasks, check=False):
+        """Run tasks in one play; return the per-task results (ansible.posix.json callback)."""
+        path = os.path.join(self.base, "play-%s.yml" % uuid.uuid4().hex[:6])
+        play = [{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]
+        with open(path, "w") as handle:
+            json.dump(play, handle)
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                   ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=os.path.join(self.base, "tmp"))
+        argv = [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-e", "ansible_python_interpreter=" + TARGET_PYTHON,
+                "--diff", path] + (["--check"] if check else [])
+        proc = subprocess.run(self.wrap(argv), capture_output=True, text=True, env=env, timeout=120)
+        start = proc.stdout.find("{")
+        assert start >= 0, proc.stdout + proc.stderr
+        doc = json.loads(proc.stdout[start:])
+        return [t["hosts"]["localhost"] for t in doc["plays"][0]["tasks"]]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    instance = Lab(tmp_path)
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+def profile(name, settings, **extra):
+    args = dict(name=name, settings=settings)
+    args.update(extra)
+    return {"name": "profile %s" % name, "linuxnet.tcp.sysctl_profile": args, "ignore_errors": True}
+
+
+WEB = {
+    "net.ipv4.tcp_keepalive_time": 600,
+    "net.ipv4.tcp_max_tw_buckets": ">= 262144",
+    "net.core.somaxconn": ">= 8192",
+    "net.ipv4.ip_local_port_range": "10240 65535",
+    "net.ipv4.tcp_tw_recycle": 1,                # removed in 4.12: skipped, never persisted
+    "net.core.rmem_max": ">= 8388608",          # global: read-only in a child netns
+    "net.ipv4.tcp_fin_timeout": 2,               # refused
+}
+
+
+@skip_unless_root
+def test_check_apply_idempotent_and_absent(lab):
+    keepalive0 = lab.sysctl("net.ipv4.tcp_keepalive_time")
+    somax0 = lab.sysctl("net.core.somaxconn")
+    check = lab.playbook([dict(profile("web", WEB), check_mode=True)])[0]
+    assert check["changed"] is True
+    assert lab.sysctl("net.ipv4.tcp_keepalive_time") == keepalive0
+    assert os.listdir(lab.etc) == []
+
+    real = lab.playbook([profile("web", WEB)])[0]
+    assert not real.get("failed"), real
+    for key in ("changed", "applied", "skipped_keys", "refused", "renamed", "persisted_file", "diff"):
+        assert real[key] == check[key], key
+    assert lab.sysctl("net.ipv4.tcp_keepalive_time") == "600"
+    assert lab.sysctl("net.core.somaxconn") == "8192"
+    assert lab.sysctl("net.ipv4.ip_local_port_range") == "10240 65535"
+    assert lab.sysctl("net.ipv4.tcp_fin_timeout") == "60"
+    skipped = dict((s["key"], s["classification"]) for s in real["skipped_keys"])
+    assert skipped == {"net.ipv4.tcp_tw_recycle": "removed", "net.core.rmem_max": "global_in_child_netns"}
+    assert [r["key"] for r in real["refused"]] == ["net.ipv4.tcp_fin_timeout"]
+
+    dropin = os.path.join(lab.etc, "90-linuxnet-web.conf")
+    with open(dropin) as handle:
+        text = handle.read()
+    assert "net.ipv4.tcp_keepalive_time = 600" in text and "tcp_tw_recycle" not in text and "rmem_max" not in text
+    mtime = os.stat(dropin).st_mtime_ns
+
+    again = lab.playbook([profile("web", WEB), dict(profile("web", WEB), check_mode=True)])
+    assert [r["changed"] for r in again] == [False, False]
+    assert os.stat(dropin).st_mtime_ns == mtime
+
+    absent = lab.playbook([{"linuxnet.tcp.sysctl_profile": {"name": "web", "state": "absent"}}])[0]
+    assert absent["changed"] is True
+    assert lab.sysctl("net.ipv4.tcp_keepalive_time") == keepalive0
+    assert lab.sysctl("net.core.somaxconn") == somax0
+    assert lab.sysctl("net.ipv4.ip_local_port_range") == "32768 60999"
+    assert os.listdir(lab.etc) == [] and os.listdir(os.path.join(lab.varlib, "linuxnet-tcp")) == []
+
+
+@skip_unless_root
+def test_missing_key_never_poisons_later_runs(lab):
+    results = lab.playbook([
+        profile("legacy", {"net.ipv4.tcp_tw_recycle": 1, "net.ipv4.netfilter.ip_conntrack_tcp_timeout_established": 86400,
+                           "net.ipv4.tcp_keepalive_intvl": 30}),
+        profile("other", {"net.ipv4.tcp_keepalive_probes": 5}),
+    ])
+    assert [r.get("failed", False) for r in results] == [False, False]
+    assert results[0]["renamed"] == [{"key": "net.ipv4.netfilter.ip_conntrack_tcp_timeout_established",
+                                      "to": "net.netfilter.nf_conntrack_tcp_timeout_established"}]
+    assert lab.sysctl("net.ipv4.tcp_keepalive_intvl") == "30" and lab.sysctl("net.ipv4.tcp_keepalive_probes") == "5"
+    # procps applies our files without an error: no line names a key this kernel lacks.
+    for name in sorted(os.listdir(lab.etc)):
+        with open(os.path.join(lab.etc, name)) as handle:
+            assert "tcp_tw_recycle" not in handle.read()
+        proc = subprocess.run(lab.wrap(["sysctl", "-p", "/etc/sysctl.d/" + name]), capture_output=True, text=True)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+@skip_unless_root
+def test_failed_write_rolls_back_everything(lab):
+    before = dict((k, lab.sysctl(k)) for k in ("net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.ip_local_port_range"))
+    # allow_unsafe lets the port range through our rule, so the kernel itself rejects it (EINVAL: below
+    # ip_unprivileged_port_start) after the first two keys were written.
+    result = lab.playbook([profile("bad", {"net.ipv4.tcp_keepalive_time": 600, "net.ipv4.tcp_fin_timeout": 30,
+                                           "net.ipv4.ip_local_port_range": "1000 65000"}, allow_unsafe=True)])[0]
+    assert result["failed"] is True and result["classification"] == "invalid_value"
+    assert "rolled back 3 key(s)" in result["msg"]
+    assert dict((k, lab.sysctl(k)) for k in before) == before
+    assert os.listdir(lab.etc) == []
+
+
+@skip_unless_root
+def test_boot_override_and_facts(lab):
+    with open(os.path.join(lab.etc, "95-site.conf"), "w") as handle:
+        handle.write("net.ipv4.tcp_keepalive_time = 300\n")
+    results = lab.playbook([
+        profile("web", {"net.ipv4.tcp_keepalive_time": 600, "net.ipv4.tcp_keepalive_probes": 4}),
+        {"linuxnet.tcp.sysctl_facts": {"keys": ["net.ipv4.tcp_keepalive_*", "net.core.rmem_max", "net.ipv4.tcp_max_orphans"]}},
+    ])
+    assert results[0]["overridden_at_boot"] == [{"key": "net.ipv4.tcp_keepalive_time", "file": "/etc/sysctl.d/95-site.conf", "value": "300"}]
+    facts = results[1]["ansible_facts"]["sysctl"]
+    assert facts["values"]["net.ipv4.tcp_keepalive_time"] == "600"
+    assert facts["drift"]["net.ipv4.tcp_keepalive_time"] == {"runtime": "600", "persisted": "300", "file": "/etc/sysctl.d/95-site.conf"}
+    assert facts["overrides"]["net.ipv4.tcp_keepalive_time"] == [
+        {"file": "/etc/sysctl.d/90-linuxnet-web.conf", "value": "600"}, {"file": "/etc/sysctl.d/95-site.conf", "value": "300"}]
+    assert facts["persisted"]["net.ipv4.tcp_keepalive_probes"] == {"value": "4", "file": "/etc/sysctl.d/90-linuxnet-web.conf"}
+    assert facts["missing"]["net.ipv4.tcp_max_orphans"]["classification"] == "global_in_child_netns"
+    # Visible read-only in a child netns since 6.11 (commit 19249c0724f2), absent before.
+    assert "net.core.rmem_max" in facts["values"] or facts["missing"]["net.core.rmem_max"]["classification"] == "global_in_child_netns"
+    assert facts["kernel"]["initial_netns"] is False and facts["kernel"]["proc_sys_writable"] is True
+    assert results[1]["changed"] is False
