@@ -60,12 +60,16 @@ system-deps: ## As root, install the Debian packages the tests need when missing
 images: system-deps ## Build the local Debian 11/12/13 test images (REBUILD=1 to build again)
 	tests/images/build.sh $(if $(REBUILD),--rebuild)
 
+# The demo's target is this machine: modules run with the system Python (standard library only), or
+# with the venv's Python where there is none, rather than whatever interpreter discovery finds first.
+DEMO_PYTHON := $(firstword $(wildcard /usr/bin/python3) $(BIN)/python)
+
 demo: venv ## Install the collection into .venv and audit this machine
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)/dist . >/dev/null
-	$(BIN)/ansible-galaxy collection install --force -p $(VENV)/collections \
-	  $(BUILD)/dist/linuxnet-tcp-$(VERSION).tar.gz >/dev/null
+	ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-galaxy collection install --force \
+	  -p $(VENV)/collections $(BUILD)/dist/linuxnet-tcp-$(VERSION).tar.gz >/dev/null
 	ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-playbook \
-	  -i localhost, -c local linuxnet.tcp.audit
+	  -i localhost, -c local -e ansible_python_interpreter=$(DEMO_PYTHON) linuxnet.tcp.audit
 
 test: test-deps system-deps link images ## Install what the tests need, build images, run the whole suite
 	source tests/podman/env.sh && $(BIN)/python -m pytest -v -p no:cacheprovider
