@@ -13,14 +13,17 @@ import ctypes.util
 import errno
 import fcntl
 import os
+import re
 from contextlib import contextmanager
 
 CLONE_NEWNET = 0x40000000
 # NS_GET_NSTYPE = _IO(0xb7, 0x3) from include/uapi/linux/nsfs.h (Linux 4.11+).
 NS_GET_NSTYPE = 0xB703
-# init_net's fixed inode number, PROC_NET_INIT_INO in include/linux/proc_ns.h (fixed on recent kernels;
-# older ones allocate it dynamically, then we compare with PID 1's namespace instead).
+# init_net's fixed inode number, PROC_NET_INIT_INO in include/linux/proc_ns.h, since the nsfs changes merged
+# for Linux 6.18 (net_ns_net_init() in net/core/net_namespace.c). Older kernels allocate it like any other
+# namespace; there we compare with PID 1's namespace instead.
 PROC_NET_INIT_INO = 0xEFFFFFF9
+FIXED_INO_SINCE = (6, 18)
 
 
 class NetnsError(Exception):
@@ -89,15 +92,26 @@ def entered(path, root="/"):
         os.close(home)
 
 
-def is_initial(root="/"):
-    """True/False when this thread's network namespace is (not) the host's initial one, None if unknown."""
+def is_initial(root="/", path=None):
+    """True/False when the namespace at ``path`` (default: this thread's) is (not) the host's initial one,
+    None if unknown. Call it from the original namespace: after setns(2) the kernel refuses access to
+    /proc/*/ns links whose namespace differs (EACCES)."""
     try:
-        here = os.stat(os.path.join(root, "proc", "thread-self", "ns", "net")).st_ino
+        here = os.stat(path or os.path.join(root, "proc", "thread-self", "ns", "net")).st_ino
     except OSError:
         return None
     if here == PROC_NET_INIT_INO:
         return True
+    if kernel_version() >= FIXED_INO_SINCE:
+        return False
     try:
         return here == os.stat(os.path.join(root, "proc", "1", "ns", "net")).st_ino
     except OSError:
         return None
+
+
+def kernel_version(release=None):
+    """(major, minor) of a kernel release string such as ``6.1.0-18-amd64``; (0, 0) if unparsable."""
+    release = release or os.uname().release
+    match = re.match(r"(\d+)\.(\d+)", release)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)

@@ -144,8 +144,7 @@ class NetlinkBackend:
         if count_only:
             self._count(family, count_only, counts)
         if detail:
-            for batch in self._detail(family, detail, counts):
-                yield batch
+            yield from self._detail(family, detail, counts)
 
     def _count(self, family, mask, counts):
         buf = self._buf

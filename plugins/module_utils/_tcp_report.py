@@ -60,8 +60,8 @@ class Tally:
         self.counts = [0] * 32
         self.listen_ports = {AF_INET: set(), AF_INET6: set()}
         self.listeners = []
-        self.peers = [{} for _ in range(32)]
-        self.lports = [{} for _ in range(16)]
+        self.peers = [{} for _index in range(32)]
+        self.lports = [{} for _index in range(16)]
         self.tw_remote = {}
         self.tw_local = {}
         self.close_wait = []
@@ -240,8 +240,8 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
     started = time.monotonic()
     wanted = ALL_STATES if states is None else states_mask(STATE_ORDER.index(s) + 1 for s in states)
     fallback = None
+    initial = is_initial(root, netns)
     with entered(netns, root):
-        initial = is_initial(root)
         port_range = read_port_range(root)
         counters = read_counters(root)
         conntrack = read_conntrack(root)

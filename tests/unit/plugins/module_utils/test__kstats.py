@@ -53,8 +53,8 @@ def test_missing_file_is_named(tmp_path, missing):
     ("5\n", "0\n", {"count": 5, "max": 0, "utilisation": None}),
 ])
 def test_conntrack(tmp_path, count, limit, expected):
-    root = fake_proc(str(tmp_path), extra={"proc/sys/net/netfilter/nf_conntrack_count": count,
-                                          "proc/sys/net/netfilter/nf_conntrack_max": limit})
+    extra = {"proc/sys/net/netfilter/nf_conntrack_count": count, "proc/sys/net/netfilter/nf_conntrack_max": limit}
+    root = fake_proc(str(tmp_path), extra=extra)
     assert K.read_conntrack(root) == expected
 
 

@@ -50,3 +50,23 @@ def test_ctypes_setns_path(monkeypatch):
 def test_is_initial():
     assert N.is_initial() in (True, False, None)
     assert N.is_initial("/nonexistent") is None
+
+
+@pytest.mark.parametrize("release, version", [("6.18.44-fc-v669", (6, 18)), ("5.10.0-28-amd64", (5, 10)),
+                                              ("4.19rc1", (4, 19)), ("weird", (0, 0))])
+def test_kernel_version(release, version):
+    assert N.kernel_version(release) == version
+
+
+@pytest.mark.parametrize("release, pid1_readable, expected", [("6.18.1", False, False), ("5.10.0", False, None),
+                                                               ("5.10.0", True, True)])
+def test_is_initial_without_fixed_inode(tmp_path, monkeypatch, release, pid1_readable, expected):
+    here = tmp_path / "proc" / "thread-self" / "ns"
+    here.mkdir(parents=True)
+    (here / "net").write_text("")
+    if pid1_readable:
+        (tmp_path / "proc" / "1" / "ns").mkdir(parents=True)
+        os.link(here / "net", tmp_path / "proc" / "1" / "ns" / "net")
+    real = N.kernel_version
+    monkeypatch.setattr(N, "kernel_version", lambda: real(release))
+    assert N.is_initial(str(tmp_path)) is expected

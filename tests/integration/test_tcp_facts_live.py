@@ -1,0 +1,180 @@
+"""Live tests of tcp_facts in a network namespace built by the test: a real TIME_WAIT storm, a CLOSE_WAIT leak
+held by a known process, a listener with a full accept queue; counts compared with ``ss`` on the same namespace,
+for both backends, through Ansible for real (ad-hoc ``ansible -m linuxnet.tcp.tcp_facts``).
+
+Needs root (ip netns, setns). Everything talks to loopback inside the namespace, is bounded, and the
+namespace is deleted by the fixture's finalizer.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.live
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BIN = os.path.dirname(sys.executable)
+COLLECTIONS = os.path.join(ROOT, ".build", "collections")
+SS_STATES = {"ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECV", "FIN-WAIT-1": "FIN_WAIT1",
+             "FIN-WAIT-2": "FIN_WAIT2", "TIME-WAIT": "TIME_WAIT", "UNCONN": "CLOSE", "CLOSE-WAIT": "CLOSE_WAIT",
+             "LAST-ACK": "LAST_ACK", "LISTEN": "LISTEN", "CLOSING": "CLOSING"}
+SETTLED = ("LISTEN", "ESTABLISHED", "CLOSE_WAIT", "TIME_WAIT", "FIN_WAIT2", "SYN_SENT")
+TIME_WAIT = 30000
+CLOSE_WAIT = 40
+ESTABLISHED = 200
+BACKLOG = 8
+QUEUED = 20
+
+if os.geteuid() != 0:
+    pytest.skip("live tests need root for ip netns and setns", allow_module_level=True)
+
+
+def sh(*argv, **kwargs):
+    return subprocess.run(list(argv), check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, LC_ALL="C"), timeout=120, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def storm():
+    """A namespace with the storm table held by a live _storm.py process; deleted afterwards."""
+    name = "lntcp-%s" % uuid.uuid4().hex[:8]
+    sh("ip", "netns", "add", name)
+    proc = None
+    try:
+        netns = ["ip", "netns", "exec", name]
+        sh(*netns, "ip", "link", "set", "lo", "up")
+        # Namespaced keys, written only inside this namespace: a wide port range, and no TIME_WAIT reuse so
+        # every short connection leaves its TIME_WAIT socket.
+        sh(*netns, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535")
+        sh(*netns, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=0")
+        proc = subprocess.Popen(netns + [sys.executable, os.path.join(HERE, "_storm.py"), "--time-wait", str(TIME_WAIT),
+                                         "--close-wait", str(CLOSE_WAIT), "--established", str(ESTABLISHED),
+                                         "--backlog", str(BACKLOG), "--queued", str(QUEUED), "--hold", "170"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        info = json.loads(proc.stdout.readline())
+        assert info["ready"]
+        info["name"] = name
+        info["path"] = "/run/netns/" + name
+        yield info
+    finally:
+        if proc is not None:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def ss_counts(name):
+    out = sh("ip", "netns", "exec", name, "ss", "-tanH").stdout
+    counts = {}
+    for line in out.splitlines():
+        if line.strip():
+            state = SS_STATES[line.split()[0]]
+            counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def ansible_facts(**args):
+    """Run the module through Ansible for real and return ansible_facts.tcp."""
+    argv = [os.path.join(BIN, "ansible"), "localhost", "-c", "local", "-m", "linuxnet.tcp.tcp_facts",
+            "-a", json.dumps(args)]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
+                          check=False)
+    result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return done.returncode, result
+
+
+@pytest.mark.parametrize("backend", ["netlink", "proc"])
+def test_counts_match_ss(storm, backend):
+    before = ss_counts(storm["name"])
+    code, result = ansible_facts(netns=storm["path"], backend=backend)
+    after = ss_counts(storm["name"])
+    assert code == 0, result
+    assert result["changed"] is False
+    tcp = result["ansible_facts"]["tcp"]
+    assert tcp["collection"]["backend"] == backend and tcp["collection"]["netns"] == storm["path"]
+    assert tcp["collection"]["initial_netns"] is False
+    for state in SETTLED:
+        assert before.get(state, 0) == after.get(state, 0), "ss itself saw %s move" % state
+        assert tcp["states"][state] == before.get(state, 0), state
+    assert tcp["states"]["TIME_WAIT"] >= TIME_WAIT  # the storm, plus the few from the CLOSE_WAIT setup
+
+
+def test_storm_diagnosis(storm):
+    code, result = ansible_facts(netns=storm["path"], top=3)
+    assert code == 0, result
+    tcp = result["ansible_facts"]["tcp"]
+    tw = tcp["time_wait"]
+    two_thirds = TIME_WAIT * 2 // 3
+    assert tw["by_remote"][0] == {"address": "127.0.0.1", "port": 3306, "count": two_thirds}
+    assert tw["by_remote"][1] == {"address": "127.0.0.1", "port": 5432, "count": TIME_WAIT - two_thirds}
+    assert tw["by_remote"][2] == {"address": "::1", "port": 3306, "count": 100}
+    # CLOSE_WAIT leak: every socket attributed to the storm process.
+    cw = tcp["close_wait"]
+    assert cw["total"] == CLOSE_WAIT and cw["unowned"] == 0
+    assert [(p["pid"], p["count"], p["user"]) for p in cw["by_process"]] == [(storm["pid"], CLOSE_WAIT, "root")]
+    assert cw["by_process"][0]["remotes"] == [{"address": "127.0.0.1", "port": 5432, "count": CLOSE_WAIT}]
+    # The listener that never accepts: queue = backlog + 1 (sk_acceptq_is_full() uses '>').
+    full = tcp["listeners"][0]
+    assert (full["port"], full["queue"], full["backlog"], full["pid"]) == (8080, BACKLOG + 1, BACKLOG, storm["pid"])
+    assert tcp["counters"]["ListenOverflows"] > 0
+    busiest = tcp["ephemeral_ports"]["busiest"]
+    assert tcp["ephemeral_ports"]["range"] == [1024, 65535]
+    assert (busiest["address"], busiest["port"]) == ("127.0.0.1", 3306)
+    assert busiest["in_use"] == two_thirds and 0 < busiest["utilisation"] < 1
+    assert tcp["counters"]["sockstat"]["tw"] >= TIME_WAIT
+    assert tcp["collection"]["owners"]["complete"] is True
+
+
+def test_summary_and_counts_only(storm):
+    code, result = ansible_facts(netns=storm["path"], summary=True)
+    assert code == 0, result
+    small = result["ansible_facts"]["tcp"]
+    assert len(small["time_wait"]["by_remote"]) <= 5 and len(json.dumps(small)) < 6000
+    code, result = ansible_facts(netns=storm["path"], states=[], processes=False)
+    assert code == 0, result
+    counts = result["ansible_facts"]["tcp"]
+    assert counts["states"]["TIME_WAIT"] == small["states"]["TIME_WAIT"]
+    assert counts["peers"] == [] and counts["collection"]["owners"]["visibility"] == "not requested"
+
+
+def test_check_mode_and_bad_netns(storm):
+    code, result = ansible_facts(netns="/proc/self/ns/uts")
+    assert code != 0 and "not a network namespace" in result["msg"]
+    code, result = ansible_facts(netns="/run/netns/lntcp-absent-%s" % uuid.uuid4().hex[:6])
+    assert code != 0 and "netns: cannot open" in result["msg"]
+
+
+def test_returns_to_the_original_namespace(storm):
+    sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_report import gather  # pylint: disable=import-outside-toplevel
+    before = os.readlink("/proc/thread-self/ns/net")
+    facts = gather(netns=storm["path"], states=[], processes=False)
+    assert os.readlink("/proc/thread-self/ns/net") == before
+    assert facts["states"]["CLOSE_WAIT"] == CLOSE_WAIT
+
+
+def test_unprivileged_inside_the_namespace(storm):
+    """As uid 65534 inside the namespace: same counts, owners hidden, and the result says so."""
+    code = ("import json, sys; sys.path.insert(0, %r); "
+            "from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_report import gather; "
+            "f = gather(states=['CLOSE_WAIT']); print(json.dumps(f))" % COLLECTIONS)
+    out = sh("ip", "netns", "exec", storm["name"], "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-c", code).stdout
+    facts = json.loads(out)
+    assert facts["collection"]["privileged"] is False
+    assert "only processes of uid 65534" in facts["collection"]["owners"]["visibility"]
+    assert facts["close_wait"]["total"] == CLOSE_WAIT and facts["close_wait"]["unowned"] == CLOSE_WAIT
+    assert facts["collection"]["backend"] == "netlink"
