@@ -81,7 +81,7 @@ def reference_layout(root):
 def test_precedence_matches_systemd_and_procps(tmp_path, tool, files, fin, keepalive, intvl):
     root = str(tmp_path)
     reference_layout(root)
-    assert [p for p, _ in sysctl_d.config_files(root, tool)] == files
+    assert [f[0] for f in sysctl_d.config_files(root, tool)] == files
     explicit, globs = sysctl_d.resolve(root, tool)
     assert sysctl_d.effective("net.ipv4.tcp_fin_timeout", explicit, globs)["value"] == fin
     assert sysctl_d.effective("net.ipv4.tcp_keepalive_time", explicit, globs)["value"] == keepalive
@@ -98,8 +98,8 @@ def test_masked_file_and_sysctl_conf_symlink(tmp_path):
     for tool in ("systemd", "procps"):
         files = sysctl_d.config_files(root, tool)
         # The mask hides the vendor file; /etc/sysctl.conf is read once, as 99-sysctl.conf.
-        assert [p for p, _ in files] == ["/etc/sysctl.d/50-vendor.conf", "/etc/sysctl.d/99-sysctl.conf"]
-        explicit, _ = sysctl_d.resolve(root, tool)
+        assert [f[0] for f in files] == ["/etc/sysctl.d/50-vendor.conf", "/etc/sysctl.d/99-sysctl.conf"]
+        explicit = sysctl_d.resolve(root, tool)[0]
         assert "net.core.somaxconn" not in explicit
         assert explicit["net.ipv4.tcp_fin_timeout"] == [{"file": "/etc/sysctl.d/99-sysctl.conf", "value": "30", "ignore_failure": False}]
 
