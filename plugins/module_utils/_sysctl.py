@@ -197,9 +197,13 @@ class SysctlTree(object):
             self._child = os.path.isdir(core) and not os.path.exists(os.path.join(core, "netdev_max_backlog"))
         return self._child
 
-    def proc_sys_read_only(self):
+    def proc_sys_read_only(self, key=None):
+        """True when the mount holding ``key`` (or /proc/sys itself) is read-only.
+
+        Asked per key because runtimes may mount /proc/sys read-only but a sub-tree read-write.
+        """
         try:
-            return bool(os.statvfs(self.proc_sys).f_flag & os.ST_RDONLY)
+            return bool(os.statvfs(self.path(key) if key else self.proc_sys).f_flag & os.ST_RDONLY)
         except OSError:
             return False
 
@@ -264,7 +268,7 @@ def classify(tree, key):
             if child and scope in (catalog.GLOBAL, catalog.READONLY_IN_CHILD):
                 return {"classification": GLOBAL_IN_CHILD_NETNS, "reason": GLOBAL_REASON}
             return {"classification": READ_ONLY, "reason": "%s is read-only here (file mode has no write bit)" % key}
-        if tree.proc_sys_read_only():
+        if tree.proc_sys_read_only(key):
             return {"classification": PROC_SYS_READ_ONLY,
                     "reason": "/proc/sys is mounted read-only (container runtime); set namespaced net.* keys with podman --sysctl "
                               "or securityContext.sysctls"}
@@ -319,6 +323,15 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False):
         cls = classify(tree, key)
         if cls["classification"] != OK:
             item = {"key": key, "classification": cls["classification"], "reason": cls["reason"]}
+            if tree.exists(key):
+                # Read-only here but already right (for example set by the runtime's --sysctl): say so,
+                # so nobody chases a value that is in fact in place.
+                try:
+                    current = tree.read(key)
+                    if values_equal(current, _resolve(op, value, current)):
+                        item["reason"] += "; the running value %s already matches" % current
+                except (OSError, SysctlError):
+                    pass
             if cls.get("replacement"):
                 item["replacement"] = cls["replacement"]
             skipped.append(item)

@@ -454,5 +454,6 @@ def gather_facts(root="/", keys=None, persisted=True):
         "release": tree.kernel_release(),
         "initial_netns": not tree.in_child_netns(),
         "proc_sys_writable": not tree.proc_sys_read_only(),
+        "proc_sys_net_writable": not tree.proc_sys_read_only("net"),
     }
     return facts

@@ -110,10 +110,12 @@ ansible_facts:
           sample: {"net.ipv4.tcp_keepalive_time": [{"file": "/etc/sysctl.d/10-c.conf", "value": "200"},
                                                    {"file": "/usr/lib/sysctl.d/60-b.conf", "value": "100"}]}
         kernel:
-          description: Kernel release, whether this is the initial network namespace, whether C(/proc/sys) is writable.
+          description:
+            - Kernel release, whether this is the initial network namespace, whether the C(/proc/sys) mount and the
+              C(/proc/sys/net) mount (container runtimes may mount it separately) are writable.
           type: dict
           returned: always
-          sample: {"release": "6.18.44", "initial_netns": true, "proc_sys_writable": true}
+          sample: {"release": "6.18.44", "initial_netns": true, "proc_sys_writable": true, "proc_sys_net_writable": true}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -203,5 +203,5 @@ def test_boot_override_and_facts(lab):
     assert facts["missing"]["net.ipv4.tcp_max_orphans"]["classification"] == "global_in_child_netns"
     # Visible read-only in a child netns since 6.11 (commit 19249c0724f2), absent before.
     assert "net.core.rmem_max" in facts["values"] or facts["missing"]["net.core.rmem_max"]["classification"] == "global_in_child_netns"
-    assert facts["kernel"]["initial_netns"] is False and facts["kernel"]["proc_sys_writable"] is True
+    assert facts["kernel"]["initial_netns"] is False and facts["kernel"]["proc_sys_writable"] is True and facts["kernel"]["proc_sys_net_writable"] is True
     assert results[1]["changed"] is False

@@ -244,6 +244,11 @@ def test_classify_proc_sys_read_only(tmp_path, monkeypatch):
     monkeypatch.setattr(sysctl.os, "statvfs", lambda path: Flags())
     assert sysctl.classify(tree, "net.ipv4.tcp_fin_timeout")["classification"] == "proc_sys_read_only"
     assert tree.proc_sys_read_only() is True
+    plan = sysctl.build_plan({"net.ipv4.tcp_fin_timeout": 60, "net.core.somaxconn": ">= 8192"}, tree)
+    reasons = dict((s["key"], s["reason"]) for s in plan["skipped"])
+    assert reasons["net.ipv4.tcp_fin_timeout"].endswith("the running value 60 already matches")
+    assert "already matches" not in reasons["net.core.somaxconn"]
+    assert plan["entries"] == []
 
 
 def test_plan_resolves_raise_only_rename_and_skips(tmp_path):

@@ -316,7 +316,8 @@ def test_facts(tmp_path):
     assert facts["overrides"]["net.ipv4.tcp_keepalive_intvl"] == [
         {"file": "/etc/sysctl.d/99-z.conf", "value": "40"}, {"file": "/etc/sysctl.conf", "value": "30"}]
     assert "net.ipv4.tcp_fin_timeout" not in facts["overrides"]
-    assert facts["kernel"] == {"release": "6.18.44-test", "initial_netns": False, "proc_sys_writable": True}
+    assert facts["kernel"] == {"release": "6.18.44-test", "initial_netns": False, "proc_sys_writable": True,
+                               "proc_sys_net_writable": True}
     assert "net.core.rmem_max" not in facts["values"]
     quick = sysctl_d.gather_facts(root, None, persisted=False)
     assert quick["persisted"] == {} and "net.ipv4.tcp_fin_timeout" in quick["values"]
