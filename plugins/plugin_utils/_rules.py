@@ -1,0 +1,348 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Diagnosis rules over one host's TCP document, and the fleet aggregation (controller side).
+
+Note that this plugin util is **PRIVATE** to the collection. It can have breaking changes at any time.
+Do not use this from other collections or standalone plugins!
+
+A rule is data::
+
+    id: close_wait_leak            # [a-z0-9_]+, unique
+    severity: warning              # info | warning | critical
+    params: {min_count: 10}        # optional; $min_count in the query becomes the JSON of the value
+    query: "tcp.close_wait.by_process[?count >= `$min_count`]"
+    message: "{item.name} (pid {item.pid}) holds {item.count} sockets in CLOSE_WAIT"
+    remedy: "Fix the code path that never calls close()"
+    enabled: true                  # optional
+
+The query runs over ``{tcp: ..., sysctl: ...}``. A false, null or empty result means "no finding"; a list
+gives one finding per element, anything else gives one finding. ``{expr}`` placeholders in ``message`` and
+``remedy`` are JMESPath expressions over ``{tcp, sysctl, params, item}`` (``item`` is the element that
+matched); ``{expr:spec}`` applies a Python format spec such as ``.0%``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import string
+
+try:
+    import jmespath
+    from jmespath import exceptions as jmespath_exceptions
+    from jmespath import functions as jmespath_functions
+except ImportError:  # reported at use time, so that importing the plugin never fails
+    jmespath = None
+    jmespath_exceptions = None
+    jmespath_functions = None
+
+SEVERITIES = ("critical", "warning", "info")
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+RULE_KEYS = frozenset(("id", "severity", "query", "message", "remedy", "params", "enabled", "title"))
+OVERRIDE_KEYS = RULE_KEYS - {"id"}
+_ID = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+# A trailing ":spec" is a format spec only when it looks like one, so JMESPath slices ([0:2]) stay intact.
+_SPEC = re.compile(r"^(.*):([<>=^+\- #0,._]*[0-9]*(?:\.[0-9]+)?[bcdeEfFgGnosxX%]?)$", re.S)
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+STATE_NAMES = ("ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
+               "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING")
+
+
+class RuleError(Exception):
+    """A rule (or an override) is malformed, or its query does not compile or fails."""
+
+
+def _require_jmespath():
+    if jmespath is None:
+        raise RuleError("the linuxnet.tcp diagnosis filters need the Python 'jmespath' package on the controller "
+                        "(pip install jmespath)")
+
+
+def _functions():
+    """Two small helpers JMESPath lacks, for ratios and for iterating over dicts keyed by sysctl name."""
+
+    class Functions(jmespath_functions.Functions):
+        @jmespath_functions.signature({"types": ["number", "null"]}, {"types": ["number", "null"]})
+        def _func_divide(self, num, den):
+            if num is None or den is None or den == 0:
+                return None
+            return num / den
+
+        @jmespath_functions.signature({"types": ["object", "null"]})
+        def _func_to_entries(self, obj):
+            return [{"key": key, "value": obj[key]} for key in sorted(obj or {})]
+
+    return Functions()
+
+
+_OPTIONS = None
+
+
+def _options():
+    global _OPTIONS  # pylint: disable=global-statement
+    if _OPTIONS is None:
+        _OPTIONS = jmespath.Options(custom_functions=_functions())
+    return _OPTIONS
+
+
+class CompiledRule:
+    """One validated rule: compiled query and compiled message/remedy placeholders."""
+
+    def __init__(self, rule):
+        self.rule = rule
+        self.id = rule["id"]
+        self.severity = rule["severity"]
+        self.params = dict(rule.get("params") or {})
+        try:
+            text = string.Template(rule["query"]).substitute({k: json.dumps(v) for k, v in self.params.items()})
+        except KeyError as exc:
+            raise RuleError(f"rule {self.id}: the query uses ${exc.args[0]}, which is not in its params") from None
+        except ValueError as exc:
+            raise RuleError(f"rule {self.id}: bad $ placeholder in the query ({exc}); write $$ for a literal $") from None
+        self.query_text = text
+        self.query = _compile(self.id, "query", text)
+        self.message = _compile_template(self.id, "message", rule["message"])
+        self.remedy = _compile_template(self.id, "remedy", rule.get("remedy") or "")
+
+    def evaluate(self, doc):
+        try:
+            result = self.query.search(doc, options=_options())
+        except jmespath_exceptions.JMESPathError as exc:
+            raise RuleError(f"rule {self.id}: query failed on this host: {exc}") from None
+        if not _truthy(result):
+            return []
+        items = result if isinstance(result, list) else [result]
+        findings = []
+        for item in items:
+            if not _truthy(item):
+                continue
+            context = dict(doc, params=self.params, item=item if isinstance(item, (dict, list)) else {"value": item})
+            findings.append({
+                "id": self.id,
+                "severity": self.severity,
+                "title": self.rule.get("title") or self.id.replace("_", " "),
+                "message": _render(self.id, self.message, context),
+                "remedy": _render(self.id, self.remedy, context),
+                "item": item,
+            })
+        return findings
+
+
+def _truthy(value):
+    """JMESPath truthiness: false, null, and empty strings, lists and objects are false; numbers are true."""
+    return not (value is None or value is False or (isinstance(value, (str, list, dict)) and not value))
+
+
+def _compile(rule_id, field, text):
+    try:
+        return jmespath.compile(text)
+    except jmespath_exceptions.JMESPathError as exc:
+        detail = " ".join(str(exc).split())
+        raise RuleError(f"rule {rule_id}: {field} does not compile: {detail} (expression: {text})") from None
+
+
+def _compile_template(rule_id, field, text):
+    """Split a message template into literal text and compiled (expression, spec) placeholders."""
+    if not isinstance(text, str):
+        raise RuleError(f"rule {rule_id}: {field} must be a string")
+    parts, pos = [], 0
+    for match in _PLACEHOLDER.finditer(text):
+        parts.append(text[pos:match.start()])
+        expr, spec = match.group(1).strip(), ""
+        found = _SPEC.match(expr)
+        if found and found.group(2):
+            expr, spec = found.group(1).strip(), found.group(2)
+        parts.append((_compile(rule_id, f"{field} placeholder {{{match.group(1)}}}", expr), spec))
+        pos = match.end()
+    parts.append(text[pos:])
+    return parts
+
+
+def _render(rule_id, parts, context):
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        expr, spec = part
+        try:
+            value = expr.search(context, options=_options())
+        except jmespath_exceptions.JMESPathError as exc:
+            raise RuleError(f"rule {rule_id}: placeholder {expr.expression} failed: {exc}") from None
+        out.append(_format(value, spec))
+    return "".join(out)
+
+
+def _format(value, spec):
+    if value is None:
+        return "-"
+    if spec:
+        try:
+            return format(value, spec)
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}" if not math.isnan(value) else "-"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _check_rule(rule, where, label=None):
+    """Raise RuleError unless ``rule`` is well formed; messages start with ``label`` (default "rule ID")."""
+    if not isinstance(rule, dict):
+        raise RuleError(f"{where}: a rule must be a mapping, got {type(rule).__name__}")
+    rule_id = rule.get("id")
+    if not isinstance(rule_id, str) or not _ID.match(rule_id):
+        raise RuleError(f"{where}: rule id {rule_id!r} must match [a-z0-9][a-z0-9_]*")
+    label = label or f"rule {rule_id}"
+    unknown = sorted(set(rule) - RULE_KEYS)
+    if unknown:
+        raise RuleError(f"{label}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(RULE_KEYS))})")
+    for key in ("query", "message"):
+        if not isinstance(rule.get(key), str) or not rule[key].strip():
+            raise RuleError(f"{label}: {key} is required and must be a non-empty string")
+    if rule.get("severity") not in SEVERITIES:
+        raise RuleError(f"{label}: severity {rule.get('severity')!r} must be one of {', '.join(SEVERITIES)}")
+    if not isinstance(rule.get("params") or {}, dict):
+        raise RuleError(f"{label}: params must be a mapping")
+    if not isinstance(rule.get("enabled", True), bool):
+        raise RuleError(f"{label}: enabled must be true or false")
+
+
+def effective_rules(rules, overrides=None):
+    """Validate ``rules``, apply ``overrides`` ({id: {severity, params, enabled, ...}}), return plain dicts.
+
+    ``params`` of an override are merged into the rule's params; other keys replace. An override for an
+    unknown rule id is an error, so that a typo does not silently leave a threshold unchanged.
+    """
+    if not isinstance(rules, list):
+        raise RuleError(f"rules must be a list, got {type(rules).__name__}")
+    out, seen = [], {}
+    for index, rule in enumerate(rules):
+        _check_rule(rule, f"rules[{index}]")
+        if rule["id"] in seen:
+            raise RuleError(f"rule {rule['id']}: defined twice (rules[{seen[rule['id']]}] and rules[{index}])")
+        seen[rule["id"]] = index
+        out.append(dict(rule))
+    overrides = overrides or {}
+    if not isinstance(overrides, dict):
+        raise RuleError(f"overrides must be a mapping of rule id to changes, got {type(overrides).__name__}")
+    for rule_id, change in overrides.items():
+        if rule_id not in seen:
+            raise RuleError(f"override for unknown rule {rule_id} (known: {', '.join(sorted(seen))})")
+        if not isinstance(change, dict):
+            raise RuleError(f"override for rule {rule_id} must be a mapping")
+        unknown = sorted(set(change) - OVERRIDE_KEYS)
+        if unknown:
+            raise RuleError(f"override for rule {rule_id}: unknown keys {', '.join(unknown)}")
+        rule = out[seen[rule_id]]
+        for key, value in change.items():
+            if key == "params" and isinstance(value, dict):
+                rule["params"] = dict(rule.get("params") or {}, **value)
+            else:
+                rule[key] = value
+        _check_rule(rule, f"override for rule {rule_id}", f"override for rule {rule_id}")
+    return out
+
+
+def compile_rules(rules, overrides=None):
+    """Effective rules, each compiled; raises RuleError naming the first bad rule."""
+    _require_jmespath()
+    return [CompiledRule(rule) for rule in effective_rules(rules, overrides) if rule.get("enabled", True)]
+
+
+def diagnose(doc, rules, overrides=None):
+    """Findings for one host document ``{tcp, sysctl}``: critical first, then warning, then info."""
+    if not isinstance(doc, dict):
+        raise RuleError(f"the input must be a host document {{tcp: ..., sysctl: ...}}, got {type(doc).__name__}")
+    context = {"tcp": doc.get("tcp") or {}, "sysctl": doc.get("sysctl") or {}}
+    findings = []
+    for order, rule in enumerate(compile_rules(rules, overrides)):
+        for finding in rule.evaluate(context):
+            findings.append((SEVERITY_RANK[finding["severity"]], order, finding))
+    return [finding for _rank, _order, finding in sorted(findings, key=lambda row: row[:2])]
+
+
+def _host_view(value):
+    """Accept a hostvars entry (facts under ansible_facts) or a plain {tcp, sysctl, findings} document."""
+    facts = value.get("ansible_facts") if isinstance(value.get("ansible_facts"), dict) else {}
+    tcp = value.get("tcp") or facts.get("tcp") or {}
+    sysctl = value.get("sysctl") or facts.get("sysctl") or {}
+    findings = value.get("findings")
+    if findings is None:
+        findings = value.get("tcp_findings")
+    if findings is None:
+        findings = facts.get("tcp_findings")
+    return tcp, sysctl, list(findings or [])
+
+
+def fleet_summary(hosts_data, hosts=None, top=10):
+    """Aggregate per-host documents into one fleet view (see the tcp_fleet_summary filter docs)."""
+    if not hasattr(hosts_data, "keys"):
+        raise RuleError(f"the input must be a mapping of host name to its facts, got {type(hosts_data).__name__}")
+    names = list(hosts) if hosts is not None else sorted(hosts_data.keys())
+    per_host, tw_rows, cw_rows = [], [], []
+    totals = {name: 0 for name in STATE_NAMES}
+    totals["total"] = 0
+    by_severity = {name: [] for name in SEVERITIES}
+    missing = []
+    for host in names:
+        try:
+            value = hosts_data[host]
+        except KeyError:
+            missing.append(host)
+            continue
+        tcp, sysctl, findings = _host_view(value if isinstance(value, dict) else dict(value))
+        states = tcp.get("states") or {}
+        if not states:
+            missing.append(host)
+            continue
+        for name in STATE_NAMES:
+            totals[name] += int(states.get(name) or 0)
+        totals["total"] += int(states.get("total") or 0)
+        counts = {name: 0 for name in SEVERITIES}
+        for finding in findings:
+            severity = finding.get("severity", "info")
+            counts[severity] = counts.get(severity, 0) + 1
+            by_severity.setdefault(severity, []).append(dict(finding, host=host))
+        worst = next((name for name in SEVERITIES if counts.get(name)), None)
+        collection = tcp.get("collection") or {}
+        per_host.append({
+            "host": host,
+            "states": {name: int(states.get(name) or 0) for name in STATE_NAMES},
+            "total": int(states.get("total") or 0),
+            "findings": counts,
+            "worst": worst,
+            "kernel": collection.get("kernel") or (sysctl.get("kernel") or {}).get("release"),
+            "backend": collection.get("backend"),
+        })
+        time_wait = tcp.get("time_wait") or {}
+        if time_wait.get("total"):
+            remotes = time_wait.get("by_remote") or []
+            tw_rows.append({"host": host, "total": time_wait["total"], "top_remote": remotes[0] if remotes else None})
+        close_wait = tcp.get("close_wait") or {}
+        if close_wait.get("total"):
+            procs = close_wait.get("by_process") or []
+            top_proc = procs[0] if procs else None
+            cw_rows.append({
+                "host": host,
+                "total": close_wait["total"],
+                "unowned": close_wait.get("unowned", 0),
+                "top_process": ({key: top_proc.get(key) for key in ("pid", "name", "user", "count")}
+                                if top_proc else None),
+                "top_remote": ((top_proc.get("remotes") or [None])[0] if top_proc else None),
+            })
+    tw_rows.sort(key=lambda row: (-row["total"], row["host"]))
+    cw_rows.sort(key=lambda row: (-row["total"], row["host"]))
+    per_host.sort(key=lambda row: (SEVERITY_RANK.get(row["worst"], len(SEVERITIES)), row["host"]))
+    return {
+        "hosts": len(per_host),
+        "hosts_without_facts": missing,
+        "states": totals,
+        "findings": {name: len(by_severity.get(name, [])) for name in SEVERITIES},
+        "findings_by_severity": {name: by_severity.get(name, []) for name in SEVERITIES},
+        "time_wait_leaders": tw_rows[:top],
+        "close_wait_leaders": cw_rows[:top],
+        "per_host": per_host,
+    }
