@@ -1,0 +1,205 @@
+"""AWX / automation controller: the execution environment, the job templates and surveys, and a job run the way
+AWX runs it.
+
+- ``ansible-builder create`` on execution-environment.yml with a tarball built from this checkout; the context
+  is then checked by doing offline what its galaxy and builder stages do (install the requirements, introspect the
+  Python requirements).
+- awx/job_templates/*.yml are awx.awx.job_template parameters; every survey question, pinned extra variable and
+  inventory variable is an option of the role's argument spec (type, choices, default, required), and together
+  they cover the options exactly once.
+- ``ansible-runner run`` with a private data dir laid out as AWX lays it out (project/, inventory/, env/extravars,
+  env/envvars, env/settings), the collection installed from the tarball, the survey answers as extra variables,
+  against real test containers: artifacts (status, rc, job events) are checked.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import tarfile
+
+import pytest
+import yaml
+
+from fleet_fixtures import (BIN, ROOT, fleet, fleet_inventory, run, tool, tool_env)  # noqa: F401 pylint: disable=unused-import
+
+pytestmark = pytest.mark.containers
+
+AWX = os.path.join(ROOT, "awx")
+TEMPLATES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(AWX, "job_templates", "*.yml")))
+# AWX survey question types and the argument spec types they carry faithfully.
+SURVEY_TYPES = {"text": "str", "textarea": "str", "password": "str", "integer": "int", "float": "float",
+                "multiplechoice": "str", "multiselect": "list"}
+# Tasks files the restore path runs (tcp_tuning_state: absent): its template covers what they read.
+RESTORE_TASKS = ("main.yml", "absent.yml")
+
+
+def galaxy_version():
+    with open(os.path.join(ROOT, "galaxy.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["version"]
+
+
+def load_yaml(path):
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def load_template(name):
+    definition = load_yaml(os.path.join(AWX, "job_templates", name + ".yml"))
+    with open(os.path.join(AWX, definition["job_template"]["survey_spec"]), encoding="utf-8") as handle:
+        survey = json.load(handle)
+    return definition, survey
+
+
+@pytest.fixture(scope="module")
+def tarball(tmp_path_factory):
+    dist = tmp_path_factory.mktemp("dist")
+    done = run([tool("ansible-galaxy"), "collection", "build", "--output-path", dist, ROOT])
+    assert done.returncode == 0, done.stdout + done.stderr
+    path = dist / ("linuxnet-tcp-%s.tar.gz" % galaxy_version())
+    assert path.is_file(), done.stdout
+    return path
+
+
+def test_ansible_builder_create(tarball, tmp_path):
+    """The EE file next to a .build/dist/ holding the tarball, as after `ansible-galaxy collection build`."""
+    shutil.copy(os.path.join(ROOT, "execution-environment.yml"), tmp_path)
+    (tmp_path / ".build" / "dist").mkdir(parents=True)
+    shutil.copy(tarball, tmp_path / ".build" / "dist")
+    done = run([tool("ansible-builder"), "create", "-f", "execution-environment.yml", "-c", "context", "-v", "3"],
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No matches" not in done.stdout + done.stderr, done.stdout + done.stderr
+    context = tmp_path / "context"
+    containerfile = (context / "Containerfile").read_text()
+    assert "FROM $EE_BASE_IMAGE AS base" in containerfile
+    assert 'ansible-galaxy collection install $ANSIBLE_GALAXY_CLI_COLLECTION_OPTS -r requirements.yml' in containerfile
+    assert re.search(r'ARG ANSIBLE_INSTALL_REFS="ansible-core[^"]* ansible-runner', containerfile), containerfile
+    # The galaxy stage, offline: from /build (= context/_build), the requirements install the shipped tarball.
+    build = context / "_build"
+    requirements = load_yaml(build / "requirements.yml")
+    assert requirements["collections"] == [{"name": "collections/linuxnet-tcp-%s.tar.gz" % galaxy_version(),
+                                            "type": "file"}], "execution-environment.yml and galaxy.yml disagree"
+    shipped = build / requirements["collections"][0]["name"]
+    assert shipped.read_bytes() == tarball.read_bytes()
+    collections = tmp_path / "usr-share-ansible" / "collections"
+    done = run([tool("ansible-galaxy"), "collection", "install", "-r", "requirements.yml", "-p", collections], cwd=build,
+               env=tool_env(ANSIBLE_GALAXY_DISABLE_GPG_VERIFY="1", ANSIBLE_COLLECTIONS_PATH=collections))
+    assert done.returncode == 0, done.stdout + done.stderr
+    manifest = json.loads((collections / "ansible_collections" / "linuxnet" / "tcp" / "MANIFEST.json").read_text())
+    assert manifest["collection_info"]["version"] == galaxy_version()
+    # The builder stage, offline: introspection of the user and collection requirements yields jmespath.
+    out = tmp_path / "pip.txt"
+    done = run([tool("python"), build / "scripts" / "introspect.py", "introspect", "--user-pip", build / "requirements.txt",
+                "--write-pip", out, collections])
+    assert done.returncode == 0, done.stdout + done.stderr
+    pip = out.read_text()
+    assert re.search(r"^jmespath>=1\.0\s+# from collection user$", pip, re.M), pip
+    assert re.search(r"^jmespath>=1\.0\s+# from collection linuxnet\.tcp$", pip, re.M), pip
+
+
+def job_template_options():
+    """Option names of awx.awx.job_template, from the installed collection's documentation."""
+    done = run([tool("ansible-doc"), "--json", "awx.awx.job_template"])
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout)["awx.awx.job_template"]["doc"]["options"])
+
+
+def test_job_templates_load_into_awx(tmp_path):
+    options = job_template_options()
+    with open(os.path.join(AWX, "configure.yml"), encoding="utf-8") as handle:
+        configure = handle.read()
+    assert TEMPLATES == ["audit", "restore", "tune"]
+    for name in TEMPLATES:
+        definition, survey = load_template(name)
+        assert set(definition) <= {"job_template", "inventory_variables"}, name
+        template = definition["job_template"]
+        assert set(template) <= options, "%s: not awx.awx.job_template options: %s" % (name, set(template) - options)
+        assert os.path.isfile(os.path.join(ROOT, template["playbook"])), template["playbook"]
+        # awx/configure.yml passes every parameter the definition sets (nothing is silently dropped).
+        for key in template:
+            assert re.search(r"^\s+%s: .*__jt\.%s\b" % (key, key), configure, re.M), "configure.yml drops %s.%s" % (name, key)
+        assert survey["name"] and survey["description"] and survey["spec"], name
+        for question in survey["spec"]:
+            assert question["type"] in SURVEY_TYPES, question
+            assert question["question_name"] and question["question_description"], question
+            if question["type"] in ("multiplechoice", "multiselect"):
+                defaults = question["default"].split("\n") if question["type"] == "multiselect" else [question["default"]]
+                assert set(defaults) <= set(question["choices"]), question
+    # configure.yml parses and its loop names every template.
+    done = run([tool("ansible-playbook"), "--syntax-check", os.path.join(AWX, "configure.yml")])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"linuxnet_tcp_awx_templates: \[%s\]" % ", ".join(["audit", "tune", "restore"]), configure)
+
+
+def role_of_playbook(playbook):
+    """Name of the linuxnet.tcp role a playbook runs (roles: or import_role/include_role)."""
+    found = set()
+    for play in load_yaml(os.path.join(ROOT, playbook)):
+        for role in play.get("roles", []):
+            found.add(role if isinstance(role, str) else role.get("role", role.get("name")))
+        for section in ("pre_tasks", "tasks", "post_tasks"):
+            for task in play.get(section, []):
+                for action in ("ansible.builtin.import_role", "ansible.builtin.include_role"):
+                    if action in task:
+                        found.add(task[action]["name"])
+    found = {name for name in found if name and name.startswith("linuxnet.tcp.")}
+    assert len(found) == 1, "%s runs %s, expected one linuxnet.tcp role" % (playbook, found)
+    return found.pop().split(".")[-1]
+
+
+def argument_spec(role):
+    return load_yaml(os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml"))["argument_specs"]["main"]["options"]
+
+
+def options_read(role, tasks_files, options):
+    text = ""
+    for name in tasks_files:
+        with open(os.path.join(ROOT, "roles", role, "tasks", name), encoding="utf-8") as handle:
+            text += handle.read()
+    return {option for option in options if re.search(r"\b%s\b" % option, text)}
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_survey_maps_onto_argument_spec(name):
+    definition, survey = load_template(name)
+    template = definition["job_template"]
+    role = role_of_playbook(template["playbook"])
+    spec = argument_spec(role)
+    asked = [q["variable"] for q in survey["spec"]]
+    pinned = list(template.get("extra_vars", {}))
+    left = list(definition.get("inventory_variables", []))
+    everything = asked + pinned + left
+    assert len(everything) == len(set(everything)), "a variable is in more than one place: %s" % everything
+    assert set(everything) <= set(spec), "not options of roles/%s: %s" % (role, set(everything) - set(spec))
+    wanted = set(spec) if name != "restore" else options_read(role, RESTORE_TASKS, spec)
+    assert set(everything) == wanted, "options missing from the template: %s" % (wanted - set(everything))
+    for question in survey["spec"]:
+        option = spec[question["variable"]]
+        kind = option.get("type", "str")
+        assert SURVEY_TYPES[question["type"]] == kind, (question["variable"], question["type"], kind)
+        if kind == "list":
+            assert option.get("elements") == "str", question["variable"]
+        if "choices" in option:
+            assert sorted(question["choices"]) == sorted(option["choices"]), question["variable"]
+        default = question.get("default")
+        if question["type"] == "multiselect":
+            default = default.split("\n") if default else []
+        if question["type"] in ("integer", "float") and default in ("", None):
+            default = None
+        assert default == option.get("default"), (question["variable"], default, option.get("default"))
+        assert question["required"] == (option.get("required", False) or option.get("default") is not None), question
+        if question["type"] == "text" and "min" in question:
+            assert question["min"] >= 1 and len(str(default)) >= question["min"], question
+    for key, value in template.get("extra_vars", {}).items():
+        option = spec[key]
+        if "choices" in option:
+            assert value in option["choices"], (key, value)
+    # Survey choices for a list without argument-spec choices (tuning profiles) must exist in the role.
+    if role == "tuning":
+        builtin = set(load_yaml(os.path.join(ROOT, "roles", "tuning", "vars", "main.yml"))["__tcp_tuning_builtin_profiles"])
+        for question in survey["spec"]:
+            if question["variable"] == "tcp_tuning_profiles":
+                assert set(question["choices"]) == builtin
