@@ -60,9 +60,9 @@ def profile_task(label):
 
 
 def posix_task(label):
-    return {"name": label, "ansible.posix.sysctl": {"name": "{{ item.key }}", "value": "{{ item.value }}",
-                                                   "sysctl_file": "/etc/sysctl.d/90-bench.conf", "sysctl_set": True, "reload": True},
-            "loop": "{{ bench_profile | dict2items }}"}
+    args = {"name": "{{ item.key }}", "value": "{{ item.value }}", "sysctl_file": "/etc/sysctl.d/90-bench.conf",
+            "sysctl_set": True, "reload": True}
+    return {"name": label, "ansible.posix.sysctl": args, "loop": "{{ bench_profile | dict2items }}"}
 
 
 METHODS = [
@@ -117,11 +117,11 @@ def main():
         raise SystemExit("run as root: the benchmark creates network namespaces")
     rows = []
     with tempfile.TemporaryDirectory(prefix="lntcp-bench-sysctl-") as workdir:
-        samples = dict((label, []) for label, _ in METHODS)
+        samples = dict((method[0], []) for method in METHODS)
         for _run in range(args.runs):
             for label, make_task in METHODS:  # interleaved, so drift in machine load hits both alike
                 samples[label].append(trial(make_task, workdir))
-    for label, _ in METHODS:
+    for label in (method[0] for method in METHODS):
         first, rerun, wall = zip(*samples[label])
         rows.append({"method": label, "first_run_s": statistics.median(first), "rerun_s": statistics.median(rerun),
                      "playbook_wall_s": statistics.median(wall), "first_min_s": min(first), "rerun_min_s": min(rerun)})
