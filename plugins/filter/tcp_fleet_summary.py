@@ -17,7 +17,7 @@ description:
   - Hosts without TCP facts (unreachable, failed) are listed in C(hosts_without_facts) and left out of the
     totals.
   - Pure Python, no extra package needed.
-positional: hosts, top
+positional: hosts, top, details
 options:
   _input:
     description: Mapping of host name to its data, for example C(hostvars).
@@ -31,6 +31,10 @@ options:
     description: Number of entries in the C(time_wait_leaders) and C(close_wait_leaders) lists.
     type: int
     default: 10
+  details:
+    description: Add C(details), each host's C(findings), C(tcp) and C(sysctl) facts, for a complete machine-readable report.
+    type: bool
+    default: false
 seealso:
   - plugin: linuxnet.tcp.tcp_diagnose
     plugin_type: filter
@@ -100,6 +104,11 @@ _value:
       elements: dict
       sample: [{host: web1, total: 9210, worst: warning, findings: {critical: 0, warning: 3, info: 1},
                 kernel: 6.1.0-18-amd64, backend: netlink, states: {ESTABLISHED: 30, TIME_WAIT: 9120}}]
+    details:
+      description: Per host, its C(findings), C(tcp) facts and C(sysctl) facts.
+      returned: when O(details=true)
+      type: dict
+      sample: {web1: {findings: [], tcp: {states: {total: 3}}, sysctl: {values: {}}}}
 """
 
 from ansible.errors import AnsibleFilterError
@@ -107,10 +116,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils._rules import RuleError, fleet_summary
 
 
-def tcp_fleet_summary(hosts_data, hosts=None, top=10):
+def tcp_fleet_summary(hosts_data, hosts=None, top=10, details=False):
     """Fleet view of ``hosts_data`` (host name -> facts and findings)."""
     try:
-        return fleet_summary(hosts_data, hosts, int(top))
+        return fleet_summary(hosts_data, hosts, int(top), bool(details))
     except RuleError as exc:
         raise AnsibleFilterError(f"linuxnet.tcp.tcp_fleet_summary: {exc}") from None
 

@@ -128,6 +128,27 @@ class CompiledRule:
         return findings
 
 
+def plain(value):
+    """Deep copy into plain dict/list/str/int/float/bool/None.
+
+    ansible-core 2.19 hands filters tagged subclasses (of dict, str, ...); JMESPath's function type checks
+    look at the exact class name and would call them "unknown".
+    """
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
+
+
 def _truthy(value):
     """JMESPath truthiness: false, null, and empty strings, lists and objects are false; numbers are true."""
     return not (value is None or value is False or (isinstance(value, (str, list, dict)) and not value))
@@ -218,6 +239,7 @@ def effective_rules(rules, overrides=None):
     """
     if not isinstance(rules, list):
         raise RuleError(f"rules must be a list, got {type(rules).__name__}")
+    rules, overrides = plain(rules), plain(overrides)
     out, seen = [], {}
     for index, rule in enumerate(rules):
         _check_rule(rule, f"rules[{index}]")
@@ -256,7 +278,7 @@ def diagnose(doc, rules, overrides=None):
     """Findings for one host document ``{tcp, sysctl}``: critical first, then warning, then info."""
     if not isinstance(doc, dict):
         raise RuleError(f"the input must be a host document {{tcp: ..., sysctl: ...}}, got {type(doc).__name__}")
-    context = {"tcp": doc.get("tcp") or {}, "sysctl": doc.get("sysctl") or {}}
+    context = {"tcp": plain(doc.get("tcp") or {}), "sysctl": plain(doc.get("sysctl") or {})}
     findings = []
     for order, rule in enumerate(compile_rules(rules, overrides)):
         for finding in rule.evaluate(context):
@@ -265,19 +287,22 @@ def diagnose(doc, rules, overrides=None):
 
 
 def _host_view(value):
-    """Accept a hostvars entry (facts under ansible_facts) or a plain {tcp, sysctl, findings} document."""
-    facts = value.get("ansible_facts") if isinstance(value.get("ansible_facts"), dict) else {}
-    tcp = value.get("tcp") or facts.get("tcp") or {}
-    sysctl = value.get("sysctl") or facts.get("sysctl") or {}
-    findings = value.get("findings")
+    """Accept a hostvars entry (facts under ansible_facts) or a plain {tcp, sysctl, findings} document.
+
+    Only the keys needed are read: a hostvars entry templates each variable on access.
+    """
+    facts = value.get("ansible_facts") if hasattr(value, "get") else None
+    if not isinstance(facts, dict) or "tcp" not in facts:
+        facts = value if hasattr(value, "get") else {}
+    tcp = facts.get("tcp") or {}
+    sysctl = facts.get("sysctl") or {}
+    findings = facts.get("tcp_findings")
     if findings is None:
-        findings = value.get("tcp_findings")
-    if findings is None:
-        findings = facts.get("tcp_findings")
+        findings = facts.get("findings")
     return tcp, sysctl, list(findings or [])
 
 
-def fleet_summary(hosts_data, hosts=None, top=10):
+def fleet_summary(hosts_data, hosts=None, top=10, details=False):
     """Aggregate per-host documents into one fleet view (see the tcp_fleet_summary filter docs)."""
     if not hasattr(hosts_data, "keys"):
         raise RuleError(f"the input must be a mapping of host name to its facts, got {type(hosts_data).__name__}")
@@ -287,13 +312,14 @@ def fleet_summary(hosts_data, hosts=None, top=10):
     totals["total"] = 0
     by_severity = {name: [] for name in SEVERITIES}
     missing = []
+    detail = {}
     for host in names:
         try:
             value = hosts_data[host]
         except KeyError:
             missing.append(host)
             continue
-        tcp, sysctl, findings = _host_view(value if isinstance(value, dict) else dict(value))
+        tcp, sysctl, findings = _host_view(value)
         states = tcp.get("states") or {}
         if not states:
             missing.append(host)
@@ -307,6 +333,8 @@ def fleet_summary(hosts_data, hosts=None, top=10):
             counts[severity] = counts.get(severity, 0) + 1
             by_severity.setdefault(severity, []).append(dict(finding, host=host))
         worst = next((name for name in SEVERITIES if counts.get(name)), None)
+        if details:
+            detail[host] = {"findings": findings, "tcp": tcp, "sysctl": sysctl}
         collection = tcp.get("collection") or {}
         per_host.append({
             "host": host,
@@ -336,7 +364,7 @@ def fleet_summary(hosts_data, hosts=None, top=10):
     tw_rows.sort(key=lambda row: (-row["total"], row["host"]))
     cw_rows.sort(key=lambda row: (-row["total"], row["host"]))
     per_host.sort(key=lambda row: (SEVERITY_RANK.get(row["worst"], len(SEVERITIES)), row["host"]))
-    return {
+    summary = {
         "hosts": len(per_host),
         "hosts_without_facts": missing,
         "states": totals,
@@ -346,3 +374,6 @@ def fleet_summary(hosts_data, hosts=None, top=10):
         "close_wait_leaders": cw_rows[:top],
         "per_host": per_host,
     }
+    if details:
+        summary["details"] = detail
+    return summary

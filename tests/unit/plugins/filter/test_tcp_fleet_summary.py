@@ -65,6 +65,23 @@ def test_hosts_order_top_and_hosts_without_facts():
     assert summary["states"]["TIME_WAIT"] == doc("storm")["tcp"]["states"]["TIME_WAIT"]
 
 
+def test_details_carry_each_hosts_documents():
+    data = hostvars_fleet()
+    summary = plugin.tcp_fleet_summary(data, ["storm", "clean"], 10, True)
+    assert set(summary["details"]) == {"storm", "clean"}
+    assert summary["details"]["storm"]["tcp"] == doc("storm")["tcp"]
+    assert summary["details"]["storm"]["sysctl"] == doc("storm")["sysctl"]
+    assert summary["details"]["storm"]["findings"] == data["storm"]["ansible_facts"]["tcp_findings"]
+    assert "details" not in plugin.tcp_fleet_summary(data)
+
+
+def test_hostvars_facts_win_over_a_play_variable_named_tcp():
+    data = hostvars_fleet()
+    data["clean"]["tcp"] = {"states": {"total": 999999}}
+    summary = plugin.tcp_fleet_summary(data, ["clean"])
+    assert summary["states"]["total"] == doc("clean")["tcp"]["states"]["total"]
+
+
 def test_empty_fleet():
     summary = plugin.tcp_fleet_summary({})
     assert summary["hosts"] == 0 and summary["per_host"] == [] and summary["states"]["total"] == 0
