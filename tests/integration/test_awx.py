@@ -203,3 +203,94 @@ def test_survey_maps_onto_argument_spec(name):
         for question in survey["spec"]:
             if question["variable"] == "tcp_tuning_profiles":
                 assert set(question["choices"]) == builtin
+
+
+def survey_answers(name, **answers):
+    """Extra variables AWX sends for a launch: the template's extra_vars, then the survey answers (defaults unless
+    given), typed as AWX types them (multiselect: a list of strings, integer: an int)."""
+    definition, survey = load_template(name)
+    values = dict(definition["job_template"].get("extra_vars", {}))
+    for question in survey["spec"]:
+        value = answers.pop(question["variable"], question.get("default"))
+        if question["type"] == "multiselect" and isinstance(value, str):
+            value = value.split("\n")
+        values[question["variable"]] = value
+    assert not answers, "not survey variables: %s" % answers
+    return values
+
+
+@pytest.fixture(scope="module")
+def private_data_dir(fleet, tarball, tmp_path_factory):
+    """A private data dir as AWX writes it for a job: project/ (the project checkout: playbooks), inventory/hosts,
+    env/{envvars,settings}, and the collection installed from the tarball the way AWX installs a project's
+    collections/requirements.yml (into a directory put on ANSIBLE_COLLECTIONS_PATH)."""
+    pdd = tmp_path_factory.mktemp("awx-job")
+    shutil.copytree(os.path.join(ROOT, "playbooks"), pdd / "project" / "playbooks")
+    (pdd / "inventory").mkdir()
+    fleet.write_inventory(str(pdd / "inventory" / "hosts.yml"))
+    collections = pdd / "requirements_collections"
+    done = run([tool("ansible-galaxy"), "collection", "install", "-p", collections, tarball],
+               env=tool_env(ANSIBLE_COLLECTIONS_PATH=collections))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (pdd / "env").mkdir()
+    envvars = {"ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+               "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_FORKS": "25"}
+    (pdd / "env" / "envvars").write_text(yaml.safe_dump(envvars))
+    (pdd / "env" / "settings").write_text(yaml.safe_dump({"job_timeout": 900, "idle_timeout": 600,
+                                                           "suppress_ansible_output": True}))
+    return pdd
+
+
+def runner(pdd, ident, playbook, extravars):
+    """`ansible-runner run` as AWX's job does it; return the artifacts directory."""
+    (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
+    env = tool_env()
+    env.pop("ANSIBLE_COLLECTIONS_PATH")  # the job's env/envvars decides, as in AWX
+    done = run([tool("ansible-runner"), "run", pdd, "--ident", ident, "-p", playbook], env=env, timeout=900)
+    artifacts = pdd / "artifacts" / ident
+    assert artifacts.is_dir(), done.stdout + done.stderr
+    return artifacts, done
+
+
+def job_events(artifacts):
+    events = []
+    for path in glob.glob(str(artifacts / "job_events" / "*.json")):
+        with open(path, encoding="utf-8") as handle:
+            events.append(json.load(handle))
+    return sorted(events, key=lambda e: e["counter"])
+
+
+def task_results(events, task):
+    return {e["event_data"]["host"]: e["event_data"]["res"] for e in events
+            if e["event"] == "runner_on_ok" and e["event_data"].get("task") == task}
+
+
+def artifact_text(artifacts, name):
+    return (artifacts / name).read_text().strip()
+
+
+def test_ansible_runner_tune_and_audit(fleet, private_data_dir):
+    names = [m.name for m in fleet.members]
+    # tune: the web profile, AWX launch with the survey answered.
+    artifacts, done = runner(private_data_dir, "tune", "playbooks/tune.yml",
+                             survey_answers("tune", tcp_tuning_profiles=["web"], tcp_tuning_name="awx"))
+    stdout = artifact_text(artifacts, "stdout")
+    assert artifact_text(artifacts, "status") == "successful", stdout[-6000:] + done.stderr[-3000:]
+    assert artifact_text(artifacts, "rc") == "0"
+    events = job_events(artifacts)
+    assert events[0]["event"] == "playbook_on_start" and events[-1]["event"] == "playbook_on_stats"
+    stats = events[-1]["event_data"]
+    assert sorted(stats["ok"]) == sorted(names) and not stats["failures"] and not stats["dark"], stats
+    summaries = task_results(events, "Summarise what was applied, skipped, mapped and refused")
+    assert sorted(summaries) == sorted(names), stdout[-6000:]
+    for host, res in summaries.items():
+        lines = res["msg"]
+        assert lines[0].startswith("linuxnet.tcp.tuning: profiles baseline, web -> /etc/sysctl.d/90-linuxnet-awx.conf"), (host, lines)
+        assert any(line.startswith("changed: net.") for line in lines), (host, lines)
+    # The values hold in each container (read with podman, not through Ansible).
+    for member in fleet.members:
+        drop_in = fleet.exec(member, "cat", "/etc/sysctl.d/90-linuxnet-awx.conf")
+        for key, value in re.findall(r"^(net\.[\w.]+) = (.+)$", drop_in, re.M):
+            live = fleet.exec(member, "cat", "/proc/sys/" + key.replace(".", "/")).split()
+            assert live == value.split(), (member.name, key, live, value)
+
