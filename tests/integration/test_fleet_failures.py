@@ -58,3 +58,24 @@ def test_tune_goes_on_without_the_broken_members(broken_fleet):
     ro = fleet.member(broken_fleet["ro"])
     assert fleet.exec(ro, "cat", "/proc/sys/net/core/somaxconn").strip() != "16384"
     assert podman("exec", ro.name, "test", "-e", "/etc/sysctl.d/90-linuxnet-fleet.conf", check=False).returncode == 1
+
+
+def test_audit_report_lists_the_broken_members(broken_fleet):
+    report_dir = broken_fleet["work"] / "report"
+    done, report = playbook(broken_fleet, "audit.yml", tcp_audit_report_dir=str(report_dir), tcp_audit_report_formats=["json", "md"])
+    stats = report["stats"]
+    assert done.returncode == 4, "rc 4 means unreachable hosts only, got %d: %s" % (done.returncode, json.dumps(stats))
+    assert stats[broken_fleet["down"]]["unreachable"] == 1
+    for host in broken_fleet["healthy"] + [broken_fleet["ro"]]:
+        assert stats[host]["failures"] == 0 and stats[host]["unreachable"] == 0, (host, stats)
+    with open(report_dir / "report.json", encoding="utf-8") as handle:
+        fleet = json.load(handle)
+    fleet = fleet.get("fleet", fleet)
+    assert fleet["hosts_without_facts"] == [broken_fleet["down"]], fleet["hosts_without_facts"]
+    audited = sorted(row["host"] for row in fleet["per_host"])
+    assert audited == sorted(broken_fleet["healthy"] + [broken_fleet["ro"]])
+    markdown = (report_dir / "report.md").read_text()
+    assert broken_fleet["down"] in markdown and broken_fleet["ro"] in markdown
+    shown = host_results(report, "Show the fleet summary and where the report is")
+    (summary,) = [res["msg"] for res in shown.values() if not res.get("skipped")]
+    assert "No facts from: %s" % broken_fleet["down"] in summary, summary
