@@ -11,6 +11,9 @@ port is then a client's ephemeral port and is aggregated away as ``port: null``)
 """
 from __future__ import annotations
 
+import collections
+import heapq
+import operator
 import os
 import socket
 import time
@@ -53,58 +56,68 @@ def address_text(slot, raw):
     return socket.inet_ntop(AF_INET6, raw)
 
 
+_DST = operator.itemgetter(4)
+_SPORT = operator.itemgetter(1)
+_STATE = operator.itemgetter(0)
+
+
 class Tally:
-    """Running aggregates over record batches (see _sockets for the record shape)."""
+    """Running aggregates over record batches (see _sockets for the record shape).
+
+    Counting goes through collections.Counter fed by operator.itemgetter, so the per-socket work runs in C;
+    only outbound sockets (ephemeral-port use) and TIME_WAIT / CLOSE_WAIT sockets get Python-level work.
+    """
 
     def __init__(self, port_range=None):
         self.counts = [0] * 32
         self.listen_ports = {AF_INET: set(), AF_INET6: set()}
         self.listeners = []
-        self.peers = [{} for _index in range(32)]
-        self.lports = [{} for _index in range(16)]
-        self.tw_remote = {}
-        self.tw_local = {}
+        # peers[slot][state]: dst -> n; lports[state]: sport -> n
+        self.peers = tuple(tuple(collections.Counter() for _state in range(12)) for _slot in range(2))
+        self.lports = tuple(collections.Counter() for _state in range(12))
+        self.tw_remote = collections.Counter()  # (slot, dst, dport or None) -> n
+        self.tw_local = collections.Counter()  # sport -> n
         self.close_wait = []
-        self.dest = {}
+        self.dest = collections.Counter()  # (slot, src, dst, dport) -> n
         self.port_range = port_range
 
     def add_listeners(self, family, records):
         ports = self.listen_ports[family]
-        lports = self.lports[LISTEN]
         slot = FAMILY_SLOT[family]
         for rec in records:
             ports.add(rec[1])
-            lports[rec[1]] = lports.get(rec[1], 0) + 1
+            self.lports[LISTEN][rec[1]] += 1
             self.listeners.append((slot, rec))
 
     def add(self, family, batch):
         """Fold one batch of non-LISTEN records of ``family`` into the aggregates."""
         slot = FAMILY_SLOT[family]
-        off = slot * 16
-        peers = self.peers
-        lports = self.lports
+        seen = set(map(_STATE, batch))
+        peers = self.peers[slot]
+        for state in seen:
+            # Batches are usually of one state (the kernel dumps hash buckets in order); a mixed batch is
+            # split per state so the counters keep plain keys (no tuple per socket).
+            part = batch if len(seen) == 1 else [rec for rec in batch if rec[0] == state]
+            peers[state].update(map(_DST, part))
+            self.lports[state].update(map(_SPORT, part))
         listen = self.listen_ports[family]
-        tw_remote = self.tw_remote
-        tw_local = self.tw_local
-        dest = self.dest
-        lo, hi = self.port_range or (1, 0)
-        for state, sport, dport, src, dst, _rq, _wq, uid, inode in batch:
-            table = peers[off + state]
-            table[dst] = table.get(dst, 0) + 1
-            table = lports[state]
-            table[sport] = table.get(sport, 0) + 1
-            inbound = sport in listen
-            if state == TIME_WAIT:
-                key = (slot, dst, None if inbound else dport)
-                tw_remote[key] = tw_remote.get(key, 0) + 1
-                tw_local[sport] = tw_local.get(sport, 0) + 1
-            elif state == CLOSE_WAIT:
-                self.close_wait.append((inode, uid, slot, dst, None if inbound else dport))
-            if not inbound and lo <= sport <= hi:
-                # Each outbound socket holds one local port towards (src, dst, dport): the pool that runs
-                # dry in port exhaustion (__inet_hash_connect() in net/ipv4/inet_hashtables.c).
-                key = (slot, src, dst, dport)
-                dest[key] = dest.get(key, 0) + 1
+        if self.port_range:
+            lo, hi = self.port_range
+            # Each outbound socket holds one local port towards (src, dst, dport): the pool that runs
+            # dry in port exhaustion (__inet_hash_connect() in net/ipv4/inet_hashtables.c). Inbound sockets
+            # (local port is a listening port) use no ephemeral port.
+            self.dest.update([(slot, rec[3], rec[4], rec[2]) for rec in batch
+                              if lo <= rec[1] <= hi and rec[1] not in listen])
+        if TIME_WAIT in seen:
+            tw_remote = self.tw_remote
+            tw_local = self.tw_local
+            for rec in batch:
+                if rec[0] == TIME_WAIT:
+                    tw_remote[(slot, rec[4], None if rec[1] in listen else rec[2])] += 1
+                    tw_local[rec[1]] += 1
+        if CLOSE_WAIT in seen:
+            self.close_wait.extend((rec[8], rec[7], slot, rec[4], None if rec[1] in listen else rec[2])
+                                   for rec in batch if rec[0] == CLOSE_WAIT)
 
     # ----- report -----------------------------------------------------------------------------------
 
@@ -162,22 +175,32 @@ class Tally:
         return {"total": total, "by_process": ranked, "unowned": unowned}
 
     def _peers(self, cap, summary):
-        merged = {}
-        for index, table in enumerate(self.peers):
-            state = index % 16
-            for raw, count in table.items():
-                row = merged.setdefault(address_text(index // 16, raw), [0] * 12)
-                row[state] += count
-        rows = sorted(merged.items(), key=lambda kv: (-sum(kv[1]), kv[0]))[:cap]
+        if not cap:
+            return []
+        by_text = {}
+        for slot, tables in enumerate(self.peers):
+            for state, table in enumerate(tables):
+                for raw, count in table.items():
+                    text = address_text(slot, raw)  # IPv4-mapped peers merge with their IPv4 address
+                    row = by_text.get(text)
+                    if row is None:
+                        row = by_text[text] = [0] * 12
+                    row[state] += count
+        rows = heapq.nsmallest(cap, by_text.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
         return [{"address": addr, "total": sum(row), "states": _state_dict(row, summary)} for addr, row in rows]
 
     def _local_ports(self, cap, summary):
-        merged = {}
-        for state, table in enumerate(self.lports):
-            for port, count in table.items():
-                merged.setdefault(port, [0] * 12)[state] += count
-        rows = sorted(merged.items(), key=lambda kv: (-sum(kv[1]), kv[0]))[:cap]
-        return [{"port": port, "total": sum(row), "states": _state_dict(row, summary)} for port, row in rows]
+        if not cap:
+            return []
+        totals = collections.Counter()
+        for table in self.lports:
+            totals.update(table)
+        best = heapq.nsmallest(cap, totals.items(), key=lambda kv: (-kv[1], kv[0]))
+        rows = []
+        for port, total in best:
+            row = [table.get(port, 0) for table in self.lports]
+            rows.append({"port": port, "total": total, "states": _state_dict(row, summary)})
+        return rows
 
     def _listeners(self, owners, cap):
         rows = []
@@ -209,7 +232,7 @@ class Tally:
 
 def _top(table, cap):
     """Largest ``cap`` items of a count dict, ties in key order (None sorts first)."""
-    return sorted(table.items(), key=lambda kv: (-kv[1], _sort_key(kv[0])))[:cap]
+    return heapq.nsmallest(cap, table.items(), key=lambda kv: (-kv[1], _sort_key(kv[0]))) if cap else []
 
 
 def _sort_key(key):
@@ -262,10 +285,15 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
     owners = {}
     owner_info = None
     if processes:
-        inodes = [rec[8] for _slot, rec in tally.listeners] if wanted & LISTEN_BIT else []
-        inodes.extend(row[0] for row in tally.close_wait)
+        # Required: CLOSE_WAIT sockets (the leak to explain) and listeners with a non-empty accept queue
+        # (who is not accepting). Other listeners are attributed while the scan stays cheap.
+        inodes = [row[0] for row in tally.close_wait]
+        optional = []
+        if wanted & LISTEN_BIT:
+            for _slot, rec in tally.listeners:
+                (inodes if rec[5] else optional).append(rec[8])
         uids = {rec[7] for _slot, rec in tally.listeners} | {row[1] for row in tally.close_wait}
-        owners, owner_info = find_owners(inodes, root, netns_link(root, netns), uids)
+        owners, owner_info = find_owners(inodes, root, netns_link(root, netns), uids, optional)
     facts = tally.report(top, owners, summary, wanted)
     facts["counters"] = counters
     facts["conntrack"] = conntrack

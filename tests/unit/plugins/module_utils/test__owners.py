@@ -87,3 +87,29 @@ def test_netns_link(tmp_path):
     path.write_text("")
     assert O.netns_link("/", str(path)) == "net:[%d]" % path.stat().st_ino
     assert O.netns_link("/", str(tmp_path / "absent")) is None
+
+
+def test_optional_inodes_only_within_budget(tree):
+    # 104 (pid 40) is optional: looked for only while fewer than `budget` descriptors have been read.
+    owners, info = O.find_owners([103], tree, netns="net:[2]", optional=[104], budget=100)
+    assert set(owners) == {103, 104} and info["complete"] is True
+    owners, info = O.find_owners([103], tree, netns="net:[2]", optional=[104], budget=1)
+    assert set(owners) == {103} and info["complete"] is True
+    owners, info = O.find_owners([], tree, optional=[500], budget=1)
+    assert set(owners) == {500}  # the first process is always read
+
+
+def test_fewest_descriptors_first(tree, monkeypatch):
+    sizes = {"20": 50, "30": 3, "1": 9, "40": 1}
+    real_stat = os.stat
+
+    def fake_stat(path, *args, **kwargs):
+        parts = str(path).rstrip("/").split("/")
+        if parts[-1] == "fd" and parts[-2] in sizes:
+            return os.stat_result((0o40555, 0, 0, 2, 0, 0, sizes[parts[-2]], 0, 0, 0))
+        return real_stat(path, *args, **kwargs)
+    monkeypatch.setattr(O.os, "stat", fake_stat)
+    assert [row[2] for row in O._scan_order(os.path.join(tree, "proc"), None, set())] == [40, 30, 1, 20]
+    # pid 30 (3 descriptors) is read before pid 20 (50): 101 is found there first.
+    owners, _info = O.find_owners([101], tree)
+    assert [h["pid"] for h in owners[101]] == [30]

@@ -5,7 +5,7 @@ import errno
 import os
 
 import pytest
-from tcp_fixtures import FakeNetlink, fake_proc, fixture_path, read_datagrams, ss_counts
+from tcp_fixtures import FakeNetlink, fake_proc, fixture_path, messages, read_datagrams, ss_counts
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
 
@@ -175,3 +175,34 @@ def test_proc_unknown_state_is_skipped(tmp_path):
 @pytest.mark.parametrize("states, mask", [([], 0), ([1], 2), ([6, 8], 0x140), (range(1, 12), S.ALL_STATES)])
 def test_states_mask(states, mask):
     assert S.states_mask(states) == mask
+
+
+@pytest.mark.parametrize("mask", [1 << S.TIME_WAIT, 1 << S.ESTABLISHED, REST])
+def test_fast_path_equals_general_loop(monkeypatch, mask):
+    """Uniform datagrams (one message length) go through struct.iter_unpack; results must not change."""
+    def run():
+        counts = [0] * 32
+        recs = []
+        for family in (S.AF_INET, S.AF_INET6):
+            recs += [r for b in S.NetlinkBackend(opener=FakeNetlink()).scan(family, REST, mask, counts) for r in b]
+        return counts, sorted(recs)
+    seen = []
+    real = S._uniform_stride
+    monkeypatch.setattr(S, "_uniform_stride", lambda buf, size: seen.append(real(buf, size)) or seen[-1])
+    fast = run()
+    monkeypatch.setattr(S, "_uniform_stride", lambda buf, size: 0)
+    assert run() == fast
+    if mask != REST:
+        assert any(seen), "the filtered dumps hold one message length: the fast path must be taken"
+
+
+def test_uniform_stride_rejects_mixed_datagrams():
+    gram = read_datagrams("netlink-inet.bin")[0]  # TIME_WAIT (88/96 B) mixed with full sockets
+    buf = bytearray(65536)
+    buf[:len(gram)] = gram
+    assert S._uniform_stride(buf, len(gram)) == 0
+    tw = [m for t, m in messages(gram) if t == 20 and m[17] == S.TIME_WAIT]
+    data = b"".join(tw)
+    buf[:len(data)] = data
+    assert S._uniform_stride(buf, len(data)) == len(tw[0])
+    assert S._uniform_stride(buf, len(data) - 4) == 0

@@ -9,6 +9,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R
 from ansible_collections.linuxnet.tcp.plugins.modules import tcp_facts
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
@@ -27,13 +28,23 @@ def run(args, capsys, check_mode=False):
 
 @pytest.fixture(autouse=True)
 def recorded_table(monkeypatch):
-    # The module reads the host's counters for real, but the socket table comes from the recording.
+    # The module reads the host's counters for real, but the socket table comes from the recording, and
+    # the owner scan (whose inodes do not exist on this host) is replaced by a recorder.
     monkeypatch.setattr(S, "_open_netlink", FakeNetlink())
+    asked = []
+
+    def owners(inodes, root, netns, uids, optional):
+        asked.append((sorted(inodes), sorted(optional)))
+        return {}, {"processes_scanned": 0, "processes_denied": 0, "fds_read": 0, "complete": False}
+    monkeypatch.setattr(R, "find_owners", owners)
+    return asked
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_facts(capsys, check_mode):
+def test_facts(capsys, check_mode, recorded_table):
     code, out = run({}, capsys, check_mode)
+    # Required: 2 CLOSE_WAIT sockets + the listener with a queue; optional: the two idle listeners.
+    assert [(len(req), len(opt)) for req, opt in recorded_table] == [(3, 2)]
     assert code == 0 and out["changed"] is False
     tcp = out["ansible_facts"]["tcp"]
     assert {k: v for k, v in tcp["states"].items() if k in ss_counts()} == ss_counts()
