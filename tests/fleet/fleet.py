@@ -1,13 +1,12 @@
-#!/usr/bin/env python3
 """A fleet of podman containers from the linuxnet.tcp test images, with an Ansible inventory for it.
 
 Used from the command line, by the fleet tests (tests/integration/fleet_fixtures.py) and by the fleet
 benchmark (benchmarks/fleet/run.py)::
 
-    tests/fleet/fleet.py up --name lntcp-fleet-cli --count 10 --inventory /tmp/fleet.yml
+    python tests/fleet/fleet.py up --name lntcp-fleet-cli --count 10 --inventory /tmp/fleet.yml
     ansible-playbook -i /tmp/fleet.yml linuxnet.tcp.audit
-    tests/fleet/fleet.py storm --name lntcp-fleet-cli --time-wait 3000 lntcp-fleet-cli-01
-    tests/fleet/fleet.py down --name lntcp-fleet-cli
+    python tests/fleet/fleet.py storm --name lntcp-fleet-cli --time-wait 3000 lntcp-fleet-cli-01
+    python tests/fleet/fleet.py down --name lntcp-fleet-cli
 
 Members are ``NAME-01`` ... ``NAME-NN`` and cycle through the Debian 11, 12 and 13 images, so a fleet always
 mixes releases. They run privileged with ``/bin/sleep infinity`` (each has its own network namespace, so the

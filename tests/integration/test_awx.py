@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import tarfile
 
 import pytest
 import yaml
@@ -236,8 +235,8 @@ def private_data_dir(fleet, tarball, tmp_path_factory):
     envvars = {"ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
                "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_FORKS": "25"}
     (pdd / "env" / "envvars").write_text(yaml.safe_dump(envvars))
-    (pdd / "env" / "settings").write_text(yaml.safe_dump({"job_timeout": 900, "idle_timeout": 600,
-                                                           "suppress_ansible_output": True}))
+    settings = {"job_timeout": 900, "idle_timeout": 600, "suppress_ansible_output": True}
+    (pdd / "env" / "settings").write_text(yaml.safe_dump(settings))
     return pdd
 
 
@@ -293,4 +292,3 @@ def test_ansible_runner_tune_and_audit(fleet, private_data_dir):
         for key, value in re.findall(r"^(net\.[\w.]+) = (.+)$", drop_in, re.M):
             live = fleet.exec(member, "cat", "/proc/sys/" + key.replace(".", "/")).split()
             assert live == value.split(), (member.name, key, live, value)
-

@@ -123,6 +123,34 @@ def test_facts_modules_fill_the_cache(fleet, cached):
     assert read_cache(cached, cached["clean"])["tcp"]["states"]["total"] == 0
 
 
+LOCAL_PLAY = """\
+- name: Plain fact gathering, no linuxnet.tcp module named anywhere
+  hosts: fleet
+  tasks:
+    - name: Local facts from the audit role's tcp.fact
+      ansible.builtin.debug:
+        msg: "{{ ansible_local.tcp.states.CLOSE_WAIT }}"
+"""
+
+
+def test_audit_local_facts_in_plain_gather_facts(fleet, fleet_inventory, cached):
+    """The second way: the audit role installs tcp.fact, then any play's gather_facts has ansible_local.tcp."""
+    leak = cached["leak"]
+    work = cached["work"] / "local"  # no ansible.cfg here: default fact gathering (setup only), no cache
+    work.mkdir()
+    (work / "local.yml").write_text(LOCAL_PLAY)
+    done = run([tool("ansible-playbook"), "-i", fleet_inventory, os.path.join(ROOT, "playbooks", "audit.yml"), "-e",
+                json.dumps({"tcp_audit_hosts": leak, "tcp_audit_local_facts": True, "tcp_audit_report": False,
+                            "tcp_audit_show_summary": False})], cwd=work)
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    done = run([tool("ansible-playbook"), "-i", fleet_inventory, "local.yml", "-l", leak], cwd=work, env=json_callback_env())
+    report = parse_json_stdout(done)
+    assert done.returncode == 0, json.dumps(report)[-5000:]
+    assert host_results(report, "Local facts from the audit role's tcp.fact")[leak]["msg"] in (LEAK, str(LEAK))
+    fact = json.loads(fleet.exec(fleet.member(leak), "/etc/ansible/facts.d/tcp.fact"))
+    assert fact["states"]["CLOSE_WAIT"] == LEAK and not fact["errors"]
+
+
 def plain(value):
     """ansible-inventory --list (2.19) writes strings built by templates as {"__ansible_unsafe": "..."}."""
     return value["__ansible_unsafe"] if isinstance(value, dict) and set(value) == {"__ansible_unsafe"} else value
