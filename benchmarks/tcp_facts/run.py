@@ -6,7 +6,8 @@ For each size, a fresh network namespace (lntcp-bench-*) gets a socket table bui
 (held open by its processes), then every method runs --runs times inside the namespace, as its own process:
 wall time (median, min) and the peak RSS of that process (wait4 ru_maxrss). Ratios are against the
 `ss -tan | awk` pipeline. The namespace and all holders are removed at the end, whatever happens.
-Results are printed as a Markdown table and written to benchmarks/results/tcp_facts.json.
+Methods run round-robin (one of each per round). Results are printed as a Markdown table, with the load
+average before and after, and written to benchmarks/results/tcp_facts.json.
 """
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ ONE_DUMP = ("import sys; sys.path.insert(0, %r)\n"
             "    for batch in b.scan(fam, S.ALL_STATES & ~S.LISTEN_BIT, S.ALL_STATES, t.counts):\n"
             "        t.add(fam, [r for r in batch if r[0] == S.TIME_WAIT])\n"
             "r = t.report(); print(r['states']['total'], r['time_wait']['by_remote'][:1])\n" % COLLECTIONS)
+
+SIZES = ("import json, sys; sys.path.insert(0, %r); "
+         "from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_report import gather; "
+         "print(json.dumps([len(json.dumps(gather(summary=s), separators=(',', ':'))) for s in (False, True)]))"
+         % COLLECTIONS)
 
 METHODS = [
     ("module: counts only (states: [], processes: false)", [PY, "-c", GATHER % "states=[], processes=False"]),
@@ -75,6 +81,7 @@ def timed(netns, argv):
 
 
 def bench_size(pairs, runs, time_wait, close_wait):
+    load_before = "%.1f %.1f %.1f" % os.getloadavg()
     netns = "lntcp-bench-%s" % uuid.uuid4().hex[:8]
     sh("ip", "netns", "add", netns)
     holder = None
@@ -89,12 +96,18 @@ def bench_size(pairs, runs, time_wait, close_wait):
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         built = json.loads(holder.stdout.readline())
         facts = json.loads(timed(netns, [PY, "-c", GATHER % ""])[2])
+        doc_bytes = json.loads(timed(netns, [PY, "-c", SIZES])[2])
+        # Round-robin: every round runs each method once, so load changes on a shared machine hit all
+        # methods alike instead of whichever method happened to be running.
+        samples = {name: [] for name, _argv in METHODS}
+        for _round in range(runs):
+            for name, argv in METHODS:
+                samples[name].append(timed(netns, argv))
         rows = []
-        for name, argv in METHODS:
-            samples = [timed(netns, argv) for _n in range(runs)]
-            times = [s[0] for s in samples]
+        for name, _argv in METHODS:
+            times = [s[0] for s in samples[name]]
             rows.append({"method": name, "median_s": statistics.median(times), "min_s": min(times),
-                         "peak_rss_mb": max(s[1] for s in samples)})
+                         "peak_rss_mb": max(s[1] for s in samples[name])})
         module_ms = [json.loads(timed(netns, [PY, "-c", GATHER % ""])[2])["ms"] for _n in range(runs)]
         counts_ms = [json.loads(timed(netns, [PY, "-c", GATHER % "states=[], processes=False"])[2])["ms"]
                      for _n in range(runs)]
@@ -103,7 +116,8 @@ def bench_size(pairs, runs, time_wait, close_wait):
             row["ratio"] = row["median_s"] / base
         return {"netns_sockets": facts["states"]["total"], "states": facts["states"], "build_seconds": built["build_seconds"],
                 "owners": facts["owners"], "rows": rows, "in_process_ms_full": statistics.median(module_ms),
-                "in_process_ms_counts": statistics.median(counts_ms)}
+                "in_process_ms_counts": statistics.median(counts_ms), "load_before": load_before, "document_bytes": {"full": doc_bytes[0], "summary": doc_bytes[1]},
+                "load_after": "%.1f %.1f %.1f" % os.getloadavg()}
     finally:
         if holder is not None:
             holder.stdin.close()
@@ -117,6 +131,7 @@ def bench_size(pairs, runs, time_wait, close_wait):
 
 def print_table(result):
     states = result["states"]
+    print("\nload average before/after: %s / %s" % (result["load_before"], result["load_after"]))
     print("\n### %d sockets (ESTABLISHED %d, TIME_WAIT %d, CLOSE_WAIT %d, FIN_WAIT2 %d, LISTEN %d; IPv6 family %d)\n"
           % (result["netns_sockets"], states["ESTABLISHED"], states["TIME_WAIT"], states["CLOSE_WAIT"],
              states["FIN_WAIT2"], states["LISTEN"], states["by_family"]["ipv6"]))
@@ -126,7 +141,9 @@ def print_table(result):
         print("| %s | %.3f | %.3f | %.2f | %.1f |" % (row["method"], row["median_s"], row["min_s"], row["ratio"],
                                                      row["peak_rss_mb"]))
     print("\nIn-process collection time (collection.duration_ms, median): full facts %.0f ms, counts only %.0f ms. "
-          "Owner scan: %s" % (result["in_process_ms_full"], result["in_process_ms_counts"], result["owners"]))
+          "Owner scan: %s. Fact document (compact JSON): full %d bytes, summary %d bytes."
+          % (result["in_process_ms_full"], result["in_process_ms_counts"], result["owners"],
+             result["document_bytes"]["full"], result["document_bytes"]["summary"]))
 
 
 def main():

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Map socket inodes to the processes holding them by walking /proc/PID/fd, stopping early.
 
-Only the inodes asked for are looked up, and the walk ends as soon as every one has an owner, so the
-cost is the number of descriptors read before the last wanted socket is found, not every fd on the host.
+Only the inodes asked for are looked up, and the walk ends as soon as every required one has an owner, so
+the cost is the number of descriptors read before the last wanted socket is found, not every fd on the host.
 Processes most likely to hold the sockets are read first: those in the inspected network namespace
 whose owner uid matches a wanted socket's uid, then the rest of that namespace, then everything else
 (a socket keeps the namespace it was created in, even when its holder later moves, so nothing is skipped);
