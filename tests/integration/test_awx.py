@@ -226,7 +226,10 @@ def private_data_dir(fleet, tarball, tmp_path_factory):
     pdd = tmp_path_factory.mktemp("awx-job")
     shutil.copytree(os.path.join(ROOT, "playbooks"), pdd / "project" / "playbooks")
     (pdd / "inventory").mkdir()
-    fleet.write_inventory(str(pdd / "inventory" / "hosts.yml"))
+    # The audit template leaves tcp_audit_report_dir to the inventory (awx/job_templates/audit.yml).
+    hosts = fleet.inventory()
+    hosts["all"]["children"]["fleet"]["vars"]["tcp_audit_report_dir"] = str(pdd / "report")
+    (pdd / "inventory" / "hosts.yml").write_text(yaml.safe_dump(hosts))
     collections = pdd / "requirements_collections"
     done = run([tool("ansible-galaxy"), "collection", "install", "-p", collections, tarball],
                env=tool_env(ANSIBLE_COLLECTIONS_PATH=collections))
@@ -261,18 +264,14 @@ def job_events(artifacts):
 
 def task_results(events, task):
     return {e["event_data"]["host"]: e["event_data"]["res"] for e in events
-            if e["event"] == "runner_on_ok" and e["event_data"].get("task") == task}
+            if e["event"] == "runner_on_ok" and e["event_data"].get("task") in (task, "%s : %s" % (e["event_data"].get("role"), task))}
 
 
 def artifact_text(artifacts, name):
     return (artifacts / name).read_text().strip()
 
 
-def test_ansible_runner_tune_and_audit(fleet, private_data_dir):
-    names = [m.name for m in fleet.members]
-    # tune: the web profile, AWX launch with the survey answered.
-    artifacts, done = runner(private_data_dir, "tune", "playbooks/tune.yml",
-                             survey_answers("tune", tcp_tuning_profiles=["web"], tcp_tuning_name="awx"))
+def check_job(artifacts, done, names):
     stdout = artifact_text(artifacts, "stdout")
     assert artifact_text(artifacts, "status") == "successful", stdout[-6000:] + done.stderr[-3000:]
     assert artifact_text(artifacts, "rc") == "0"
@@ -280,8 +279,17 @@ def test_ansible_runner_tune_and_audit(fleet, private_data_dir):
     assert events[0]["event"] == "playbook_on_start" and events[-1]["event"] == "playbook_on_stats"
     stats = events[-1]["event_data"]
     assert sorted(stats["ok"]) == sorted(names) and not stats["failures"] and not stats["dark"], stats
+    return events
+
+
+def test_ansible_runner_tune_and_audit(fleet, private_data_dir):
+    names = [m.name for m in fleet.members]
+    # tune: the web profile, AWX launch with the survey answered.
+    artifacts, done = runner(private_data_dir, "tune", "playbooks/tune.yml",
+                             survey_answers("tune", tcp_tuning_profiles=["web"], tcp_tuning_name="awx"))
+    events = check_job(artifacts, done, names)
     summaries = task_results(events, "Summarise what was applied, skipped, mapped and refused")
-    assert sorted(summaries) == sorted(names), stdout[-6000:]
+    assert sorted(summaries) == sorted(names), artifact_text(artifacts, "stdout")[-6000:]
     for host, res in summaries.items():
         lines = res["msg"]
         assert lines[0].startswith("linuxnet.tcp.tuning: profiles baseline, web -> /etc/sysctl.d/90-linuxnet-awx.conf"), (host, lines)
@@ -292,3 +300,16 @@ def test_ansible_runner_tune_and_audit(fleet, private_data_dir):
         for key, value in re.findall(r"^(net\.[\w.]+) = (.+)$", drop_in, re.M):
             live = fleet.exec(member, "cat", "/proc/sys/" + key.replace(".", "/")).split()
             assert live == value.split(), (member.name, key, live, value)
+    # audit: survey answered with the JSON report only; a CLOSE_WAIT leak on one member to find.
+    fleet.storm(fleet.members[0], close_wait=12, hold=300)
+    artifacts, done = runner(private_data_dir, "audit", "playbooks/audit.yml",
+                             survey_answers("audit", tcp_audit_report_formats=["json"]))
+    events = check_job(artifacts, done, names)
+    per_host = task_results(events, "Show the findings of each host")
+    assert sorted(per_host) == sorted(names)
+    for host, res in per_host.items():
+        assert res["msg"][0].startswith("%s: " % host) and " TCP sockets (" in res["msg"][0], res["msg"]
+    assert "CLOSE_WAIT 12" in per_host[names[0]]["msg"][0], per_host[names[0]]["msg"]
+    (fleet_view,) = task_results(events, "Show the fleet summary and where the report is").values()
+    assert fleet_view["msg"][0].startswith("Fleet: 3 host(s)"), fleet_view["msg"]
+    assert os.listdir(private_data_dir / "report") == ["report.json"]
