@@ -71,12 +71,12 @@ def _scan_order(proc, netns, uids):
     return order
 
 
-def find_owners(inodes, root="/", netns=None, uids=(), optional=(), budget=20000):
+def find_owners(inodes, root="/", netns=None, uids=(), optional=(), budget=10000):
     """Owners of ``inodes`` (required) and, while it stays cheap, of ``optional`` inodes.
 
-    The walk goes on until every required inode is found; optional inodes are looked for only while fewer
-    than ``budget`` descriptors have been read, so a host with hundreds of thousands of sockets does not pay
-    a full descriptor walk for owners nobody is asking about.
+    The walk goes on until every required inode is found. Once only optional inodes are left, a process is
+    read only if the descriptors read so far plus its own stay within ``budget``, so a host with hundreds of
+    thousands of sockets does not pay a full descriptor walk for owners nobody is asking about.
     ``netns`` is the ``net:[N]`` link text of the inspected namespace and ``uids`` the socket owners' uids
     from the socket table (both only order the scan).
     Returns ``(owners, info)``: ``owners`` maps inode -> list of ``{pid, name, user}`` (several processes
@@ -97,9 +97,11 @@ def find_owners(inodes, root="/", netns=None, uids=(), optional=(), budget=20000
     missing = set(required)
     extra = wanted - required
     readlink = os.readlink
-    for _prio, _nfds, pid, name, uid in _scan_order(proc, netns, set(uids)):
-        if not missing and (not extra or info["fds_read"] >= budget):
-            break
+    for _prio, nfds, pid, name, uid in _scan_order(proc, netns, set(uids)):
+        if not missing and (not extra or info["fds_read"] + nfds > budget):
+            if not extra or not nfds:
+                break
+            continue  # too large to read for optional owners only; a smaller process may follow
         try:
             dfd = os.open(os.path.join(proc, name, "fd"), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except PermissionError:

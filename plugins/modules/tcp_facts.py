@@ -55,8 +55,8 @@ options:
       - Find the processes that hold C(CLOSE_WAIT) sockets and listeners, by matching socket inodes in
         C(/proc/PID/fd).
       - C(CLOSE_WAIT) sockets and listeners with a non-empty accept queue are always looked for. Idle
-        listeners are looked for only while the scan has read fewer than 20000 descriptors. On very large
-        hosts their owner can then be V(null).
+        listeners are looked for only in processes read anyway, or while the scan stays within 10000
+        descriptors in total. On very large hosts their owner can then be V(null).
       - Processes with fewer descriptors are read first, and the scan stops as soon as every wanted socket
         has an owner. C(TIME_WAIT) and C(SYN_RECV) sockets never have an owner.
     type: bool

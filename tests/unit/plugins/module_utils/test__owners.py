@@ -89,18 +89,8 @@ def test_netns_link(tmp_path):
     assert O.netns_link("/", str(tmp_path / "absent")) is None
 
 
-def test_optional_inodes_only_within_budget(tree):
-    # 104 (pid 40) is optional: looked for only while fewer than `budget` descriptors have been read.
-    owners, info = O.find_owners([103], tree, netns="net:[2]", optional=[104], budget=100)
-    assert set(owners) == {103, 104} and info["complete"] is True
-    owners, info = O.find_owners([103], tree, netns="net:[2]", optional=[104], budget=1)
-    assert set(owners) == {103} and info["complete"] is True
-    owners, info = O.find_owners([], tree, optional=[500], budget=1)
-    assert set(owners) == {500}  # the first process is always read
-
-
-def test_fewest_descriptors_first(tree, monkeypatch):
-    sizes = {"20": 50, "30": 3, "1": 9, "40": 1}
+def fake_fd_counts(monkeypatch, sizes):
+    """Make st_size of /proc/PID/fd report ``sizes[pid]`` descriptors, as Linux 6.2+ does."""
     real_stat = os.stat
 
     def fake_stat(path, *args, **kwargs):
@@ -109,6 +99,22 @@ def test_fewest_descriptors_first(tree, monkeypatch):
             return os.stat_result((0o40555, 0, 0, 2, 0, 0, sizes[parts[-2]], 0, 0, 0))
         return real_stat(path, *args, **kwargs)
     monkeypatch.setattr(O.os, "stat", fake_stat)
+
+
+REAL_SIZES = {"1": 2, "20": 4, "30": 3, "40": 1}
+
+
+@pytest.mark.parametrize("budget, found", [(100, {103, 104}), (5, {103, 104}), (3, {103})])
+def test_optional_inodes_only_within_budget(tree, monkeypatch, budget, found):
+    # Order (netns 2 first, fewest fds first): 30 (3 fds, holds 103), 20 (4), then 40 (1, holds 104), 1 (2).
+    # 104 is optional: a process is read for it only while fds read so far + its own stay within budget.
+    fake_fd_counts(monkeypatch, REAL_SIZES)
+    owners, info = O.find_owners([103], tree, netns="net:[2]", optional=[104], budget=budget)
+    assert set(owners) == found and info["complete"] is True
+
+
+def test_fewest_descriptors_first(tree, monkeypatch):
+    fake_fd_counts(monkeypatch, {"20": 50, "30": 3, "1": 9, "40": 1})
     assert [row[2] for row in O._scan_order(os.path.join(tree, "proc"), None, set())] == [40, 30, 1, 20]
     # pid 30 (3 descriptors) is read before pid 20 (50): 101 is found there first.
     owners, _info = O.find_owners([101], tree)
