@@ -6,10 +6,11 @@
 Everything talks to loopback only, is bounded in count and in time, and exits after --duration seconds.
 The process renames itself (prctl PR_SET_NAME, what /proc/PID/comm shows) so a diagnosis can name it.
 
-  time-wait       a listener on --port, and short client connections to it that the client closes first:
-                  --burst at once, then --rate per second, at most --max in all. TIME_WAIT lasts 60 s, so
-                  the count settles near rate x 60. The TIME_WAIT sockets are client side (outbound),
-                  or server side (inbound, on the listening port) with --server-closes.
+  time-wait       a listener on --port, and short client connections to it that the client closes first,
+                  so that about --target sockets are in TIME_WAIT at any time: a TIME_WAIT socket lives 60 s,
+                  so a connection is made whenever fewer than --target were closed in the last 60 s (at
+                  most --max in all). The TIME_WAIT sockets are client side (outbound), or server side
+                  (inbound, on the listening port) with --server-closes.
   close-wait      --count clients to a listener on --port whose server side closes at once; this process
                   never closes its client sockets, so they sit in CLOSE_WAIT: a leak.
   accept-overflow a listener on --port with listen(--backlog) that never calls accept(), and --count
@@ -20,6 +21,7 @@ Prints one JSON line when the problem is in place, e.g. {"mode": "close-wait", "
 from __future__ import annotations
 
 import argparse
+import collections
 import ctypes
 import errno
 import json
@@ -29,6 +31,7 @@ import sys
 import time
 
 PR_SET_NAME = 15
+TIME_WAIT_SECONDS = 60  # TCP_TIMEWAIT_LEN in include/net/tcp.h, not tunable
 
 
 def set_name(name):
@@ -66,18 +69,26 @@ def one_short_connection(server, port, server_closes=False):
 
 def time_wait(args, deadline):
     server = listener(args.port, 4096)
+    recent = collections.deque()  # close times of the connections whose TIME_WAIT is still alive
     made = 0
-    for _ in range(min(args.burst, args.max)):
-        made += one_short_connection(server, args.port, args.server_closes)
-    ready(args, made=made)
-    interval = 1.0 / args.rate if args.rate else None
-    while time.monotonic() < deadline and made < args.max and interval:
-        started = time.monotonic()
-        if not one_short_connection(server, args.port, args.server_closes):
-            time.sleep(0.5)
+    announced = False
+    while time.monotonic() < deadline and made < args.max:
+        now = time.monotonic()
+        while recent and now - recent[0] > TIME_WAIT_SECONDS:
+            recent.popleft()
+        if len(recent) >= args.target:
+            if not announced:
+                ready(args, made=made)
+                announced = True
+            time.sleep(0.05)
             continue
-        made += 1
-        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        if one_short_connection(server, args.port, args.server_closes):
+            made += 1
+            recent.append(time.monotonic())
+        else:
+            time.sleep(0.5)
+    if not announced:
+        ready(args, made=made)
     while time.monotonic() < deadline:
         time.sleep(1)
 
@@ -115,15 +126,14 @@ def main(argv=None):
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", help="process name shown in /proc/PID/comm (15 characters at most)")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds before exiting (at most 900)")
-    parser.add_argument("--burst", type=int, default=0)
-    parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--target", type=int, default=1000, help="time-wait: TIME_WAIT sockets to keep")
     parser.add_argument("--max", type=int, default=60000)
     parser.add_argument("--server-closes", action="store_true", help="time-wait: the server side closes first")
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--backlog", type=int, default=4)
     args = parser.parse_args(argv)
-    if args.duration > 900 or args.max > 100000 or args.count > 2000 or args.rate > 1000:
-        parser.error("bounded helper: --duration <= 900, --max <= 100000, --count <= 2000, --rate <= 1000")
+    if args.duration > 900 or args.max > 200000 or args.count > 2000 or args.target > 60000:
+        parser.error("bounded helper: --duration <= 900, --max <= 200000, --count <= 2000, --target <= 60000")
     if args.name:
         set_name(args.name)
     deadline = time.monotonic() + args.duration
