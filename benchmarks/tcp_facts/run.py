@@ -54,8 +54,8 @@ METHODS = [
     ("alternative: TIME_WAIT detail from one all-states dump", [PY, "-c", ONE_DUMP]),
     ("ss -tan | awk (count per state)", ["sh", "-c", "ss -tan | awk 'NR>1 {++S[$1]} END {for (s in S) print s, S[s]}'"]),
     ("netstat -an | awk (seeds' pipeline)", ["sh", "-c", "netstat -an | awk '/^tcp/ {++S[$NF]} END {for (s in S) print s, S[s]}'"]),
-    ("psutil.net_connections('tcp') + count", [PY, "-c", "import psutil, collections; "
-                                                          "print(collections.Counter(c.status for c in psutil.net_connections('tcp')))"]),
+    ("psutil.net_connections('tcp') + count",
+     [PY, "-c", "import psutil, collections; print(collections.Counter(c.status for c in psutil.net_connections('tcp')))"]),
     ("ss -s", ["ss", "-s"]),
 ]
 BASELINE = "ss -tan | awk (count per state)"
@@ -116,7 +116,8 @@ def bench_size(pairs, runs, time_wait, close_wait):
             row["ratio"] = row["median_s"] / base
         return {"netns_sockets": facts["states"]["total"], "states": facts["states"], "build_seconds": built["build_seconds"],
                 "owners": facts["owners"], "rows": rows, "in_process_ms_full": statistics.median(module_ms),
-                "in_process_ms_counts": statistics.median(counts_ms), "load_before": load_before, "document_bytes": {"full": doc_bytes[0], "summary": doc_bytes[1]},
+                "in_process_ms_counts": statistics.median(counts_ms), "load_before": load_before,
+                "document_bytes": {"full": doc_bytes[0], "summary": doc_bytes[1]},
                 "load_after": "%.1f %.1f %.1f" % os.getloadavg()}
     finally:
         if holder is not None:
@@ -138,8 +139,8 @@ def print_table(result):
     print("| Method | median s | min s | x ss-tan-awk | peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
     for row in result["rows"]:
-        print("| %s | %.3f | %.3f | %.2f | %.1f |" % (row["method"], row["median_s"], row["min_s"], row["ratio"],
-                                                     row["peak_rss_mb"]))
+        cells = (row["method"], row["median_s"], row["min_s"], row["ratio"], row["peak_rss_mb"])
+        print("| %s | %.3f | %.3f | %.2f | %.1f |" % cells)
     print("\nIn-process collection time (collection.duration_ms, median): full facts %.0f ms, counts only %.0f ms. "
           "Owner scan: %s. Fact document (compact JSON): full %d bytes, summary %d bytes."
           % (result["in_process_ms_full"], result["in_process_ms_counts"], result["owners"],

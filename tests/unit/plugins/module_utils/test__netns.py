@@ -58,8 +58,9 @@ def test_kernel_version(release, version):
     assert N.kernel_version(release) == version
 
 
-@pytest.mark.parametrize("release, pid1_readable, expected", [("6.18.1", False, False), ("5.10.0", False, None),
-                                                               ("5.10.0", True, True)])
+@pytest.mark.parametrize("release, pid1_readable, expected", [
+    ("6.18.1", False, False), ("5.10.0", False, None), ("5.10.0", True, True),
+])
 def test_is_initial_without_fixed_inode(tmp_path, monkeypatch, release, pid1_readable, expected):
     here = tmp_path / "proc" / "thread-self" / "ns"
     here.mkdir(parents=True)
