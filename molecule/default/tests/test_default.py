@@ -1,41 +1,151 @@
-"""Verify the default scenario from the containers' real state, not from the play's output."""
+"""Verify linuxnet.tcp.tuning from the containers' real state: live /proc/sys and the files on disk.
+
+Nothing here reads the play's output. Each platform ran other profiles (see molecule.yml host_vars).
+"""
 from __future__ import annotations
+
+import os
+import sys
 
 import pytest
 
-DROP_IN = "/etc/sysctl.d/90-linuxnet-molecule.conf"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from snapshot import snapshot  # noqa: E402  pylint: disable=wrong-import-position
+
+DROP_IN = "/etc/sysctl.d/90-linuxnet-tuning.conf"
+STATE = "/var/lib/linuxnet-tcp/sysctl-tuning.json"
+MODULES = "/etc/modules-load.d/linuxnet-tcp.conf"
+MODPROBE = "/etc/modprobe.d/linuxnet-tcp.conf"
+UNIT = "/etc/systemd/system/linuxnet-tcp-ipvs-timeouts.service"
+WANTS = "/etc/systemd/system/multi-user.target.wants/linuxnet-tcp-ipvs-timeouts.service"
+SYSCTL_CONF = "/etc/sysctl.conf"
+
+# Exact values each host must show live and in the drop-in.
 EXPECTED = {
-    "net/ipv4/tcp_tw_reuse": "1",
-    "net/ipv4/tcp_keepalive_time": "600",
-    "net/ipv4/ip_local_port_range": "10240\t65535",
+    "lntcp-default-debian11": {  # baseline + web
+        "net.ipv4.tcp_syncookies": "1",
+        "net.ipv4.tcp_timestamps": "1",
+        "net.ipv4.tcp_mtu_probing": "1",
+        "net.ipv4.tcp_tw_reuse": "1",
+        "net.ipv4.ip_local_port_range": "10240 65535",
+        "net.ipv4.tcp_slow_start_after_idle": "0",
+        "net.ipv4.tcp_notsent_lowat": "16384",
+        "net.ipv4.ip_local_reserved_ports": "12000-12003,20080",
+    },
+    "lntcp-default-debian12": {  # proxy (= baseline + web + conntrack), LVS director
+        "net.ipv4.tcp_tw_reuse": "1",
+        "net.ipv4.ip_local_port_range": "10240 65535",
+        "net.ipv4.tcp_keepalive_time": "300",
+        "net.ipv4.tcp_keepalive_intvl": "30",
+        "net.ipv4.tcp_keepalive_probes": "5",
+        "net.netfilter.nf_conntrack_tcp_timeout_established": "86400",
+        "net.netfilter.nf_conntrack_tcp_timeout_close_wait": "3600",
+    },
+    "lntcp-default-debian13": {  # database + tcp_tuning_settings override
+        "net.ipv4.tcp_keepalive_time": "240",
+        "net.ipv4.tcp_keepalive_intvl": "30",
+        "net.ipv4.tcp_keepalive_probes": "5",
+        "net.ipv4.ip_local_port_range": "9000 65499",
+        "net.ipv4.tcp_mtu_probing": "1",
+    },
+}
+# Floors (">= N" in the profiles): the live value must be at least this, element-wise.
+FLOORS = {
+    "lntcp-default-debian11": {"net.core.somaxconn": "16384", "net.ipv4.tcp_max_tw_buckets": "65536",
+                               "net.ipv4.tcp_rmem": "4096 131072 16777216", "net.ipv4.tcp_wmem": "4096 16384 16777216"},
+    "lntcp-default-debian12": {"net.core.somaxconn": "16384", "net.ipv4.tcp_wmem": "4096 16384 16777216"},
+    "lntcp-default-debian13": {"net.core.somaxconn": "4096", "net.ipv4.tcp_retries2": "8"},
+}
+# Keys the profiles ask for that are global or read-only in a container netns, need a module this
+# kernel lacks, or were dropped by an override: neither written nor persisted here.
+NOT_IN_FILE = {
+    "lntcp-default-debian11": ["net.ipv4.tcp_tw_recycle", "net.ipv4.tcp_max_orphans", "net.core.rmem_max", "net.core.wmem_max"],
+    "lntcp-default-debian12": ["net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets",
+                               "net.ipv4.vs.expire_nodest_conn", "net.ipv4.vs.conntrack", "net.ipv4.tcp_max_orphans"],
+    "lntcp-default-debian13": ["net.ipv4.tcp_slow_start_after_idle", "net.core.rmem_default", "net.core.wmem_max"],
 }
 
 
-@pytest.mark.parametrize("key,value", sorted(EXPECTED.items()))
-def test_live_value(host, key, value):
-    assert host.file("/proc/sys/" + key).content_string.strip() == value
+@pytest.fixture(scope="module")
+def state(host):
+    name = host.backend.get_hostname()
+    keys = list(EXPECTED[name]) + list(FLOORS[name]) + ["net.ipv4.tcp_slow_start_after_idle"]
+    snap = snapshot(host, keys, [STATE, MODULES, MODPROBE, UNIT, WANTS, SYSCTL_CONF])
+    snap["name"] = name
+    return snap
 
 
-def test_syn_backlog_was_only_raised(host):
-    assert int(host.file("/proc/sys/net/ipv4/tcp_max_syn_backlog").content_string) >= 4096
+def persisted_value(state, key):
+    return state["persisted"].get(key, state["persisted"].get("-" + key))
 
 
-def test_drop_in_holds_the_profile(host):
-    drop_in = host.file(DROP_IN)
-    assert drop_in.is_file
-    assert drop_in.user == "root" and drop_in.mode == 0o644
-    lines = [line for line in drop_in.content_string.splitlines() if line and not line.startswith("#")]
-    settings = dict(line.split("=", 1) for line in lines)
-    settings = {key.strip().lstrip("-"): value.strip() for key, value in settings.items()}
-    assert settings["net.ipv4.tcp_tw_reuse"] == "1"
-    assert settings["net.ipv4.tcp_keepalive_time"] == "600"
-    assert settings["net.ipv4.ip_local_port_range"].split() == ["10240", "65535"]
+def test_expected_values_live_and_persisted(state):
+    for key, value in EXPECTED[state["name"]].items():
+        assert state["proc"][key] == value, key
+        assert persisted_value(state, key) == value, key
 
 
-def test_drop_in_names_its_owner(host):
-    assert "linuxnet.tcp" in host.file(DROP_IN).content_string.splitlines()[0]
+def test_floors_hold_live(state):
+    for key, floor in FLOORS[state["name"]].items():
+        live = [int(v) for v in state["proc"][key].split()]
+        assert all(have >= want for have, want in zip(live, (int(v) for v in floor.split()))), (key, live)
 
 
-def test_system_sysctl_conf_untouched(host):
-    conf = host.file("/etc/sysctl.conf")
-    assert not conf.exists or "linuxnet" not in conf.content_string
+def test_every_persisted_key_exists_and_matches_the_kernel(state):
+    assert len(state["persisted"]) >= 5, state["persisted"]
+    for key, value in state["persisted"].items():
+        live = state["proc"][key.lstrip("-")]
+        assert live is not None, "%s is in the drop-in but the kernel lacks it" % key
+        assert live == value, key
+
+
+def test_unsupported_and_dropped_keys_are_not_persisted(state):
+    persisted = {k.lstrip("-") for k in state["persisted"]}
+    for key in NOT_IN_FILE[state["name"]]:
+        assert key not in persisted, key
+
+
+def test_override_with_null_leaves_the_key_alone(state):
+    if state["name"] == "lntcp-default-debian13":
+        assert state["proc"]["net.ipv4.tcp_slow_start_after_idle"] == "1"
+
+
+def test_module_keys_are_optional_at_boot(state):
+    keys = [k for k in state["persisted"] if "nf_conntrack" in k]
+    if state["name"] == "lntcp-default-debian12":
+        assert keys and all(k.startswith("-net.netfilter.") for k in keys), keys
+    else:
+        assert not keys
+
+
+def test_drop_in_owner_mode_and_header(state):
+    f = state["files"]["/etc/sysctl.d/90-linuxnet-tuning.conf"]
+    assert f["uid"] == 0 and f["mode"] == 0o644
+    assert f["text"].startswith("# Managed by linuxnet.tcp")
+
+
+def test_originals_saved_for_restore(state):
+    f = state["files"][STATE]
+    assert f and f["mode"] == 0o600 and '"originals"' in f["text"]
+
+
+def test_reserved_listener_is_still_listening(state):
+    if state["name"] == "lntcp-default-debian11":
+        assert 20080 in state["listening"]
+
+
+def test_boot_time_files_of_the_lvs_director(state):
+    files = state["files"]
+    if state["name"] != "lntcp-default-debian12":
+        assert files[MODULES] is None and files[UNIT] is None and files[MODPROBE] is None
+        return
+    assert [line for line in files[MODULES]["text"].splitlines() if not line.startswith("#")] == ["nf_conntrack", "ip_vs"]
+    assert "ExecStart=/usr/sbin/ipvsadm --set 3600 120 300" in files[UNIT]["text"].splitlines()
+    assert files[WANTS]["link"] == UNIT
+    hashsize = [line for line in files[MODPROBE]["text"].splitlines() if line.startswith("options nf_conntrack hashsize=")]
+    assert len(hashsize) == 1 and int(hashsize[0].split("=")[1]) >= 131072
+
+
+def test_system_sysctl_conf_untouched(state):
+    conf = state["files"][SYSCTL_CONF]
+    assert conf is None or "linuxnet" not in conf["text"]
