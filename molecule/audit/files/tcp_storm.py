@@ -15,6 +15,7 @@ The process renames itself (prctl PR_SET_NAME, what /proc/PID/comm shows) so a d
                   never closes its client sockets, so they sit in CLOSE_WAIT: a leak.
   accept-overflow a listener on --port with listen(--backlog) that never calls accept(), and --count
                   non-blocking clients: the accept queue fills and the kernel counts ListenOverflows.
+  established     healthy traffic: a listener on --port that accepts, and --count connections held open.
 
 Prints one JSON line when the problem is in place, e.g. {"mode": "close-wait", "pid": 42, "ready": true}.
 """
@@ -120,9 +121,21 @@ def accept_overflow(args, deadline):
         time.sleep(1)
 
 
+def established(args, deadline):
+    server = listener(args.port, 128)
+    keep = [server]
+    for _ in range(args.count):
+        cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        cli.connect(("127.0.0.1", args.port))
+        keep += [cli, server.accept()[0]]
+    ready(args, connections=args.count)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["time-wait", "close-wait", "accept-overflow"])
+    parser.add_argument("mode", choices=["time-wait", "close-wait", "accept-overflow", "established"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", help="process name shown in /proc/PID/comm (15 characters at most)")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds before exiting (at most 900)")
@@ -137,7 +150,9 @@ def main(argv=None):
     if args.name:
         set_name(args.name)
     deadline = time.monotonic() + args.duration
-    {"time-wait": time_wait, "close-wait": close_wait, "accept-overflow": accept_overflow}[args.mode](args, deadline)
+    modes = {"time-wait": time_wait, "close-wait": close_wait, "accept-overflow": accept_overflow,
+             "established": established}
+    modes[args.mode](args, deadline)
     sys.stdout.flush()
 
 

@@ -115,6 +115,11 @@ def test_drift_between_runtime_and_boot_file(report):
 def test_clean_container_has_no_warning_or_critical(report):
     severe = [f for f in findings(report, CLEAN) if f["severity"] in ("warning", "critical")]
     assert severe == []
+    # Not idle: it holds 25 healthy connections (50 ESTABLISHED sockets, both ends) and their listener.
+    states = report["fleet"]["details"][CLEAN]["tcp"]["states"]
+    assert states["ESTABLISHED"] == 50 and states["LISTEN"] == 1
+    live = box(CLEAN).check_output("ss -Htan state established")
+    assert len(live.splitlines()) == 50
     row = next(r for r in report["fleet"]["per_host"] if r["host"] == CLEAN)
     assert row["findings"]["critical"] == row["findings"]["warning"] == 0
 
