@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Make one known TCP problem in the current network namespace, then stop by itself (test helper).
@@ -97,7 +96,7 @@ def time_wait(args, deadline):
 def close_wait(args, deadline):
     server = listener(args.port, 4096)
     keep = [server]
-    for _ in range(args.count):
+    for _index in range(args.count):
         cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         cli.connect(("127.0.0.1", args.port))
         server.accept()[0].close()  # the peer closes first; this process never closes cli: the leak
@@ -110,7 +109,7 @@ def close_wait(args, deadline):
 def accept_overflow(args, deadline):
     server = listener(args.port, args.backlog)
     keep = [server]
-    for _ in range(args.count):
+    for _index in range(args.count):
         cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         cli.setblocking(False)
         cli.connect_ex(("127.0.0.1", args.port))
@@ -124,7 +123,7 @@ def accept_overflow(args, deadline):
 def established(args, deadline):
     server = listener(args.port, 128)
     keep = [server]
-    for _ in range(args.count):
+    for _index in range(args.count):
         cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         cli.connect(("127.0.0.1", args.port))
         keep += [cli, server.accept()[0]]
