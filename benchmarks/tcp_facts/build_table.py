@@ -16,6 +16,7 @@ import json
 import os
 import resource
 import select
+import signal
 import socket
 import sys
 import time
@@ -40,7 +41,7 @@ def wait(hold, ready_w):
 
 def holder(index, pairs, hold, ready_w):
     raise_fd_limit(2 * pairs + 16)
-    port = 20000 + index
+    port = 900 + index  # below the ephemeral range (1024-65535 here), so no client can take it first
     dual = index % 3 == 2
     if dual:
         lst = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -64,19 +65,19 @@ def holder(index, pairs, hold, ready_w):
 def leaky(count, time_wait, hold, ready_w):
     raise_fd_limit(count + 16)
     lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    lst.bind(("127.0.0.1", 3306))
+    lst.bind(("127.0.0.1", 306))  # below the ephemeral range, like the holders
     lst.listen(4096)
     for i in range(time_wait):
         cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         cli.bind(("127.0.200.%d" % (1 + i // 30000), 0))
-        cli.connect(("127.0.0.1", 3306))
+        cli.connect(("127.0.0.1", 306))
         srv = lst.accept()[0]
         cli.close()
         srv.close()
     keep = []
     for _n in range(count):
         cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        cli.connect(("127.0.0.1", 3306))
+        cli.connect(("127.0.0.1", 306))
         lst.accept()[0].close()
         keep.append(cli)
     wait(hold, ready_w)
@@ -120,6 +121,10 @@ def main():
         for pid in children:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done and status:
+                # Stop the other holders too: they keep our stdout open and run.py waits on it.
+                for other in children:
+                    if other != pid:
+                        os.kill(other, signal.SIGTERM)
                 sys.exit("a table holder failed (see its traceback above)")
     print(json.dumps({"ready": True, "pids": children, "build_seconds": round(time.monotonic() - started, 1)}),
           flush=True)

@@ -136,10 +136,10 @@ def print_table(result):
     print("\n### %d sockets (ESTABLISHED %d, TIME_WAIT %d, CLOSE_WAIT %d, FIN_WAIT2 %d, LISTEN %d; IPv6 family %d)\n"
           % (result["netns_sockets"], states["ESTABLISHED"], states["TIME_WAIT"], states["CLOSE_WAIT"],
              states["FIN_WAIT2"], states["LISTEN"], states["by_family"]["ipv6"]))
-    print("| Method | median s | min s | x ss-tan-awk | peak RSS MB |")
+    print("| Method | median s | min s | x `ss -tan \\| awk` | peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
     for row in result["rows"]:
-        cells = (row["method"], row["median_s"], row["min_s"], row["ratio"], row["peak_rss_mb"])
+        cells = (row["method"].replace("|", "\\|"), row["median_s"], row["min_s"], row["ratio"], row["peak_rss_mb"])
         print("| %s | %.3f | %.3f | %.2f | %.1f |" % cells)
     print("\nIn-process collection time (collection.duration_ms, median): full facts %.0f ms, counts only %.0f ms. "
           "Owner scan: %s. Fact document (compact JSON): full %d bytes, summary %d bytes."
