@@ -22,9 +22,12 @@ description:
   - The facts are a snapshot. The kernel dumps the table in batches without a global lock, so under heavy
     churn a socket can be missed or seen twice, as with C(ss) and C(netstat).
   - Works without root. Only the owners of other users' sockets are then hidden, and the
-    RV(ansible_facts.tcp.collection.owners) value says so.
+    C(owners) entry of RV(ansible_facts.tcp.collection) says so.
 author:
-  - linuxnet.tcp maintainers
+  - linuxnet.tcp maintainers (@linuxnet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
 options:
   backend:
     description:
@@ -90,10 +93,10 @@ attributes:
     support: full
 notes:
   - Sockets of other network namespaces (containers, pods) are not in the host's table; use O(netns).
-  - RV(ansible_facts.tcp.counters.sockstat) mixes per-namespace values (C(inuse), C(tw)) and host-wide
+  - C(sockstat) in RV(ansible_facts.tcp.counters) mixes per-namespace values (C(inuse), C(tw)) and host-wide
     ones (C(orphan), C(alloc), C(mem) in pages).
   - C(CurrEstab) counts C(CLOSE_WAIT) sockets as well on recent kernels, so it can exceed
-    RV(ansible_facts.tcp.states.ESTABLISHED).
+    C(ESTABLISHED) in RV(ansible_facts.tcp.states).
 seealso:
   - name: sock_diag(7)
     description: The netlink interface used to read the socket table.
