@@ -15,22 +15,25 @@ description:
   - Reads the IPVS timeouts with C(ipvsadm -L --timeout) and sets them with C(ipvsadm --set TCP TCPFIN UDP) when they
     differ, then reads them back.
   - The timeouts belong to the network namespace the module runs in, not to a virtual service.
-  - They are not persistent. The M(linuxnet.tcp.tuning) role installs a oneshot systemd unit that sets them again at
+  - They are not persistent. The C(linuxnet.tcp.tuning) role installs a oneshot systemd unit that sets them again at
     boot; keepalived users can put them in its configuration instead.
   - Keep O(tcp) above the longest idle time of client connections (keep-alive), or idle connections lose their entry
     and are reset or sent to another real server.
 author:
-  - linuxnet.tcp maintainers
+  - linuxnet.tcp maintainers (@linuxnet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check mode and return the change status without setting anything.
+    details: Reads the timeouts and reports whether they would change, without setting anything.
   diff_mode:
     support: full
-    description: Returns the timeouts before and after as C(tcp tcpfin udp) lines.
+    details: Returns the timeouts before and after as C(tcp tcpfin udp) lines.
   platform:
+    support: full
     platforms: [linux]
-    description: Target OS/families that can be operated against.
+    details: Linux with the C(ip_vs) kernel module.
 requirements:
   - C(ipvsadm) on the target.
   - The C(ip_vs) kernel module loaded (C(/proc/net/ip_vs) exists); the module fails otherwise.

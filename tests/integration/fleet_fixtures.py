@@ -76,8 +76,11 @@ def host_results(report: dict, task_name: str) -> dict:
 
 
 def parse_json_stdout(done: subprocess.CompletedProcess) -> dict:
+    """The json callback's document. ansible.builtin.pause writes "Pausing for N seconds" to stdout ahead of it,
+    so decoding starts at the first line that opens a JSON object."""
+    start = 0 if done.stdout.startswith("{") else done.stdout.find("\n{") + 1
     try:
-        return json.loads(done.stdout)
+        return json.loads(done.stdout[start:])
     except ValueError as exc:
         raise AssertionError("not JSON (rc=%d):\n%s\n--- stderr ---\n%s" % (done.returncode, done.stdout[-6000:],
                                                                             done.stderr[-6000:])) from exc

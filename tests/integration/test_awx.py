@@ -288,10 +288,10 @@ def test_ansible_runner_tune_and_audit(fleet, private_data_dir):
     artifacts, done = runner(private_data_dir, "tune", "playbooks/tune.yml",
                              survey_answers("tune", tcp_tuning_profiles=["web"], tcp_tuning_name="awx"))
     events = check_job(artifacts, done, names)
-    summaries = task_results(events, "Summarise what was applied, skipped, mapped and refused")
+    summaries = task_results(events, "Show the summary")
     assert sorted(summaries) == sorted(names), artifact_text(artifacts, "stdout")[-6000:]
     for host, res in summaries.items():
-        lines = res["msg"]
+        lines = res["tcp_tuning_summary"]
         assert lines[0].startswith("linuxnet.tcp.tuning: profiles baseline, web -> /etc/sysctl.d/90-linuxnet-awx.conf"), (host, lines)
         assert any(line.startswith("changed: net.") for line in lines), (host, lines)
     # The values hold in each container (read with podman, not through Ansible).
