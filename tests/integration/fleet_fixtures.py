@@ -66,11 +66,16 @@ def json_callback_env(**extra) -> dict:
 
 
 def host_results(report: dict, task_name: str) -> dict:
-    """{host: result} of the first task with this name (in a role: "role : name") in a json callback report."""
+    """{host: result} of the task with this name (in a role: "role : name") in a json callback report, merged over
+    every play that ran it (a serial play appears once per batch)."""
+    merged: dict = {}
     for play in report["plays"]:
         for task in play["tasks"]:
             if task["task"]["name"] == task_name or task["task"]["name"].endswith(" : " + task_name):
-                return task["hosts"]
+                for host, result in task["hosts"].items():
+                    merged.setdefault(host, result)
+    if merged:
+        return merged
     raise AssertionError("no task %r in the run; tasks: %s" % (
         task_name, [t["task"]["name"] for p in report["plays"] for t in p["tasks"]]))
 
