@@ -315,7 +315,8 @@ def as_ints(value):
         return None
 
 
-def _ports_in(spec):
+def port_set(spec):
+    """Ports of a port list such as ``8080,9000-9010`` (parts that are not ports are ignored)."""
     ports = set()
     for part in spec.replace(" ", "").split(","):
         if not part:
@@ -327,6 +328,25 @@ def _ports_in(spec):
             continue
         ports.update(range(lo, hi + 1))
     return ports
+
+
+def fold_ports(ports):
+    """A set of ports in the kernel's own format for ip_local_reserved_ports: ascending, runs folded.
+
+    proc_do_large_bitmap() prints ``8080,9000-9010``, so a value written this way reads back unchanged.
+    """
+    out = []
+    start = prev = None
+    for port in sorted(ports):
+        if prev is not None and port == prev + 1:
+            prev = port
+            continue
+        if start is not None:
+            out.append(str(start) if start == prev else "%d-%d" % (start, prev))
+        start = prev = port
+    if start is not None:
+        out.append(str(start) if start == prev else "%d-%d" % (start, prev))
+    return ",".join(out)
 
 
 SAFETY_RULE_KEYS = (
@@ -382,7 +402,7 @@ def safety_refusals(targets, current, listeners=()):
     rng = as_ints(targets.get("net.ipv4.ip_local_port_range") or "")
     if rng and len(rng) == 2:
         start = as_ints(effective("net.ipv4.ip_unprivileged_port_start") or "1024") or [1024]
-        reserved = _ports_in(effective("net.ipv4.ip_local_reserved_ports") or "")
+        reserved = port_set(effective("net.ipv4.ip_local_reserved_ports") or "")
         # An unchanged range is not re-judged against today's listeners: the run would not move it.
         moved = targets.get("net.ipv4.ip_local_port_range") != current.get("net.ipv4.ip_local_port_range")
         clash = sorted(p for p in listeners if moved and rng[0] <= p <= rng[1] and p not in reserved)

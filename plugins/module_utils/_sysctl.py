@@ -16,6 +16,7 @@ import os
 import re
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as catalog
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as sockets
 
 OK = "ok"
 REMOVED = "removed"
@@ -28,6 +29,8 @@ UNKNOWN_KEY = "unknown_key"
 CLASSIFICATIONS = (OK, REMOVED, MODULE_NOT_LOADED, GLOBAL_IN_CHILD_NETNS, READ_ONLY, PROC_SYS_READ_ONLY, INVALID_VALUE, UNKNOWN_KEY)
 
 GLOBAL_REASON = "global key: set this on the host"
+RANGE_KEY = "net.ipv4.ip_local_port_range"
+RESERVED_KEY = "net.ipv4.ip_local_reserved_ports"
 
 # sysctl.d(5) keys: path components of /proc/sys. Interface names may carry dots, dashes, '@', ':', '+'.
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.:@+/-]+$")
@@ -126,14 +129,22 @@ def normalise_value(value, key="value"):
         raise SysctlError("%s: %s" % (key, exc))
 
 
+_PORT_LIST_RE = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
+
+
 def values_equal(left, right):
-    """Compare two values as the kernel would: whitespace-insensitive, integers numerically."""
+    """Compare two values as the kernel would: whitespace-insensitive, integers numerically, port lists as sets."""
     if left is None or right is None:
         return left is right
     a, b = catalog.as_ints(left), catalog.as_ints(right)
     if a is not None and b is not None:
         return a == b
-    return " ".join(left.split()) == " ".join(right.split())
+    if " ".join(left.split()) == " ".join(right.split()):
+        return True
+    dense_left, dense_right = "".join(left.split()), "".join(right.split())
+    if _PORT_LIST_RE.match(dense_left) and _PORT_LIST_RE.match(dense_right):
+        return catalog.port_set(dense_left) == catalog.port_set(dense_right)
+    return False
 
 
 def parse_setting(key, raw):
@@ -144,15 +155,19 @@ def parse_setting(key, raw):
         if stripped.startswith((">=", "<=")):
             op, raw = stripped[:2], stripped[2:]
     value = normalise_value(raw, key)
-    if op != "=":
+    port_list = (catalog.info(key) or {}).get("kind") == catalog.PORT_LIST
+    if op != "=" and not port_list:
         ints = catalog.as_ints(value)
         if not ints:
             raise SysctlError("%s: '%s N' needs integer(s) after the operator" % (key, op))
-    elif value == "" and (catalog.info(key) or {}).get("kind") != catalog.PORT_LIST:
+    elif value == "" and not port_list:
         raise SysctlError("%s: empty value" % key)
     msg = catalog.validate_value(key, value)
     if msg:
         raise SysctlError(msg)
+    if port_list:
+        # The kernel prints the list ascending with runs folded; write it that way so it reads back equal.
+        value = catalog.fold_ports(catalog.port_set(value))
     return op, value
 
 
@@ -210,7 +225,7 @@ class SysctlTree(object):
     def module_loaded(self, name):
         # Built-in drivers with parameters show up under /sys/module too, and /proc/modules does not
         # list them, so /sys/module is the better probe.
-        return os.path.isdir(os.path.join(self.root, "sys", "module", name))
+        return os.path.isdir(os.path.join(self.root, "sys", "module", name.replace("-", "_")))
 
     def kernel_release(self):
         try:
@@ -220,19 +235,24 @@ class SysctlTree(object):
             return None
 
     def listening_ports(self):
-        """TCP ports in LISTEN state in this network namespace (/proc/net/tcp and tcp6)."""
-        ports = set()
-        for name in ("tcp", "tcp6"):
+        """TCP ports in LISTEN state in this network namespace.
+
+        A LISTEN-only sock_diag dump walks the listening hash alone, so it costs the same on a host with
+        a million established sockets; /proc/net/tcp{,6} is the fallback (and the source on a fake root).
+        """
+        backends = [sockets.ProcBackend(self.root)]
+        if os.path.realpath(self.root) == "/":
+            backends.insert(0, sockets.NetlinkBackend())
+        counts = [0] * 32
+        for backend in backends:
             try:
-                with open(os.path.join(self.root, "proc", "net", name)) as handle:
-                    next(handle, None)
-                    for line in handle:
-                        fields = line.split()
-                        if len(fields) > 3 and fields[3] == "0A":
-                            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-            except (OSError, ValueError, IndexError):
+                ports = set()
+                for family in (sockets.AF_INET, sockets.AF_INET6):
+                    ports.update(record[1] for record in backend.listeners(family, counts))
+                return ports
+            except sockets.CollectError:
                 continue
-        return ports
+        return set()
 
     def expand(self, pattern):
         """Existing readable keys matching a canonical key pattern (globs per component)."""
@@ -278,17 +298,28 @@ def classify(tree, key):
         return {"classification": REMOVED, "reason": rem["reason"], "replacement": rem["advice"]}
     module = catalog.module_for(key)
     if module and not tree.module_loaded(module):
-        return {"classification": MODULE_NOT_LOADED,
-                "reason": "needs kernel module %s, which is not loaded; load it via /etc/modules-load.d/%s.conf" % (module, module)}
+        if child:
+            reason = "needs kernel module %s, which the host has not loaded (a container cannot load it: load it on the host)" % module
+        else:
+            reason = ("needs kernel module %s, which is not loaded; list it in the profile's modules (loaded now and at boot "
+                      "through modules-load.d) or run modprobe %s" % (module, module))
+        return {"classification": MODULE_NOT_LOADED, "reason": reason}
     if child and scope in (catalog.GLOBAL, catalog.READONLY_IN_CHILD):
         return {"classification": GLOBAL_IN_CHILD_NETNS, "reason": GLOBAL_REASON}
     return {"classification": UNKNOWN_KEY, "reason": "%s does not exist on this kernel (%s)" % (key, tree.kernel_release() or "unknown release")}
 
 
-def _resolve(op, value, current):
-    """Target value for '=', '>=' (raise only) and '<=' (lower only), element-wise for vectors."""
+def _resolve(key, op, value, current):
+    """Target value for '=', '>=' (raise only) and '<=' (lower only), element-wise for vectors.
+
+    For a port list, '>=' adds the ports to the running set (never removes one) and '<=' keeps only
+    running ports that are also listed.
+    """
     if op == "=":
         return value
+    if (catalog.info(key) or {}).get("kind") == catalog.PORT_LIST:
+        want, have = catalog.port_set(value), catalog.port_set(current or "")
+        return catalog.fold_ports(want | have if op == ">=" else want & have)
     want, have = catalog.as_ints(value), catalog.as_ints(current or "")
     if have is None or len(have) != len(want):
         raise SysctlError("'%s %s' needs a running value with %d integer(s), found '%s'" % (op, value, len(want), current))
@@ -296,11 +327,14 @@ def _resolve(op, value, current):
     return " ".join(str(pick(w, h)) for w, h in zip(want, have))
 
 
-def build_plan(settings, tree, unsupported="skip", allow_unsafe=False):
+def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_listener_ports=False):
     """Validate, map, classify and resolve every setting; decide what would change. Writes nothing.
 
+    With ``reserve_listener_ports``, a profile that sets ip_local_port_range also reserves the ports of
+    local listeners inside the new range (added to ip_local_reserved_ports, never removing one).
+
     Returns a dict: ``entries`` (ok keys in input order: key, requested, op, before, after, change,
-    module), ``skipped``, ``refused``, ``renamed``, ``unsafe_allowed``.
+    module), ``skipped``, ``refused``, ``renamed``, ``unsafe_allowed``, ``reserved_for_listeners``.
     """
     if not isinstance(settings, dict) or not settings:
         raise SysctlError("settings must be a non-empty mapping of sysctl keys to values")
@@ -328,7 +362,7 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False):
                 # so nobody chases a value that is in fact in place.
                 try:
                     current = tree.read(key)
-                    if values_equal(current, _resolve(op, value, current)):
+                    if values_equal(current, _resolve(key, op, value, current)):
                         item["reason"] += "; the running value %s already matches" % current
                 except (OSError, SysctlError):
                     pass
@@ -341,7 +375,7 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False):
         except OSError as exc:
             skipped.append({"key": key, "classification": READ_ONLY, "reason": "cannot read %s: %s" % (key, exc.strerror)})
             continue
-        after = _resolve(op, value, before)
+        after = _resolve(key, op, value, before)
         entries.append({"key": key, "requested": requested, "op": op, "value": value, "before": before, "after": after,
                         "change": not values_equal(before, after), "module": catalog.module_for(key)})
 
@@ -349,15 +383,17 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False):
         raise SysctlError("unsupported keys (unsupported=fail): " + "; ".join(
             "%s: %s (%s)" % (s["key"], s["classification"], s["reason"]) for s in skipped))
 
+    listeners = tree.listening_ports() if any(e["key"] == RANGE_KEY for e in entries) else set()
+    reserved_for_listeners = _reserve_listeners(tree, entries, listeners) if reserve_listener_ports else []
+
     targets = dict((e["key"], e["after"]) for e in entries)
     current = dict((e["key"], e["before"]) for e in entries)
-    for key in catalog.SAFETY_RULE_KEYS + ("net.ipv4.ip_unprivileged_port_start", "net.ipv4.ip_local_reserved_ports"):
+    for key in catalog.SAFETY_RULE_KEYS + ("net.ipv4.ip_unprivileged_port_start", RESERVED_KEY):
         if key not in current and tree.exists(key):
             try:
                 current[key] = tree.read(key)
             except OSError:
                 pass
-    listeners = tree.listening_ports() if "net.ipv4.ip_local_port_range" in targets else set()
     refusals = catalog.safety_refusals(targets, current, listeners)
     refused, unsafe_allowed = [], []
     if allow_unsafe:
@@ -365,8 +401,42 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False):
     else:
         refused = refusals
         bad = set(r["key"] for r in refused)
+        if RANGE_KEY in bad:
+            # Reservations made only for the refused range are not wanted either.
+            bad.update(e["key"] for e in entries if e.get("for_listeners"))
+            reserved_for_listeners = []
         entries = [e for e in entries if e["key"] not in bad]
-    return {"entries": entries, "skipped": skipped, "refused": refused, "renamed": renamed, "unsafe_allowed": unsafe_allowed}
+    return {"entries": entries, "skipped": skipped, "refused": refused, "renamed": renamed, "unsafe_allowed": unsafe_allowed,
+            "reserved_for_listeners": reserved_for_listeners}
+
+
+def _reserve_listeners(tree, entries, listeners):
+    """Add the listeners inside the planned port range to the ip_local_reserved_ports entry (made if needed).
+
+    The running reservations are always kept, so once a port is reserved later runs keep it and stay
+    idempotent. Returns the listener ports inside the range.
+    """
+    rng = next((e for e in entries if e["key"] == RANGE_KEY), None)
+    bounds = catalog.as_ints(rng["after"]) if rng else None
+    if not bounds or len(bounds) != 2:
+        return []
+    inside = set(p for p in listeners if bounds[0] <= p <= bounds[1])
+    entry = next((e for e in entries if e["key"] == RESERVED_KEY), None)
+    if entry is None:
+        if classify(tree, RESERVED_KEY)["classification"] != OK:
+            return []  # the safety rule then refuses a range over a listener
+        try:
+            before = tree.read(RESERVED_KEY)
+        except OSError:
+            return []
+        if not inside and not catalog.port_set(before):
+            return []
+        entry = {"key": RESERVED_KEY, "requested": RESERVED_KEY, "op": ">=", "value": catalog.fold_ports(inside),
+                 "before": before, "after": before, "change": False, "module": None, "for_listeners": True}
+        entries.append(entry)
+    entry["after"] = catalog.fold_ports(catalog.port_set(entry["after"]) | inside)
+    entry["change"] = not values_equal(entry["before"], entry["after"])
+    return sorted(inside)
 
 
 def _errno_class(tree, key, exc):

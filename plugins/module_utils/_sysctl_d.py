@@ -11,9 +11,11 @@ same name the first directory wins; a later file wins per key; procps then appli
 /etc/sysctl.conf last, while systemd-sysctl reads it only through the usual
 ``/etc/sysctl.d/99-sysctl.conf`` symlink.
 
-This module also owns the profile drop-in (``/etc/sysctl.d/90-linuxnet-<name>.conf``), the saved
-runtime originals (``/var/lib/linuxnet-tcp/sysctl-<name>.json``) and the orchestration of a
-profile run: plan, then (unless check mode) state file, runtime transaction, drop-in.
+This module also owns the profile drop-in (``/etc/sysctl.d/90-linuxnet-<name>.conf``), the
+profile's boot-time kernel module files (``/etc/modules-load.d/90-linuxnet-<name>.conf`` and
+``/etc/modprobe.d/90-linuxnet-<name>.conf``), the saved runtime originals
+(``/var/lib/linuxnet-tcp/sysctl-<name>.json``) and the orchestration of a profile run: validate and
+plan, load missing modules, plan again, then (unless check mode) state file, runtime transaction, files.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as ca
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl as sysctl
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import ApplyError, SysctlError
 
+MODULES_LOAD_DIR = "/etc/modules-load.d"
+MODPROBE_DIR = "/etc/modprobe.d"
 SYSTEMD_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d")
 PROCPS_DIRS = SYSTEMD_DIRS + ("/lib/sysctl.d",)
 SYSCTL_CONF = "/etc/sysctl.conf"
@@ -34,6 +38,10 @@ STATE_DIR = "/var/lib/linuxnet-tcp"
 DEFAULT_DIR = "/etc/sysctl.d"
 MARKER = "# Managed by linuxnet.tcp.sysctl_profile"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Kernel module names: MODULE_NAME_LEN is 56 including the NUL; '-' and '_' are interchangeable.
+_MODULE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,54}$")
+_PARAM_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_PARAM_VALUE_RE = re.compile(r"^[A-Za-z0-9_.,:/+-]{1,256}$")
 
 
 def _host(root, path):
@@ -196,6 +204,126 @@ def is_owned(text):
     return text is None or text.startswith(MARKER)
 
 
+def modules_load_path(name):
+    return "%s/90-linuxnet-%s.conf" % (MODULES_LOAD_DIR, validate_name(name))
+
+
+def modprobe_path(name):
+    return "%s/90-linuxnet-%s.conf" % (MODPROBE_DIR, validate_name(name))
+
+
+def validate_modules(modules):
+    """Kernel module names, in order, without duplicates."""
+    if modules is None:
+        return []
+    if not isinstance(modules, (list, tuple)):
+        raise SysctlError("modules must be a list of kernel module names")
+    out = []
+    for item in modules:
+        if not isinstance(item, str) or not _MODULE_RE.match(item):
+            raise SysctlError("modules: %r is not a kernel module name (letters, digits, '_' and '-', at most 55)" % (item,))
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def validate_module_options(options):
+    """``{module: {param: value}}`` with every name and value checked, values as strings."""
+    if not options:
+        return {}
+    if not isinstance(options, dict):
+        raise SysctlError("module_options must map kernel module names to {parameter: value} mappings")
+    out = {}
+    for module, params in options.items():
+        validate_modules([module])
+        if not isinstance(params, dict) or not params:
+            raise SysctlError("module_options.%s must be a non-empty mapping of parameter names to values" % module)
+        checked = {}
+        for param, value in params.items():
+            if not isinstance(param, str) or not _PARAM_RE.match(param):
+                raise SysctlError("module_options.%s: %r is not a module parameter name (letters, digits, '_')" % (module, param))
+            if isinstance(value, bool) or not isinstance(value, (int, str)) or not _PARAM_VALUE_RE.match(str(value)):
+                raise SysctlError("module_options.%s.%s: value %r must be an integer or a token of letters, digits and "
+                                  "_ . , : / + - (no spaces, newlines or comment characters)" % (module, param, value))
+            checked[param] = str(value)
+        out[module] = checked
+    return out
+
+
+def render_modules(name, modules):
+    """modules-load.d(5) text: one module per line, loaded by systemd-modules-load before systemd-sysctl."""
+    lines = ['%s (profile "%s"). Local edits are overwritten.' % (MARKER, name),
+             "# Loaded by systemd-modules-load before systemd-sysctl, so the profile's keys exist at boot."]
+    return "\n".join(lines + list(modules)) + "\n"
+
+
+def render_modprobe(name, options):
+    """modprobe.d(5) text: one ``options`` line per module."""
+    lines = ['%s (profile "%s"). Local edits are overwritten.' % (MARKER, name)]
+    for module in sorted(options):
+        params = options[module]
+        lines.append("options %s %s" % (module, " ".join("%s=%s" % (k, params[k]) for k in sorted(params))))
+    return "\n".join(lines) + "\n"
+
+
+def kernel_context(tree):
+    return {
+        "release": tree.kernel_release(),
+        "initial_netns": not tree.in_child_netns(),
+        "proc_sys_writable": not tree.proc_sys_read_only(),
+        "proc_sys_net_writable": not tree.proc_sys_read_only("net"),
+    }
+
+
+def load_modules(tree, modules, modprobe):
+    """Load the modules that are not loaded yet with ``modprobe(argv) -> (rc, out, err)``.
+
+    Returns ``(loaded, warnings)``. A module that fails to load is reported, not fatal: its keys are
+    then skipped as module_not_loaded.
+    """
+    loaded, warnings = [], []
+    for module in modules:
+        if tree.module_loaded(module):
+            continue
+        if modprobe is None:
+            warnings.append("modprobe is not installed, so %s was not loaded now; its keys are skipped" % module)
+            continue
+        rc, out, err = modprobe([module])
+        if rc != 0:
+            warnings.append("modprobe %s failed (rc=%s): %s; its keys are skipped" % (module, rc, (err or out).strip()))
+        elif tree.module_loaded(module):
+            loaded.append(module)
+        else:
+            warnings.append("modprobe %s succeeded but /sys/module/%s is absent; its keys are skipped" % (module, module))
+    return loaded, warnings
+
+
+def write_files(root, changes):
+    """Write or remove ``[(path, old_text, new_text)]`` (new None removes) as one unit.
+
+    Each file is replaced atomically; when one fails, the files already changed get their old text
+    back before the error is raised, so no run leaves half of its files behind.
+    """
+    done = []
+    try:
+        for path, old, new in changes:
+            if new is None:
+                remove_file(root, path)
+            else:
+                write_atomic(root, path, new)
+            done.append((path, old))
+    except OSError:
+        for path, old in reversed(done):
+            try:
+                if old is None:
+                    remove_file(root, path)
+                else:
+                    write_atomic(root, path, old)
+            except OSError:
+                pass
+        raise
+
+
 def write_atomic(root, path, text, mode=0o644):
     """Write through a temp file in the target directory and rename over the target."""
     full = _host(root, path)
@@ -266,25 +394,80 @@ def _overridden(root, path, new_text, keys):
     return out
 
 
+def _boot_file(root, path, new_text):
+    """``(path, old, new)`` for one of the profile's files, or None when nothing is to change.
+
+    A file at our path without our header is never overwritten; when we would only remove it, it is
+    left alone.
+    """
+    old = _read_text(root, path)
+    if not is_owned(old):
+        if new_text is None:
+            return None
+        raise SysctlError("%s exists and is not managed by linuxnet.tcp (no '%s' header); refusing to overwrite it" % (path, MARKER))
+    return None if old == new_text else (path, old, new_text)
+
+
 def profile_present(root, name, settings, persist=True, apply=True, file=None, unsupported="skip", allow_unsafe=False,
-                    check_mode=False, tree=None):
+                    check_mode=False, tree=None, modules=None, module_options=None, load=True,
+                    reserve_listener_ports=False, modprobe=None):
     """Plan and (unless check mode) apply a profile. Raises SysctlError before any change, ApplyError after rollback.
 
+    ``modules`` are listed in the profile's modules-load.d file and, with ``load`` in the initial network
+    namespace, loaded now through ``modprobe(argv) -> (rc, out, err)`` before the keys are classified.
+    ``module_options`` (``{module: {param: value}}``) go to the profile's modprobe.d file.
     ``tree`` defaults to ``SysctlTree(root)``; tests pass a tree that models kernel write errors.
     """
     path = dropin_path(name, file)
     if unsupported not in ("skip", "fail"):
         raise SysctlError("unsupported must be 'skip' or 'fail'")
+    modules = validate_modules(modules)
+    options = validate_module_options(module_options)
     tree = tree or sysctl.SysctlTree(root)
-    plan = sysctl.build_plan(settings, tree, unsupported=unsupported, allow_unsafe=allow_unsafe)
-    entries = plan["entries"]
-    changes = [(e["key"], e["before"], e["after"]) for e in entries if e["change"]] if apply else []
+    kernel = kernel_context(tree)
 
+    def plan_now():
+        return sysctl.build_plan(settings, tree, unsupported=unsupported, allow_unsafe=allow_unsafe,
+                                 reserve_listener_ports=reserve_listener_ports)
+
+    # The first plan validates every key and value, so bad input fails before a module is loaded.
+    plan = plan_now()
+    warnings = []
+    read_only = not kernel["proc_sys_writable"]
+    if read_only:
+        # Nothing can take a value here, and systemd-sysctl skips a read-only /proc/sys at boot
+        # (ConditionPathIsReadWrite=/proc/sys/net/), so no file is written either.
+        persist = False
     old_text = _read_text(root, path) if persist else None
     if persist and not is_owned(old_text):
         raise SysctlError("%s exists and is not managed by linuxnet.tcp (no '%s' header); refusing to overwrite it" % (path, MARKER))
+    boot_changes = []
+    if persist:
+        for boot_path, boot_text in ((modules_load_path(name), render_modules(name, modules) if modules else None),
+                                     (modprobe_path(name), render_modprobe(name, options) if options else None)):
+            change = _boot_file(root, boot_path, boot_text)
+            if change:
+                boot_changes.append(change)
+
+    to_load = [m for m in modules if not tree.module_loaded(m)]
+    if not (apply and load and kernel["initial_netns"] and not read_only):
+        to_load = []
+    modules_loaded = []
+    if to_load and check_mode:
+        modules_loaded = to_load
+        for item in plan["skipped"]:
+            if item["classification"] == sysctl.MODULE_NOT_LOADED and catalog.module_for(item["key"]) in to_load:
+                item["reason"] += "; a real run loads it with modprobe first (check mode cannot)"
+    elif to_load:
+        modules_loaded, load_warnings = load_modules(tree, to_load, modprobe)
+        warnings.extend(load_warnings)
+        if modules_loaded:
+            plan = plan_now()
+    entries = plan["entries"]
+    changes = [(e["key"], e["before"], e["after"]) for e in entries if e["change"]] if apply else []
+
     new_text = render(name, [(e["key"], e["after"], bool(e["module"])) for e in entries]) if persist else None
-    file_changes = persist and new_text != old_text
+    file_changes = ([(path, old_text, new_text)] if persist and new_text != old_text else []) + boot_changes
 
     old_state = load_state(root, name)
     originals = dict(old_state["originals"]) if old_state else {}
@@ -297,7 +480,6 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     old_state_text = _read_text(root, state_path(name))
     state_changes = state_text is not None and state_text != old_state_text
 
-    warnings = []
     if persist and os.path.dirname(path) not in SYSTEMD_DIRS:
         warnings.append("%s is not in a directory systemd-sysctl reads; it will not be applied at boot" % path)
     for item in plan["unsafe_allowed"]:
@@ -310,13 +492,12 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
             write_atomic(root, state_path(name), state_text, 0o600)
         try:
             sysctl.apply_changes(tree, changes)
-            if file_changes:
-                write_atomic(root, path, new_text)
+            write_files(root, file_changes)
         except (ApplyError, OSError) as exc:
             if not isinstance(exc, ApplyError):
                 failures = sysctl.rollback(tree, [(c[0], c[1]) for c in changes])
-                exc = ApplyError("writing %s failed: %s; runtime %s" % (path, exc, "rolled back" if not failures else
-                                                                        "ROLLBACK INCOMPLETE: %s" % ", ".join(failures)))
+                exc = ApplyError("writing the profile's files failed: %s; files restored, runtime %s" % (
+                    exc, "rolled back" if not failures else "ROLLBACK INCOMPLETE: %s" % ", ".join(failures)))
             if state_changes:
                 if old_state_text is None:
                     remove_file(root, state_path(name))
@@ -331,26 +512,33 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     diff = []
     if changes:
         diff.append(_runtime_diff(changes))
-    if file_changes:
-        diff.append(_file_diff(path, old_text, new_text))
+    for change_path, before, after in file_changes:
+        diff.append(_file_diff(change_path, before, after))
     return {
-        "changed": bool(changes or file_changes or state_changes),
+        "changed": bool(changes or file_changes or state_changes or (modules_loaded and not check_mode) or
+                        (check_mode and to_load)),
         "applied": applied,
         "skipped_keys": plan["skipped"],
         "refused": plan["refused"],
         "renamed": plan["renamed"],
+        "reserved_for_listeners": plan["reserved_for_listeners"],
+        "modules_loaded": modules_loaded,
         "persisted_file": path if persist else None,
+        "modules_file": modules_load_path(name) if persist and modules else None,
+        "modprobe_file": modprobe_path(name) if persist and options else None,
         "overridden_at_boot": _overridden(root, path, new_text, keys) if persist else [],
         "not_restored": [],
+        "kernel": kernel,
         "diff": diff,
         "warnings": warnings,
     }
 
 
 def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=False, tree=None):
-    """Remove a profile's drop-in and restore the saved runtime originals, unless another file now sets them."""
+    """Remove a profile's files and restore the saved runtime originals, unless another file now sets them."""
     path = dropin_path(name, file)
     tree = tree or sysctl.SysctlTree(root)
+    kernel = kernel_context(tree)
     old_text = _read_text(root, path) if persist else None
     if persist and not is_owned(old_text):
         raise SysctlError("%s exists and is not managed by linuxnet.tcp; refusing to remove it" % path)
@@ -372,28 +560,40 @@ def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=F
             changes.append((key, before, originals[key]))
     if not apply:
         changes, not_restored, skipped = [], [], []
-    remove_state = apply and state is not None
-    remove_dropin = persist and old_text is not None
+    # The saved originals are kept until they could be restored (a read-only /proc/sys restores nothing).
+    remove_state = apply and state is not None and kernel["proc_sys_writable"]
+    file_changes = []
+    if persist:
+        if old_text is not None:
+            file_changes.append((path, old_text, None))
+        for boot_path in (modules_load_path(name), modprobe_path(name)):
+            change = _boot_file(root, boot_path, None)
+            if change:
+                file_changes.append(change)
     if not check_mode:
         sysctl.apply_changes(tree, changes)
-        if remove_dropin:
-            remove_file(root, path)
+        write_files(root, file_changes)
         if remove_state:
             remove_file(root, state_path(name))
     diff = []
     if changes:
         diff.append(_runtime_diff(changes))
-    if remove_dropin:
-        diff.append(_file_diff(path, old_text, ""))
+    for change_path, before, _after in file_changes:
+        diff.append(_file_diff(change_path, before, ""))
     return {
-        "changed": bool(changes or remove_dropin or remove_state),
+        "changed": bool(changes or file_changes or remove_state),
         "applied": dict((k, {"before": b, "after": a}) for k, b, a in changes),
         "skipped_keys": skipped,
         "refused": [],
         "renamed": [],
+        "reserved_for_listeners": [],
+        "modules_loaded": [],
         "persisted_file": None,
+        "modules_file": None,
+        "modprobe_file": None,
         "overridden_at_boot": [],
         "not_restored": not_restored,
+        "kernel": kernel,
         "diff": diff,
         "warnings": [],
     }
@@ -450,10 +650,5 @@ def gather_facts(root="/", keys=None, persisted=True):
         for key, items in explicit_all.items():
             if wanted(key) and len(set(i["file"] for i in items)) > 1:
                 facts["overrides"][key] = [{"file": i["file"], "value": i["value"]} for i in items]
-    facts["kernel"] = {
-        "release": tree.kernel_release(),
-        "initial_netns": not tree.in_child_netns(),
-        "proc_sys_writable": not tree.proc_sys_read_only(),
-        "proc_sys_net_writable": not tree.proc_sys_read_only("net"),
-    }
+    facts["kernel"] = kernel_context(tree)
     return facts

@@ -25,6 +25,11 @@ description:
   - Known-harmful values are refused unless O(allow_unsafe=true), see O(allow_unsafe).
   - The runtime values found before the first change are saved in C(/var/lib/linuxnet-tcp/sysctl-<name>.json)
     so O(state=absent) can restore them.
+  - Kernel modules the keys need (O(modules)) are loaded now in the initial network namespace and at every boot
+    through the profile's C(modules-load.d) file, so a profile of conntrack or IPVS keys applies in one run and
+    survives a reboot.
+  - On a read-only C(/proc/sys) (an unprivileged container) nothing is written at all, neither the runtime nor any
+    file, because systemd-sysctl skips such a C(/proc/sys) at boot too; every key is reported in RV(skipped_keys).
 author:
   - linuxnet.tcp maintainers (@linuxnet)
 extends_documentation_fragment:
@@ -34,9 +39,12 @@ attributes:
     support: full
     details: Check mode predicts the exact runtime changes and file content. A value the catalogue accepts but
       the kernel rejects (for example an unavailable congestion-control algorithm) is only found by writing.
+      Check mode does not load O(modules); keys that need a module a real run would load are reported as
+      V(module_not_loaded) with a note, and the run reports V(changed).
   diff_mode:
     support: full
-    details: Two diffs, the runtime values (C(key = value) lines for changed keys) and the drop-in file.
+    details: The runtime values (C(key = value) lines for changed keys) and every file the run writes or removes
+      (the drop-in, the C(modules-load.d) and C(modprobe.d) files).
   platform:
     support: full
     platforms: [linux]
@@ -63,14 +71,16 @@ options:
   state:
     description:
       - V(present) applies and persists O(settings).
-      - V(absent) removes the drop-in and restores the runtime values saved when the profile first changed them,
+      - V(absent) removes the drop-in, the C(modules-load.d) and C(modprobe.d) files of the profile, and restores
+        the runtime values saved when the profile first changed them,
         except keys that another sysctl file now sets (reported in RV(not_restored)).
     type: str
     choices: [present, absent]
     default: present
   persist:
     description:
-      - Write (or with O(state=absent) remove) the drop-in file.
+      - Write (or with O(state=absent) remove) the drop-in file and the profile's C(modules-load.d) and
+        C(modprobe.d) files.
     type: bool
     default: true
   apply:
@@ -92,6 +102,43 @@ options:
     type: str
     choices: [skip, fail]
     default: skip
+  modules:
+    description:
+      - Kernel modules the O(settings) need, for example V(nf_conntrack) for C(net.netfilter.*) keys and V(ip_vs)
+        for C(net.ipv4.vs.*) keys.
+      - With O(persist=true) they are listed in C(/etc/modules-load.d/90-linuxnet-<name>.conf), so
+        systemd-modules-load loads them before systemd-sysctl applies the drop-in at boot. The file is removed
+        when the list is empty.
+      - With O(load_modules=true) and O(apply=true), missing modules are loaded now with C(modprobe) before the
+        keys are classified, so their keys apply in this run. Only in the initial network namespace, because
+        inside a container the host owns kernel modules. A module is never unloaded, not even by O(state=absent).
+    type: list
+    elements: str
+    default: []
+  module_options:
+    description:
+      - Parameters of kernel modules, as a mapping of module name to a mapping of parameter to value, written
+        as C(options) lines to C(/etc/modprobe.d/90-linuxnet-<name>.conf) with O(persist=true). They take
+        effect the next time the module is loaded, for example C(hashsize=262144) for V(nf_conntrack) (see the examples).
+      - Values are integers or single tokens of letters, digits and the characters C(_.,:/+-).
+    type: dict
+    default: {}
+  load_modules:
+    description:
+      - Load the missing O(modules) now with C(modprobe) (initial network namespace only).
+    type: bool
+    default: true
+  reserve_listener_ports:
+    description:
+      - When O(settings) set C(net.ipv4.ip_local_port_range), add the ports of local TCP listeners inside the
+        new range to C(net.ipv4.ip_local_reserved_ports), so an outbound connection can never take the port of
+        a service that restarts. Ports reserved now are always kept. The key is managed (and persisted) from
+        then on; the ports are returned in RV(reserved_for_listeners).
+      - Without it, a range over a local listener is refused, see O(allow_unsafe).
+      - A value written V(>= 8080,9100-9110) for C(net.ipv4.ip_local_reserved_ports) adds ports the same way
+        without this option.
+    type: bool
+    default: false
   allow_unsafe:
     description:
       - Apply known-harmful settings anyway (with a warning). By default they are refused and reported in
@@ -151,6 +198,24 @@ EXAMPLES = r"""
     settings:
       net.netfilter.nf_conntrack_tcp_timeout_established: 86400
 
+- name: Conntrack timeouts on a NAT gateway, with nf_conntrack loaded now and at boot
+  linuxnet.tcp.sysctl_profile:
+    name: nat
+    modules: [nf_conntrack]
+    module_options:
+      nf_conntrack: {hashsize: 262144}
+    settings:
+      net.netfilter.nf_conntrack_max: ">= 262144"
+      net.netfilter.nf_conntrack_tcp_timeout_established: 86400
+
+- name: Widen the ephemeral range and keep local listeners out of it
+  linuxnet.tcp.sysctl_profile:
+    name: web
+    reserve_listener_ports: true
+    settings:
+      net.ipv4.ip_local_port_range: "10240 65535"
+      net.ipv4.ip_local_reserved_ports: ">= 8080,9100-9110"
+
 - name: Remove the profile and restore the saved runtime values
   linuxnet.tcp.sysctl_profile:
     name: web
@@ -194,10 +259,54 @@ renamed:
   elements: dict
   sample: [{"key": "net.ipv4.ip_conntrack_max", "to": "net.netfilter.nf_conntrack_max"}]
 persisted_file:
-  description: Path of the drop-in, or V(null) when O(persist=false) or O(state=absent).
+  description: Path of the drop-in, or V(null) when O(persist=false), O(state=absent) or C(/proc/sys) is read-only.
   returned: always
   type: str
   sample: /etc/sysctl.d/90-linuxnet-web.conf
+modules_file:
+  description: Path of the profile's C(modules-load.d) file, or V(null) when there is none.
+  returned: always
+  type: str
+  sample: /etc/modules-load.d/90-linuxnet-proxy.conf
+modprobe_file:
+  description: Path of the profile's C(modprobe.d) file, or V(null) when there is none.
+  returned: always
+  type: str
+  sample: /etc/modprobe.d/90-linuxnet-proxy.conf
+modules_loaded:
+  description: Kernel modules this run loaded with C(modprobe) (in check mode, the ones a real run would load).
+  returned: always
+  type: list
+  elements: str
+  sample: [nf_conntrack]
+reserved_for_listeners:
+  description: Ports of local TCP listeners inside the new ephemeral range that O(reserve_listener_ports) keeps
+    reserved in C(net.ipv4.ip_local_reserved_ports).
+  returned: always
+  type: list
+  elements: int
+  sample: [20080]
+kernel:
+  description: Where the profile ran, as in RV(linuxnet.tcp.sysctl_facts#module:ansible_facts.sysctl.kernel).
+  returned: always
+  type: dict
+  contains:
+    release:
+      description: Kernel release.
+      type: str
+      sample: 6.1.0-28-amd64
+    initial_netns:
+      description: Whether this is the initial network namespace (a host, not a container).
+      type: bool
+      sample: true
+    proc_sys_writable:
+      description: Whether C(/proc/sys) is mounted read-write.
+      type: bool
+      sample: true
+    proc_sys_net_writable:
+      description: Whether C(/proc/sys/net) is mounted read-write.
+      type: bool
+      sample: true
 overridden_at_boot:
   description:
     - Keys of this profile whose boot-time value comes from another file (a later file name, or a file of the
@@ -231,15 +340,26 @@ def main():
             file=dict(type="path"),
             unsupported=dict(type="str", default="skip", choices=["skip", "fail"]),
             allow_unsafe=dict(type="bool", default=False),
+            modules=dict(type="list", elements="str", default=[]),
+            module_options=dict(type="dict", default={}),
+            load_modules=dict(type="bool", default=True),
+            reserve_listener_ports=dict(type="bool", default=False),
         ),
         required_if=[("state", "present", ("settings",))],
         supports_check_mode=True,
     )
     p = module.params
+    modprobe_bin = module.get_bin_path("modprobe", opt_dirs=["/usr/sbin", "/sbin"])
+
+    def modprobe(args):
+        return module.run_command([modprobe_bin] + list(args), environ_update={"LC_ALL": "C"})
+
     try:
         if p["state"] == "present":
             result = profile_present("/", p["name"], p["settings"], persist=p["persist"], apply=p["apply"], file=p["file"],
-                                     unsupported=p["unsupported"], allow_unsafe=p["allow_unsafe"], check_mode=module.check_mode)
+                                     unsupported=p["unsupported"], allow_unsafe=p["allow_unsafe"], check_mode=module.check_mode,
+                                     modules=p["modules"], module_options=p["module_options"], load=p["load_modules"],
+                                     reserve_listener_ports=p["reserve_listener_ports"], modprobe=modprobe if modprobe_bin else None)
         else:
             result = profile_absent("/", p["name"], persist=p["persist"], apply=p["apply"], file=p["file"],
                                     check_mode=module.check_mode)

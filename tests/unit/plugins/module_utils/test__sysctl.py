@@ -143,6 +143,9 @@ def test_normalise_value_rejects(value, words):
     ("cubic", "cubic", True),
     ("reno  cubic", "reno cubic", True),
     (None, "1", False),
+    ("8080,9100-9110", "9100-9110, 8080", True),
+    ("8080,9100-9102", "8080,9100,9101,9102", True),
+    ("8080", "8081", False),
 ])
 def test_values_equal(left, right, equal):
     assert sysctl.values_equal(left, right) is equal
@@ -154,6 +157,10 @@ def test_values_equal(left, right, equal):
     ("net.ipv4.tcp_rmem", ">= 4096 131072 16777216", (">=", "4096 131072 16777216")),
     ("net.ipv4.tcp_fin_timeout", 30, ("=", "30")),
     ("net.ipv4.ip_local_reserved_ports", "", ("=", "")),
+    # Port lists are written in the kernel's folded, ascending format so they read back unchanged.
+    ("net.ipv4.ip_local_reserved_ports", "9101-9110, 8080,9100", ("=", "8080,9100-9110")),
+    ("net.ipv4.ip_local_reserved_ports", ">= 20080", (">=", "20080")),
+    ("net.ipv4.ip_local_reserved_ports", ">=", (">=", "")),
 ])
 def test_parse_setting(key, raw, expected):
     assert sysctl.parse_setting(key, raw) == expected
@@ -163,6 +170,8 @@ def test_parse_setting(key, raw, expected):
     ("net.core.somaxconn", ">= lots", "integer"),
     ("net.ipv4.tcp_fin_timeout", "", "empty value"),
     ("net.ipv4.tcp_tw_reuse", 7, "at most 2"),
+    ("net.ipv4.ip_local_reserved_ports", ">= 9110-9100", "ascending"),
+    ("net.ipv4.ip_local_reserved_ports", "70000", "0..65535"),
 ])
 def test_parse_setting_rejects(key, raw, words):
     with pytest.raises(SysctlError) as err:
@@ -190,15 +199,21 @@ def test_tree_read_write_and_probes(tmp_path):
 def test_listening_ports(tmp_path):
     root = make_tree(tmp_path)
     os.makedirs(os.path.join(root, "proc", "net"))
+    # A fake root reads /proc/net/tcp{,6} (the fallback a real host uses when sock_diag is refused).
     header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    tail = " 00000000:00000000 00:00000000 00000000     0        0 %d 1 0000000000000000 100 0 0 10 0\n"
     with open(os.path.join(root, "proc", "net", "tcp"), "w") as handle:
         handle.write(header)
-        handle.write("   0: 00000000:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   0  0 1 1\n")  # 5432 LISTEN
-        handle.write("   1: 0100007F:9C40 0100007F:1538 01 00000000:00000000 00:00000000 00000000   0  0 2 1\n")  # ESTABLISHED
+        handle.write("   0: 00000000:1538 00000000:0000 0A" + tail % 1)  # 5432 LISTEN
+        handle.write("   1: 0100007F:9C40 0100007F:1538 01" + tail % 2)  # ESTABLISHED 40000 -> 5432
     with open(os.path.join(root, "proc", "net", "tcp6"), "w") as handle:
         handle.write(header)
-        handle.write("   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 0:0 0:0 0 0 0 3 1\n")
+        handle.write("   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A" + tail % 3)
     assert sysctl.SysctlTree(root).listening_ports() == {5432, 8080}
+
+
+def test_listening_ports_without_proc_net(tmp_path):
+    assert sysctl.SysctlTree(make_tree(tmp_path)).listening_ports() == set()
 
 
 def test_expand_globs(tmp_path):
@@ -346,3 +361,66 @@ def test_rollback_reports_keys_it_cannot_restore(tmp_path):
         sysctl.apply_changes(tree, [("net.core.somaxconn", "4096", "8192"), ("net.ipv4.tcp_fin_timeout", "60", "30")])
     assert err.value.rollback_failures == ["net.core.somaxconn"]
     assert "ROLLBACK INCOMPLETE" in str(err.value)
+
+
+LISTEN_TAIL = " 00000000:00000000 00:00000000 00000000     0        0 %d 1 0000000000000000 100 0 0 10 0\n"
+
+
+def with_listeners(root, ports):
+    """Add /proc/net/tcp with LISTEN sockets on ``ports`` to a fake root."""
+    os.makedirs(os.path.join(root, "proc", "net"), exist_ok=True)
+    with open(os.path.join(root, "proc", "net", "tcp"), "w") as handle:
+        handle.write("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n")
+        for number, port in enumerate(ports):
+            handle.write("%4d: 00000000:%04X 00000000:0000 0A" % (number, port) + LISTEN_TAIL % (number + 1))
+    return root
+
+
+@pytest.mark.parametrize("reserved_now, requested, expected", [
+    ("", ">= 8080", "8080"),
+    ("8080,9000-9001", ">= 9002,12000", "8080,9000-9002,12000"),
+    ("8080,9000-9001", "<= 9000-9100", "9000-9001"),
+    ("8080", "= 9100-9101", "9100-9101"),
+])
+def test_plan_port_list_operators(tmp_path, reserved_now, requested, expected):
+    files = dict(HOST, **{"net/ipv4/ip_local_reserved_ports": reserved_now})
+    tree = sysctl.SysctlTree(make_tree(tmp_path, files))
+    raw_value = requested[2:] if requested.startswith("= ") else requested
+    entry = sysctl.build_plan({"net.ipv4.ip_local_reserved_ports": raw_value}, tree)["entries"][0]
+    assert entry["after"] == expected
+
+
+def test_plan_reserves_listeners_inside_the_new_range(tmp_path):
+    root = with_listeners(make_tree(tmp_path, dict(HOST, **{"net/ipv4/ip_local_reserved_ports": "12000"})), [22, 20080, 5432])
+    tree = sysctl.SysctlTree(root)
+    settings = {"net.ipv4.ip_local_port_range": "10240 65535"}
+    # Without the option the range over listener 20080 is refused (the safety rule).
+    plain = sysctl.build_plan(settings, tree)
+    assert [r["key"] for r in plain["refused"]] == ["net.ipv4.ip_local_port_range"] and plain["entries"] == []
+    plan = sysctl.build_plan(settings, tree, reserve_listener_ports=True)
+    entries = dict((e["key"], e) for e in plan["entries"])
+    assert plan["refused"] == [] and plan["reserved_for_listeners"] == [20080]
+    assert entries["net.ipv4.ip_local_reserved_ports"]["after"] == "12000,20080"  # ports reserved now are kept
+    assert entries["net.ipv4.ip_local_reserved_ports"]["change"] is True
+    # Asked-for ports and listeners add up.
+    plan = sysctl.build_plan(dict(settings, **{"net.ipv4.ip_local_reserved_ports": ">= 30000-30001"}), tree,
+                             reserve_listener_ports=True)
+    assert dict((e["key"], e["after"]) for e in plan["entries"])["net.ipv4.ip_local_reserved_ports"] == "12000,20080,30000-30001"
+
+
+def test_plan_reserve_listeners_is_stable_and_quiet(tmp_path):
+    root = with_listeners(make_tree(tmp_path, dict(HOST, **{"net/ipv4/ip_local_reserved_ports": "20080",
+                                                            "net/ipv4/ip_local_port_range": "10240 65535"})), [20080])
+    plan = sysctl.build_plan({"net.ipv4.ip_local_port_range": "10240 65535"}, sysctl.SysctlTree(root), reserve_listener_ports=True)
+    assert [e["change"] for e in plan["entries"]] == [False, False]
+    # No listener inside the range and nothing reserved: the key is not managed at all.
+    bare = with_listeners(make_tree(tmp_path / "bare"), [22])
+    plan = sysctl.build_plan({"net.ipv4.ip_local_port_range": "10240 65535"}, sysctl.SysctlTree(bare), reserve_listener_ports=True)
+    assert [e["key"] for e in plan["entries"]] == ["net.ipv4.ip_local_port_range"] and plan["reserved_for_listeners"] == []
+
+
+def test_plan_drops_listener_reservation_with_a_refused_range(tmp_path):
+    root = with_listeners(make_tree(tmp_path), [2000])
+    plan = sysctl.build_plan({"net.ipv4.ip_local_port_range": "1000 65535"}, sysctl.SysctlTree(root), reserve_listener_ports=True)
+    assert [r["key"] for r in plan["refused"]] == ["net.ipv4.ip_local_port_range"]
+    assert plan["entries"] == [] and plan["reserved_for_listeners"] == []

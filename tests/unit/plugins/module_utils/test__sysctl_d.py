@@ -323,3 +323,164 @@ def test_facts(tmp_path):
     assert quick["persisted"] == {} and "net.ipv4.tcp_fin_timeout" in quick["values"]
     assert "net.core.netdev_max_backlog" in quick["missing"]
     assert set(quick["values"]) <= set(k.replace("/", ".") for k in HOST)
+
+
+MODULES_FILE = "/etc/modules-load.d/90-linuxnet-web.conf"
+MODPROBE_FILE = "/etc/modprobe.d/90-linuxnet-web.conf"
+CONNTRACK = {"net.netfilter.nf_conntrack_tcp_timeout_established": 86400}
+
+
+class FakeModprobe(object):
+    """modprobe(argv) that 'loads' a module by creating /sys/module/NAME, or fails for the names in ``broken``."""
+
+    def __init__(self, root, broken=(), keys=None):
+        self.root, self.broken, self.keys, self.calls = root, broken, keys or {}, []
+
+    def __call__(self, argv):
+        self.calls.append(list(argv))
+        name = argv[-1]
+        if name in self.broken:
+            return 1, "", "modprobe: FATAL: Module %s not found in directory /lib/modules/6.18.44-test\n" % name
+        os.makedirs(os.path.join(self.root, "sys", "module", name))
+        for key, value in self.keys.get(name, {}).items():
+            put(self.root, "/proc/sys/" + key, value + "\n")
+        return 0, "", ""
+
+
+def conntrack_host(tmp_path):
+    """A host where nf_conntrack is not loaded yet: its keys appear when the fake modprobe loads it."""
+    files = dict((k, v) for k, v in HOST.items() if not k.startswith("net/netfilter/"))
+    root = make_tree(tmp_path, files, modules=())
+    return root, FakeModprobe(root, keys={"nf_conntrack": {"net/netfilter/nf_conntrack_tcp_timeout_established": "432000"}})
+
+
+def test_present_loads_modules_first_and_persists_boot_files(tmp_path):
+    root, modprobe = conntrack_host(tmp_path)
+    options = {"nf_conntrack": {"hashsize": 262144}}
+    check = sysctl_d.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], module_options=options,
+                                     modprobe=modprobe, check_mode=True)
+    assert modprobe.calls == [] and check["changed"] is True and check["modules_loaded"] == ["nf_conntrack"]
+    assert "a real run loads it with modprobe first" in check["skipped_keys"][0]["reason"]
+
+    result = sysctl_d.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], module_options=options, modprobe=modprobe)
+    assert modprobe.calls == [["nf_conntrack"]] and result["modules_loaded"] == ["nf_conntrack"]
+    assert result["applied"] == {"net.netfilter.nf_conntrack_tcp_timeout_established": {"before": "432000", "after": "86400"}}
+    assert result["skipped_keys"] == []
+    assert read(root, MODULES_FILE).splitlines()[-1] == "nf_conntrack"
+    assert read(root, MODPROBE_FILE).splitlines()[-1] == "options nf_conntrack hashsize=262144"
+    assert "-net.netfilter.nf_conntrack_tcp_timeout_established = 86400" in read(root, DROPIN)
+    assert result["modules_file"] == MODULES_FILE and result["modprobe_file"] == MODPROBE_FILE
+    assert [d["after_header"] for d in result["diff"]] == ["runtime (/proc/sys)", DROPIN, MODULES_FILE, MODPROBE_FILE]
+
+    before = snapshot(root)
+    again = sysctl_d.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], module_options=options, modprobe=modprobe)
+    assert again["changed"] is False and again["modules_loaded"] == [] and len(modprobe.calls) == 1
+    assert snapshot(root) == before
+
+    # A later run without modules removes the boot files it owns; state=absent removes the rest.
+    fewer = sysctl_d.profile_present(root, "web", CONNTRACK, modprobe=modprobe)
+    assert fewer["changed"] is True and read(root, MODULES_FILE) is None and read(root, MODPROBE_FILE) is None
+    sysctl_d.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], modprobe=modprobe)
+    gone = sysctl_d.profile_absent(root, "web")
+    assert MODULES_FILE in [d["before_header"] for d in gone["diff"]]
+    assert read(root, MODULES_FILE) is None and read(root, DROPIN) is None
+    assert raw(root, "net/netfilter/nf_conntrack_tcp_timeout_established") == "432000\n"
+
+
+def test_modules_are_never_loaded_in_a_container(tmp_path):
+    files = dict((k, v) for k, v in HOST.items() if not k.startswith("net/netfilter/"))
+    root = make_tree(tmp_path, files, modules=(), child=True)
+    modprobe = FakeModprobe(root)
+    result = sysctl_d.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], modprobe=modprobe)
+    assert modprobe.calls == [] and result["modules_loaded"] == []
+    assert result["skipped_keys"][0]["classification"] == "module_not_loaded"
+    assert result["kernel"]["initial_netns"] is False
+    assert read(root, MODULES_FILE) is not None  # the boot configuration is still written
+
+
+def test_failed_modprobe_is_reported_and_its_keys_skipped(tmp_path):
+    root, _modprobe = conntrack_host(tmp_path)
+    modprobe = FakeModprobe(root, broken=("nf_conntrack",))
+    result = sysctl_d.profile_present(root, "web", dict(CONNTRACK, **{"net.core.somaxconn": 8192}), modules=["nf_conntrack"],
+                                      modprobe=modprobe)
+    assert result["modules_loaded"] == [] and "modprobe nf_conntrack failed (rc=1)" in result["warnings"][0]
+    assert [s["classification"] for s in result["skipped_keys"]] == ["module_not_loaded"]
+    assert raw(root, "net/core/somaxconn") == "8192\n"
+    missing = sysctl_d.profile_present(root, "other", CONNTRACK, modules=["nf_conntrack"], modprobe=None)
+    assert "modprobe is not installed" in missing["warnings"][0]
+
+
+@pytest.mark.parametrize("modules, options, words", [
+    (["nf_conntrack\nip_vs"], None, "not a kernel module name"),
+    (["../x"], None, "not a kernel module name"),
+    ("nf_conntrack", None, "must be a list"),
+    ([], {"nf_conntrack": {"hashsize": "1 2"}}, "module_options.nf_conntrack.hashsize"),
+    ([], {"nf_conntrack": {"hash size": 1}}, "not a module parameter name"),
+    ([], {"nf_conntrack": {}}, "non-empty mapping"),
+    ([], {"nf_conntrack": {"hashsize": True}}, "must be an integer or a token"),
+])
+def test_bad_module_input_changes_nothing(tmp_path, modules, options, words):
+    root, modprobe = conntrack_host(tmp_path)
+    before = snapshot(root)
+    with pytest.raises(SysctlError) as err:
+        sysctl_d.profile_present(root, "web", CONNTRACK, modules=modules, module_options=options, modprobe=modprobe)
+    assert words in str(err.value)
+    assert snapshot(root) == before and modprobe.calls == []
+
+
+def test_bad_settings_fail_before_a_module_is_loaded(tmp_path):
+    root, modprobe = conntrack_host(tmp_path)
+    with pytest.raises(SysctlError):
+        sysctl_d.profile_present(root, "web", {"net.ipv4.tcp_tw_reuse": 7}, modules=["nf_conntrack"], modprobe=modprobe)
+    assert modprobe.calls == []
+
+
+def test_foreign_boot_file_is_never_overwritten_or_removed(tmp_path):
+    root, modprobe = conntrack_host(tmp_path)
+    put(root, MODULES_FILE, "# mine\nnf_conntrack\n")
+    with pytest.raises(SysctlError) as err:
+        sysctl_d.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], modprobe=modprobe)
+    assert "not managed by linuxnet.tcp" in str(err.value) and modprobe.calls == []
+    sysctl_d.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    sysctl_d.profile_absent(root, "web")
+    assert read(root, MODULES_FILE) == "# mine\nnf_conntrack\n"
+
+
+def test_read_only_proc_sys_writes_nothing(tmp_path, monkeypatch):
+    root = make_tree(tmp_path)
+
+    class Flags(object):
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda path: Flags())
+    before = snapshot(root)
+    result = sysctl_d.profile_present(root, "web", {"net.core.somaxconn": 8192}, modules=["nf_conntrack"])
+    assert result["changed"] is False and result["persisted_file"] is None and result["kernel"]["proc_sys_writable"] is False
+    assert [s["classification"] for s in result["skipped_keys"]] == ["proc_sys_read_only"]
+    assert snapshot(root) == before
+
+
+def test_failed_boot_file_restores_the_files_already_written(tmp_path):
+    root, modprobe = conntrack_host(tmp_path)
+    sysctl_d.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    dropin_before = read(root, DROPIN)
+    os.makedirs(os.path.join(root, MODPROBE_FILE.lstrip("/")))  # a directory where the file goes: rename fails
+    with pytest.raises(ApplyError) as err:
+        sysctl_d.profile_present(root, "web", {"net.core.somaxconn": 16384}, modules=["ip_vs"],
+                                 module_options={"ip_vs": {"conn_tab_bits": 12}}, modprobe=modprobe, load=False)
+    assert "files restored" in str(err.value) and "rolled back" in str(err.value)
+    assert read(root, DROPIN) == dropin_before and read(root, MODULES_FILE) is None
+    assert raw(root, "net/core/somaxconn") == "8192\n"
+
+
+def test_present_reserves_listener_ports_and_persists_them(tmp_path):
+    from test__sysctl import with_listeners  # pylint: disable=import-outside-toplevel
+    root = with_listeners(make_tree(tmp_path), [20080, 22])
+    settings = {"net.ipv4.ip_local_port_range": "10240 65535", "net.ipv4.ip_local_reserved_ports": ">= 8080"}
+    result = sysctl_d.profile_present(root, "web", settings, reserve_listener_ports=True)
+    assert result["reserved_for_listeners"] == [20080]
+    assert raw(root, "net/ipv4/ip_local_reserved_ports") == "8080,20080\n"
+    assert "net.ipv4.ip_local_reserved_ports = 8080,20080" in read(root, DROPIN)
+    before = snapshot(root)
+    assert sysctl_d.profile_present(root, "web", settings, reserve_listener_ports=True)["changed"] is False
+    assert snapshot(root) == before

@@ -69,3 +69,21 @@ def test_absent(root, capsys):
     out = run({"name": "web", "state": "absent"}, capsys)
     assert out["changed"] is True and out["applied"] == {"net.ipv4.tcp_keepalive_time": {"before": "600", "after": "7200"}}
     assert raw(root, "net/ipv4/tcp_keepalive_time") == "7200\n"
+
+
+def test_module_options_reach_the_engine(root, capsys):
+    args = {"name": "nat", "modules": ["nf_conntrack"], "module_options": {"nf_conntrack": {"hashsize": 65536}},
+            "reserve_listener_ports": True,
+            "settings": {"net.netfilter.nf_conntrack_tcp_timeout_established": 86400, "net.ipv4.ip_local_port_range": "10240 65535",
+                         "net.ipv4.ip_local_reserved_ports": ">= 9100-9101,8080"}}
+    out = run(args, capsys)
+    assert out["changed"] is True and out["modules_loaded"] == []  # the fake host has nf_conntrack loaded
+    assert out["modules_file"] == "/etc/modules-load.d/90-linuxnet-nat.conf"
+    assert out["modprobe_file"] == "/etc/modprobe.d/90-linuxnet-nat.conf"
+    with open(os.path.join(root, "etc/modprobe.d/90-linuxnet-nat.conf")) as handle:
+        assert handle.read().splitlines()[-1] == "options nf_conntrack hashsize=65536"
+    assert out["applied"]["net.ipv4.ip_local_reserved_ports"]["after"] == "8080,9100-9101"
+    assert set(out["kernel"]) == {"release", "initial_netns", "proc_sys_writable", "proc_sys_net_writable"}
+    assert run(args, capsys)["changed"] is False
+    bad = run(dict(args, modules=["nf conntrack"]), capsys)
+    assert bad["failed"] is True and bad["msg"].startswith("nothing changed: modules:")
