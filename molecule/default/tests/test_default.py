@@ -14,8 +14,8 @@ from snapshot import snapshot  # noqa: E402  pylint: disable=wrong-import-positi
 
 DROP_IN = "/etc/sysctl.d/90-linuxnet-tuning.conf"
 STATE = "/var/lib/linuxnet-tcp/sysctl-tuning.json"
-MODULES = "/etc/modules-load.d/linuxnet-tcp.conf"
-MODPROBE = "/etc/modprobe.d/linuxnet-tcp.conf"
+MODULES = "/etc/modules-load.d/90-linuxnet-tuning.conf"
+MODPROBE = "/etc/modprobe.d/90-linuxnet-tuning.conf"
 UNIT = "/etc/systemd/system/linuxnet-tcp-ipvs-timeouts.service"
 WANTS = "/etc/systemd/system/multi-user.target.wants/linuxnet-tcp-ipvs-timeouts.service"
 SYSCTL_CONF = "/etc/sysctl.conf"

@@ -17,7 +17,8 @@ DEFAULTS = {
     "net.ipv4.tcp_mtu_probing": "0",
     "net.ipv4.tcp_notsent_lowat": "4294967295",
 }
-NOT_WRITTEN = ["/etc/sysctl.d/90-linuxnet-tuning.conf", "/var/lib/linuxnet-tcp/sysctl-tuning.json", "/var/lib/linuxnet-tcp"]
+NOT_WRITTEN = ["/etc/sysctl.d/90-linuxnet-tuning.conf", "/var/lib/linuxnet-tcp/sysctl-tuning.json", "/var/lib/linuxnet-tcp",
+               "/etc/modules-load.d/90-linuxnet-tuning.conf", "/etc/modprobe.d/90-linuxnet-tuning.conf"]
 
 
 @pytest.fixture(scope="module")

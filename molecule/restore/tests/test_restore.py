@@ -14,8 +14,8 @@ ORIGINALS = "/root/original-sysctl.json"
 GONE = [
     "/etc/sysctl.d/90-linuxnet-tuning.conf",
     "/var/lib/linuxnet-tcp/sysctl-tuning.json",
-    "/etc/modules-load.d/linuxnet-tcp.conf",
-    "/etc/modprobe.d/linuxnet-tcp.conf",
+    "/etc/modules-load.d/90-linuxnet-tuning.conf",
+    "/etc/modprobe.d/90-linuxnet-tuning.conf",
     "/etc/systemd/system/linuxnet-tcp-ipvs-timeouts.service",
     "/etc/systemd/system/multi-user.target.wants/linuxnet-tcp-ipvs-timeouts.service",
 ]
