@@ -8,8 +8,6 @@ and restored in ``finally``, so no exception can leave the process in the contai
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -34,7 +32,11 @@ def _setns(fd):
     if hasattr(os, "setns"):  # Python 3.12+
         os.setns(fd, CLONE_NEWNET)
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    # Imported here: ctypes costs more than the rest of a facts run's imports, and only a netns run needs it.
+    # CDLL(None) is the running program, whose symbols include libc's setns().
+    import ctypes  # pylint: disable=import-outside-toplevel
+
+    libc = ctypes.CDLL(None, use_errno=True)
     if libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import itertools
 import operator
 import os
 import socket
@@ -59,6 +60,7 @@ def address_text(slot, raw):
 _DST = operator.itemgetter(4)
 _SPORT = operator.itemgetter(1)
 _STATE = operator.itemgetter(0)
+_DEST_KEY = operator.itemgetter(3, 4, 2)  # src, dst, dport
 
 
 class Tally:
@@ -78,12 +80,14 @@ class Tally:
         self.tw_remote = collections.Counter()  # (slot, dst, dport or None) -> n
         self.tw_local = collections.Counter()  # sport -> n
         self.close_wait = []
-        self.dest = collections.Counter()  # (slot, src, dst, dport) -> n
+        self.dest = (collections.Counter(), collections.Counter())  # per slot: (src, dst, dport) -> n
         self.port_range = port_range
+        self._outbound = {}  # family -> 65536-byte table: 1 for an ephemeral local port nobody listens on
 
     def add_listeners(self, family, records):
         ports = self.listen_ports[family]
         slot = FAMILY_SLOT[family]
+        self._outbound.pop(family, None)
         for rec in records:
             ports.add(rec[1])
             self.lports[LISTEN][rec[1]] += 1
@@ -102,12 +106,12 @@ class Tally:
             self.lports[state].update(map(_SPORT, part))
         listen = self.listen_ports[family]
         if self.port_range:
-            lo, hi = self.port_range
             # Each outbound socket holds one local port towards (src, dst, dport): the pool that runs
             # dry in port exhaustion (__inet_hash_connect() in net/ipv4/inet_hashtables.c). Inbound sockets
-            # (local port is a listening port) use no ephemeral port.
-            self.dest.update([(slot, rec[3], rec[4], rec[2]) for rec in batch
-                              if lo <= rec[1] <= hi and rec[1] not in listen])
+            # (local port is a listening port) use no ephemeral port. Selected in C: a port lookup table
+            # and itertools.compress, no Python code per socket.
+            outbound = self._outbound_table(family)
+            self.dest[slot].update(itertools.compress(map(_DEST_KEY, batch), map(outbound.__getitem__, map(_SPORT, batch))))
         if TIME_WAIT in seen:
             tw_remote = self.tw_remote
             tw_local = self.tw_local
@@ -118,6 +122,18 @@ class Tally:
         if CLOSE_WAIT in seen:
             self.close_wait.extend((rec[8], rec[7], slot, rec[4], None if rec[1] in listen else rec[2])
                                    for rec in batch if rec[0] == CLOSE_WAIT)
+
+    def _outbound_table(self, family):
+        table = self._outbound.get(family)
+        if table is None:
+            lo, hi = self.port_range
+            table = bytearray(65536)
+            if 0 <= lo <= hi <= 65535:
+                table[lo:hi + 1] = b"\x01" * (hi - lo + 1)
+            for port in self.listen_ports[family]:
+                table[port] = 0
+            table = self._outbound[family] = bytes(table)
+        return table
 
     # ----- report -----------------------------------------------------------------------------------
 
@@ -223,8 +239,9 @@ class Tally:
         lo, hi = self.port_range
         size = max(hi - lo + 1, 0)
         busiest = {"address": None, "port": None, "in_use": 0, "utilisation": 0.0}
-        if self.dest:
-            (slot, _src, raw, port), in_use = max(self.dest.items(), key=lambda kv: kv[1])
+        candidates = [(n, slot, key) for slot in (0, 1) for key, n in self.dest[slot].most_common(1)]
+        if candidates:
+            in_use, slot, (_src, raw, port) = max(candidates, key=operator.itemgetter(0))
             busiest = {"address": address_text(slot, raw), "port": port, "in_use": in_use,
                        "utilisation": round(in_use / size, 4) if size else None}
         return {"range": [lo, hi], "size": size, "busiest": busiest}

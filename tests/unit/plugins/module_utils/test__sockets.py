@@ -82,9 +82,11 @@ def test_kernel_filter_splits_the_mask():
     counts, _listeners, records = collect(backend, detail=1 << S.TIME_WAIT)
     assert named(counts) == ss_counts()
     assert {rec[0] for fam in records for rec in records[fam]} == {S.TIME_WAIT}
-    # Per family: a LISTEN-only dump, a counting dump without TIME_WAIT, a detail dump of TIME_WAIT only.
-    assert requests == [(2, S.LISTEN_BIT), (10, S.LISTEN_BIT), (2, REST & ~(1 << S.TIME_WAIT)),
-                        (2, 1 << S.TIME_WAIT), (10, REST & ~(1 << S.TIME_WAIT)), (10, 1 << S.TIME_WAIT)]
+    # Per family: a LISTEN-only dump, a counting dump of the full sockets, a counting dump of the other
+    # minisocket states, a detail dump of TIME_WAIT only.
+    full, mini = REST & ~S.MINISOCK_STATES, S.MINISOCK_STATES & ~(1 << S.TIME_WAIT)
+    assert requests == [(2, S.LISTEN_BIT), (10, S.LISTEN_BIT), (2, full), (2, mini), (2, 1 << S.TIME_WAIT),
+                        (10, full), (10, mini), (10, 1 << S.TIME_WAIT)]
 
 
 def test_counts_only_sends_no_detail():
@@ -92,7 +94,10 @@ def test_counts_only_sends_no_detail():
     counts, _listeners, records = collect(S.NetlinkBackend(opener=FakeNetlink(requests=requests)), detail=0)
     assert named(counts) == ss_counts()
     assert records == {S.AF_INET: [], S.AF_INET6: []}
-    assert requests[2:] == [(2, REST), (10, REST)]
+    full, mini = REST & ~S.MINISOCK_STATES, S.MINISOCK_STATES
+    assert requests[2:] == [(2, full), (2, mini), (10, full), (10, mini)]
+    # Every state is asked for exactly once per family.
+    assert full | mini == REST and not full & mini
 
 
 def test_done_in_the_same_datagram_ends_the_dump():
