@@ -413,8 +413,9 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_l
 def _reserve_listeners(tree, entries, listeners):
     """Add the listeners inside the planned port range to the ip_local_reserved_ports entry (made if needed).
 
-    The running reservations are always kept, so once a port is reserved later runs keep it and stay
-    idempotent. Returns the listener ports inside the range.
+    A new entry is '>=' (the running reservations are kept, so once a port is reserved later runs keep it
+    and stay idempotent); an entry the settings already have keeps its operator's meaning, with the
+    listeners added. Returns the listener ports inside the range.
     """
     rng = next((e for e in entries if e["key"] == RANGE_KEY), None)
     bounds = catalog.as_ints(rng["after"]) if rng else None

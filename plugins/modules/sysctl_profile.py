@@ -132,8 +132,9 @@ options:
     description:
       - When O(settings) set C(net.ipv4.ip_local_port_range), add the ports of local TCP listeners inside the
         new range to C(net.ipv4.ip_local_reserved_ports), so an outbound connection can never take the port of
-        a service that restarts. Ports reserved now are always kept. The key is managed (and persisted) from
-        then on; the ports are returned in RV(reserved_for_listeners).
+        a service that restarts. Ports reserved now are kept, unless O(settings) give
+        C(net.ipv4.ip_local_reserved_ports) a plain value, which then gets the listeners added. The key is managed
+        (and persisted) from then on; the ports are returned in RV(reserved_for_listeners).
       - Without it, a range over a local listener is refused, see O(allow_unsafe).
       - A value written V(>= 8080,9100-9110) for C(net.ipv4.ip_local_reserved_ports) adds ports the same way
         without this option.

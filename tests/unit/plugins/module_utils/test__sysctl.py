@@ -406,6 +406,9 @@ def test_plan_reserves_listeners_inside_the_new_range(tmp_path):
     plan = sysctl.build_plan(dict(settings, **{"net.ipv4.ip_local_reserved_ports": ">= 30000-30001"}), tree,
                              reserve_listener_ports=True)
     assert dict((e["key"], e["after"]) for e in plan["entries"])["net.ipv4.ip_local_reserved_ports"] == "12000,20080,30000-30001"
+    # A plain value replaces the running reservations (12000 goes) and still gets the listener.
+    plan = sysctl.build_plan(dict(settings, **{"net.ipv4.ip_local_reserved_ports": "30000"}), tree, reserve_listener_ports=True)
+    assert dict((e["key"], e["after"]) for e in plan["entries"])["net.ipv4.ip_local_reserved_ports"] == "20080,30000"
 
 
 def test_plan_reserve_listeners_is_stable_and_quiet(tmp_path):
