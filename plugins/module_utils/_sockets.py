@@ -33,7 +33,7 @@ STATE_NAMES = (
     "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
 )
 STATE_NUMBERS = {name: num for num, name in enumerate(STATE_NAMES) if name}
-ESTABLISHED, TIME_WAIT, CLOSE_WAIT, LISTEN = 1, 6, 8, 10
+ESTABLISHED, SYN_RECV, FIN_WAIT2, TIME_WAIT, CLOSE_WAIT, LISTEN = 1, 3, 5, 6, 8, 10
 
 # Bits 1..11 (TCPF_ESTABLISHED .. TCPF_CLOSING). Never set bit 13: new kernels then add "bound inactive"
 # sockets reported as CLOSE. Bit 12 (NEW_SYN_RECV) is implied by bit 3 in inet_diag_dump_icsk().
@@ -41,10 +41,11 @@ ALL_STATES = 0xFFE
 LISTEN_BIT = 1 << LISTEN
 # TIME_WAIT sockets, SYN_RECV request sockets and orphaned FIN_WAIT2 sockets are minisockets: their messages
 # are 88/96 bytes, full sockets' 116/124. Both kinds share the established hash, so a dump of both yields
-# datagrams of mixed message lengths, which only a Python loop per message can walk. Dumping the two groups
-# separately keeps almost every datagram uniform for the C fast path; the kernel skips the sockets a dump
-# does not ask for cheaply (a TIME_WAIT-only dump of a 230k table costs about a sixth of a full one).
-MINISOCK_STATES = (1 << TIME_WAIT) | (1 << 3) | (1 << 5)  # TIME_WAIT, SYN_RECV, FIN_WAIT2 (full or not)
+# datagrams of mixed message lengths, which only a Python loop per message can walk (579 of 737 datagrams
+# of the 231k benchmark table). Dumping the two groups separately keeps almost every datagram uniform for
+# the C fast path; the kernel builds no message for a socket whose state a dump does not ask for.
+# FIN_WAIT2 goes with the minisockets whether or not the socket is orphaned.
+MINISOCK_STATES = (1 << TIME_WAIT) | (1 << SYN_RECV) | (1 << FIN_WAIT2)
 
 AF_INET = socket.AF_INET
 AF_INET6 = socket.AF_INET6

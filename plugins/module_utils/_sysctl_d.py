@@ -204,6 +204,12 @@ def is_owned(text):
     return text is None or text.startswith(MARKER)
 
 
+def check_owned(path, text, action="overwrite"):
+    """Refuse to touch a file at one of our paths that lacks our header (``text`` is its content or None)."""
+    if not is_owned(text):
+        raise SysctlError("%s exists and is not managed by linuxnet.tcp (no '%s' header); refusing to %s it" % (path, MARKER, action))
+
+
 def modules_load_path(name):
     return "%s/90-linuxnet-%s.conf" % (MODULES_LOAD_DIR, validate_name(name))
 
@@ -212,16 +218,16 @@ def modprobe_path(name):
     return "%s/90-linuxnet-%s.conf" % (MODPROBE_DIR, validate_name(name))
 
 
-def validate_modules(modules):
-    """Kernel module names, in order, without duplicates."""
+def validate_modules(modules, option="modules"):
+    """Kernel module names, in order, without duplicates; errors name ``option``."""
     if modules is None:
         return []
     if not isinstance(modules, (list, tuple)):
-        raise SysctlError("modules must be a list of kernel module names")
+        raise SysctlError("%s must be a list of kernel module names" % option)
     out = []
     for item in modules:
         if not isinstance(item, str) or not _MODULE_RE.match(item):
-            raise SysctlError("modules: %r is not a kernel module name (letters, digits, '_' and '-', at most 55)" % (item,))
+            raise SysctlError("%s: %r is not a kernel module name (letters, digits, '_' and '-', at most 55)" % (option, item))
         if item not in out:
             out.append(item)
     return out
@@ -235,7 +241,7 @@ def validate_module_options(options):
         raise SysctlError("module_options must map kernel module names to {parameter: value} mappings")
     out = {}
     for module, params in options.items():
-        validate_modules([module])
+        validate_modules([module], "module_options")
         if not isinstance(params, dict) or not params:
             raise SysctlError("module_options.%s must be a non-empty mapping of parameter names to values" % module)
         checked = {}
@@ -276,15 +282,13 @@ def kernel_context(tree):
 
 
 def load_modules(tree, modules, modprobe):
-    """Load the modules that are not loaded yet with ``modprobe(argv) -> (rc, out, err)``.
+    """Load ``modules`` (none of them loaded yet) with ``modprobe(argv) -> (rc, out, err)``.
 
     Returns ``(loaded, warnings)``. A module that fails to load is reported, not fatal: its keys are
     then skipped as module_not_loaded.
     """
     loaded, warnings = [], []
     for module in modules:
-        if tree.module_loaded(module):
-            continue
         if modprobe is None:
             warnings.append("modprobe is not installed, so %s was not loaded now; its keys are skipped" % module)
             continue
@@ -395,16 +399,15 @@ def _overridden(root, path, new_text, keys):
 
 
 def _boot_file(root, path, new_text):
-    """``(path, old, new)`` for one of the profile's files, or None when nothing is to change.
+    """``(path, old, new)`` for one of the profile's module files, or None when nothing is to change.
 
     A file at our path without our header is never overwritten; when we would only remove it, it is
-    left alone.
+    left alone (unlike a foreign drop-in, which stops the run: the keys it sets are what we manage).
     """
     old = _read_text(root, path)
-    if not is_owned(old):
-        if new_text is None:
-            return None
-        raise SysctlError("%s exists and is not managed by linuxnet.tcp (no '%s' header); refusing to overwrite it" % (path, MARKER))
+    if new_text is None and not is_owned(old):
+        return None
+    check_owned(path, old)
     return None if old == new_text else (path, old, new_text)
 
 
@@ -439,8 +442,8 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
         # (ConditionPathIsReadWrite=/proc/sys/net/), so no file is written either.
         persist = False
     old_text = _read_text(root, path) if persist else None
-    if persist and not is_owned(old_text):
-        raise SysctlError("%s exists and is not managed by linuxnet.tcp (no '%s' header); refusing to overwrite it" % (path, MARKER))
+    if persist:
+        check_owned(path, old_text)
     boot_changes = []
     if persist:
         for boot_path, boot_text in ((modules_load_path(name), render_modules(name, modules) if modules else None),
@@ -449,9 +452,9 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
             if change:
                 boot_changes.append(change)
 
-    to_load = [m for m in modules if not tree.module_loaded(m)]
-    if not (apply and load and kernel["initial_netns"] and not read_only):
-        to_load = []
+    # Loading is left to the host inside a container, and pointless where no key can be written.
+    can_load = apply and load and kernel["initial_netns"] and not read_only
+    to_load = [m for m in modules if not tree.module_loaded(m)] if can_load else []
     modules_loaded = []
     if to_load and check_mode:
         modules_loaded = to_load
@@ -515,8 +518,8 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     for change_path, before, after in file_changes:
         diff.append(_file_diff(change_path, before, after))
     return {
-        "changed": bool(changes or file_changes or state_changes or (modules_loaded and not check_mode) or
-                        (check_mode and to_load)),
+        # In check mode modules_loaded lists what a real run would load.
+        "changed": bool(changes or file_changes or state_changes or modules_loaded),
         "applied": applied,
         "skipped_keys": plan["skipped"],
         "refused": plan["refused"],
@@ -540,8 +543,8 @@ def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=F
     tree = tree or sysctl.SysctlTree(root)
     kernel = kernel_context(tree)
     old_text = _read_text(root, path) if persist else None
-    if persist and not is_owned(old_text):
-        raise SysctlError("%s exists and is not managed by linuxnet.tcp; refusing to remove it" % path)
+    if persist:
+        check_owned(path, old_text, "remove")
     state = load_state(root, name)
     originals = state["originals"] if state else {}
     explicit, globs = resolve(root, "systemd", {path: None})

@@ -418,6 +418,7 @@ def test_failed_modprobe_is_reported_and_its_keys_skipped(tmp_path):
     ([], {"nf_conntrack": {"hash size": 1}}, "not a module parameter name"),
     ([], {"nf_conntrack": {}}, "non-empty mapping"),
     ([], {"nf_conntrack": {"hashsize": True}}, "must be an integer or a token"),
+    ([], {"nf conntrack": {"hashsize": 1}}, "module_options: 'nf conntrack' is not a kernel module name"),
 ])
 def test_bad_module_input_changes_nothing(tmp_path, modules, options, words):
     root, modprobe = conntrack_host(tmp_path)
