@@ -20,7 +20,7 @@ export PY_COLORS := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help demo test bench unit integration sanity lint changelog-lint build molecule images \
-        system-deps venv test-deps link clean
+        system-deps venv test-deps link docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ $(BIN)/ansible-playbook: requirements.txt
 
 venv: $(BIN)/ansible-playbook ## Create .venv with the controller requirements
 
-$(VENV)/.test-deps: requirements-test.txt requirements.txt $(BIN)/ansible-playbook
+$(VENV)/.test-deps: requirements-test.txt requirements-docs.txt requirements.txt $(BIN)/ansible-playbook
 	$(BIN)/pip install -q -r requirements-test.txt
 	touch $@
 
@@ -80,14 +80,28 @@ unit: test-deps link ## Unit tests only
 integration: test-deps link ## Live tests in network namespaces (root)
 	$(BIN)/python -m pytest -v tests/integration -m live
 
-sanity: test-deps ## ansible-test sanity, ansible-lint, changelog lint, build + ansible-doc
+sanity: test-deps ## ansible-test sanity, ansible-lint, changelog lint, build + ansible-doc, Galaxy import, docs lint + build
 	$(BIN)/python -m pytest -v tests/sanity
 
 molecule: test-deps system-deps link images ## All Molecule scenarios (S=name for one)
 	source tests/podman/env.sh && $(BIN)/python -m pytest -v tests/integration/test_molecule.py $(if $(S),-k "$(S)")
 
+# The HTML reference of the modules, filters and roles, from their DOCUMENTATION/EXAMPLES/RETURN blocks and
+# argument specs: antsibull-docs writes the RST pages, Sphinx renders them (docs/sphinx/conf.py). Offline,
+# and strict: a documentation error or a broken reference fails the build. tests/sanity builds it too.
+DOCS ?= $(BUILD)/docs
+
+docs: test-deps link ## Build the HTML reference into .build/docs/html (open index.html)
+	rm -rf $(DOCS)/rst $(DOCS)/html $(DOCS)/doctrees
+	@# antsibull-docs wants its output directory writable by its owner only.
+	mkdir -p $(DOCS)/rst && chmod og-w $(DOCS)/rst
+	$(BIN)/antsibull-docs collection --use-current --squash-hierarchy --fail-on-error \
+	  --dest-dir $(DOCS)/rst linuxnet.tcp
+	$(BIN)/sphinx-build -b html -q -W --keep-going -c docs/sphinx -d $(DOCS)/doctrees $(DOCS)/rst $(DOCS)/html
+	@echo "HTML reference: $(DOCS)/html/index.html"
+
 bench: test-deps link ## Benchmarks (not part of `make test`)
 	@for b in benchmarks/*/run.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean: ## Remove build output (keeps .venv and images)
-	rm -rf $(BUILD)/dist $(BUILD)/sanity $(BUILD)/install tests/output
+	rm -rf $(BUILD)/dist $(BUILD)/sanity $(BUILD)/install $(BUILD)/docs tests/output

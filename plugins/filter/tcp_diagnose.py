@@ -16,8 +16,8 @@ description:
     finding (JMESPath truthiness; numbers, even V(0), are true). A list gives one finding per element,
     anything else one finding. The idiom C(CONDITION && {name: expr}) returns an object only when the
     condition holds."
-  - C($name) in a query is replaced by the JSON of O(rules[].params.name) before compiling, so a threshold
-    is written C(`$min_total`) (a JSON literal between backticks).
+  - C($name) in a query is replaced by the JSON of the value of key C(name) in O(rules[].params) before
+    compiling, so a threshold is written C(`$min_total`) (a JSON literal between backticks).
   - C({expr}) in O(rules[].message) and O(rules[].remedy) is a JMESPath expression over C({tcp, sysctl, params,
     item}), where C(item) is the element that matched (a scalar match becomes an object with a C(value) key). C({expr:spec})
     applies a Python format spec, for example C({item.utilisation:.0%}). V(null) renders as C(-).
