@@ -120,8 +120,8 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import SysctlError
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_d import gather_facts
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_facts import gather_facts
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError
 
 
 def main():

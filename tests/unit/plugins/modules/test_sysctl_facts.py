@@ -10,11 +10,11 @@ import sys
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_d
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_facts
 from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_facts
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
-from test__sysctl import make_tree  # noqa: E402  pylint: disable=wrong-import-position
+from sysctl_fixtures import make_tree  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def run(args, capsys):
@@ -26,7 +26,7 @@ def run(args, capsys):
 
 def test_facts_on_fake_tree(tmp_path, monkeypatch, capsys):
     base = make_tree(tmp_path, child=True)
-    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_d.gather_facts(base, *a))
+    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_facts.gather_facts(base, *a))
     out = run({"keys": ["net.core.*", "net.ipv4.tcp_max_orphans"], "_ansible_check_mode": True}, capsys)
     facts = out["ansible_facts"]["sysctl"]
     assert out["changed"] is False
@@ -39,7 +39,7 @@ def test_facts_on_fake_tree(tmp_path, monkeypatch, capsys):
 
 def test_bad_pattern_fails(tmp_path, monkeypatch, capsys):
     base = make_tree(tmp_path)
-    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_d.gather_facts(base, *a))
+    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_facts.gather_facts(base, *a))
     out = run({"keys": ["../etc"]}, capsys)
     assert out["failed"] is True and "'..'" in out["msg"]
 
