@@ -30,6 +30,7 @@ import os
 import re
 from collections import OrderedDict
 
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as catalog
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_keys as keys
 
 SYSTEMD_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d")
@@ -199,3 +200,195 @@ def assignments(root="/", tool="procps", replace=None):
             if not entry["glob"] and entry["value"] is not None:
                 out.setdefault(entry["key"], []).append({"file": path, "value": entry["value"]})
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel modules at boot: is a module there before systemd-sysctl runs, and which parameters does it get.
+
+MODULES_LOAD_DIRS = ("/etc/modules-load.d", "/run/modules-load.d", "/usr/local/lib/modules-load.d", "/usr/lib/modules-load.d")
+MODPROBE_DIRS = ("/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/lib/modprobe.d", "/usr/lib/modprobe.d")
+UDEV_RULES_DIRS = ("/etc/udev/rules.d", "/run/udev/rules.d", "/usr/local/lib/udev/rules.d", "/usr/lib/udev/rules.d", "/lib/udev/rules.d")
+_UDEV_MODULE_RE = re.compile(r'SUBSYSTEM=="module"')
+_UDEV_KERNEL_RE = re.compile(r'KERNEL=="([^"]+)"')
+_UDEV_PREFIX_RE = re.compile(r"--prefix=([^\s\"']+)")
+
+
+def module_name(text):
+    """Kernel module names treat '-' and '_' alike; the kernel shows '_'."""
+    base = os.path.basename(text)
+    for suffix in (".ko.zst", ".ko.xz", ".ko.gz", ".ko"):
+        if base.endswith(suffix):
+            base = base[:-len(suffix)]
+    return base.replace("-", "_")
+
+
+def _listed_files(root, dirs, suffix):
+    """``[(path, text)]`` of ``dirs`` with the conf-files rules: one per name, first directory wins, sorted by name."""
+    chosen = {}
+    for directory in dirs:
+        real = os.path.realpath(host_path(root, directory))
+        try:
+            names = os.listdir(host_path(root, directory))
+        except OSError:
+            continue
+        for entry in names:
+            if entry.endswith(suffix) and not entry.startswith("."):
+                chosen.setdefault(entry, (directory + "/" + entry, real))
+    out, seen = [], set()
+    for entry in sorted(chosen):
+        path, real = chosen[entry]
+        if (real, entry) in seen:
+            continue
+        seen.add((real, entry))
+        text = read_text(root, path)
+        if text is not None:
+            out.append((path, text))
+    return out
+
+
+class ModuleBoot(object):
+    """What loads a kernel module before systemd-sysctl runs (systemd-sysctl.service is After=systemd-modules-load).
+
+    Sources: modules-load.d(5) files and ``modules_load=``/``rd.modules_load=`` on the kernel command line (read by
+    systemd-modules-load), the modules those pull in (modules.dep), modules built into the kernel
+    (modules.builtin), and udev rules that run ``systemd-sysctl --prefix=...`` when a module appears, which apply
+    its keys whenever it loads (sysctl.d(5) shows one for br_netfilter).
+    """
+
+    def __init__(self, root="/", release=None, replace=None):
+        self.root = root
+        self.release = release
+        self.listed = {}
+        replace = replace or {}
+        files = dict(_listed_files(root, MODULES_LOAD_DIRS, ".conf"))
+        for path, text in replace.items():
+            if text is None:
+                files.pop(path, None)
+            else:
+                files[path] = text
+        for path in sorted(files, key=os.path.basename):
+            for raw in _EOL_RE.split(files[path]):
+                line = raw.strip(keys.WHITESPACE)
+                if line and line[0] not in "#;":
+                    self.listed.setdefault(module_name(line), path)
+        cmdline = read_text(root, "/proc/cmdline") or ""
+        for word in cmdline.split():
+            name, _sep, value = word.partition("=")
+            if name.replace("-", "_") in ("modules_load", "rd.modules_load") and value:
+                for item in value.split(","):
+                    self.listed.setdefault(module_name(item), "kernel command line (%s)" % name)
+        self.deps = {}
+        self.builtin = set()
+        if release:
+            base = "/lib/modules/%s/" % release
+            for raw in (read_text(root, base + "modules.dep") or "").splitlines():
+                target, _sep, rest = raw.partition(":")
+                if target:
+                    self.deps[module_name(target)] = [module_name(d) for d in rest.split()]
+            self.builtin = set(module_name(line) for line in (read_text(root, base + "modules.builtin") or "").split())
+        self.hooks = {}
+        for path, text in _listed_files(root, UDEV_RULES_DIRS, ".rules"):
+            for raw in text.splitlines():
+                if not _UDEV_MODULE_RE.search(raw):
+                    continue
+                kernel, prefixes = _UDEV_KERNEL_RE.search(raw), _UDEV_PREFIX_RE.findall(raw)
+                if kernel and prefixes and "systemd-sysctl" in raw:
+                    self.hooks.setdefault(module_name(kernel.group(1)), []).append((path, prefixes))
+
+    def is_builtin(self, module):
+        name = module_name(module)
+        if name in self.builtin:
+            return True
+        # A built-in module with parameters has /sys/module/NAME without the initstate a loadable one has.
+        sysdir = host_path(self.root, "/sys/module/" + name)
+        return os.path.isdir(sysdir) and not os.path.exists(os.path.join(sysdir, "initstate"))
+
+    def loaded_by(self, module, key=None):
+        """What makes ``module`` (and so ``key``) present when boot applies sysctls, or None."""
+        name = module_name(module)
+        if self.is_builtin(name):
+            return "built into the kernel"
+        if name in self.listed:
+            return "modules-load.d: %s" % self.listed[name]
+        for listed, source in sorted(self.listed.items()):
+            if name in self._closure(listed):
+                return "modules-load.d: %s loads %s, which needs %s" % (source, listed, name)
+        if key is not None:
+            path = "/" + "/".join(keys.parts_of(key))
+            for rules, prefixes in self.hooks.get(name, []):
+                if any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in prefixes):
+                    return "udev rule %s runs systemd-sysctl for it when %s loads" % (rules, name)
+        return None
+
+    def _closure(self, module):
+        seen, todo = set(), [module]
+        while todo:
+            for dep in self.deps.get(todo.pop(), []):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+
+def modprobe_options(root="/", replace=None):
+    """``{module: {param: {"value", "file"}}}`` from modprobe.d(5) ``options`` lines; a later line wins per parameter."""
+    files = dict(_listed_files(root, MODPROBE_DIRS, ".conf"))
+    for path, text in (replace or {}).items():
+        if text is None:
+            files.pop(path, None)
+        else:
+            files[path] = text
+    out = {}
+    for path in sorted(files, key=os.path.basename):
+        for raw in files[path].splitlines():
+            words = raw.split("#", 1)[0].split()
+            if len(words) >= 3 and words[0] == "options":
+                for word in words[2:]:
+                    param, sep, value = word.partition("=")
+                    if sep:
+                        out.setdefault(module_name(words[1]), {})[param] = {"value": value, "file": path}
+    return out
+
+
+def module_parameter(root, module, param):
+    """The live value of a loaded module's parameter (/sys/module/M/parameters/P), or None."""
+    text = read_text(root, "/sys/module/%s/parameters/%s" % (module_name(module), param))
+    return None if text is None else text.strip()
+
+
+def boot_reason(modules, key, kernel, exists=True):
+    """``(applies, module, loaded_by, reason)``: would boot's write of ``key`` take effect at all.
+
+    ``modules`` is a :class:`ModuleBoot`, ``kernel`` the run's context (``proc_sys_net_writable``), ``exists`` False
+    for a key this kernel does not have at all.
+    """
+    module = catalog.module_for(key)
+    if not kernel["proc_sys_net_writable"]:
+        return False, module, None, ("systemd-sysctl does not run where /proc/sys/net is read-only "
+                                     "(ConditionPathIsReadWrite=/proc/sys/net/); the container runtime sets these keys")
+    loaded_by = modules.loaded_by(module, key) if module else None
+    if module and loaded_by is None:
+        return False, module, None, (
+            "needs kernel module %s, which nothing loads before systemd-sysctl runs (not built in, not in modules-load.d, "
+            "no udev rule): when it loads later its keys start from the kernel defaults; list it in modules-load.d "
+            "(sysctl_profile modules: [%s])" % (module, module))
+    if not exists:
+        return False, module, loaded_by, "%s does not exist on this kernel, so boot cannot write it" % key
+    return True, module, loaded_by, ""
+
+
+def module_options_state(root, loaded, options):
+    """``[{module, param, value, file, live, needs_module_reload}]`` for ``{module: {param: {value, file}}}``.
+
+    A loaded module (``loaded(module)``) keeps the parameters it was loaded with: a modprobe.d value differing
+    from the live one (/sys/module/M/parameters/P) takes effect only when the module is loaded again.
+    """
+    rows = []
+    for module in sorted(options):
+        is_loaded = loaded(module)
+        for param in sorted(options[module]):
+            item = options[module][param]
+            live = module_parameter(root, module, param) if is_loaded else None
+            rows.append({"module": module, "param": param, "value": item["value"], "file": item["file"], "live": live,
+                         "needs_module_reload": live is not None and not keys.values_equal(live, item["value"])})
+    return rows

@@ -73,4 +73,22 @@ def gather_facts(root="/", patterns=None, persisted=True):
             if is_wanted(key) and len(set(i["file"] for i in items)) > 1:
                 facts["overrides"][key] = items
     facts["kernel"] = systree.context(tree)
+    facts["boot"] = boot_report(root, tree, facts["persisted"], missing, facts["kernel"]) if persisted else {}
     return facts
+
+
+def boot_report(root, tree, persisted, missing, kernel):
+    """For each key boot sets, whether the write takes effect; for each modprobe.d option, whether it is live.
+
+    ``keys``: key -> {value, file, applies, module, module_loaded_by, reason}. ``module_options``: the modprobe.d
+    options of the modules the keys need (and of every loaded module), with the live value and whether the module
+    must be reloaded (or the host rebooted) for the file's value to take effect.
+    """
+    modules = conf.ModuleBoot(root, tree.kernel_release())
+    out = {}
+    for key in sorted(persisted):
+        unknown = key in missing and missing[key]["classification"] == systree.UNKNOWN_KEY
+        applies, module, loaded_by, reason = conf.boot_reason(modules, key, kernel, exists=not unknown)
+        out[key] = {"value": persisted[key]["value"], "file": persisted[key]["file"], "applies": applies, "module": module,
+                    "module_loaded_by": loaded_by, "reason": reason}
+    return {"keys": out, "module_options": conf.module_options_state(root, tree.module_loaded, conf.modprobe_options(root))}

@@ -134,7 +134,8 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_l
         entries = [e for e in entries if e["key"] not in bad]
     managed = set(key for _requested, key, _op, _value in parsed) | set(e["key"] for e in entries)
     return {"entries": entries, "managed": managed, "skipped": skipped, "refused": refused, "renamed": renamed,
-            "unsafe_allowed": unsafe_allowed, "reserved_for_listeners": reserved_for_listeners}
+            "unsafe_allowed": unsafe_allowed, "reserved_for_listeners": reserved_for_listeners,
+            "requested": dict((key, (op, value)) for _requested, key, op, value in parsed)}
 
 
 def _reserve_listeners(tree, entries, listeners):
@@ -250,9 +251,37 @@ def _revert_doc(name, runtime_changes, file_changes, old_state_text, state_chang
     }
 
 
+def _pending_reboot(entries, boot_only, apply):
+    """Keys persisted with a value the runtime does not have after this run: boot will set them."""
+    out = [{"key": e["key"], "value": e["after"], "reason": "apply=false: persisted only, the running value is %s" % e["before"]}
+           for e in entries if e["change"] and not apply]
+    out.extend({"key": e["key"], "value": e["after"], "reason": "%s is not loaded now; the profile's modules-load.d file loads it at "
+                "the next boot, before systemd-sysctl applies this value" % e["module"]} for e in boot_only)
+    return sorted(out, key=lambda item: item["key"])
+
+
+def _lost_at_boot(root, tree, kernel, entries, boot_files):
+    """Keys applied now that boot would not set again: their module is not there when systemd-sysctl runs."""
+    modules = conf.ModuleBoot(root, tree.kernel_release(), boot_files)
+    out = []
+    for entry in entries:
+        applies, _module, _by, reason = conf.boot_reason(modules, entry["key"], kernel)
+        if not applies:
+            out.append({"key": entry["key"], "reason": reason})
+    return out
+
+
+def _needs_reload(root, tree, options):
+    """The profile's module options that a loaded module does not have yet (read from /sys/module)."""
+    want = dict((conf.module_name(m), dict((p, {"value": v, "file": None}) for p, v in params.items())) for m, params in options.items())
+    return [dict((k, row[k]) for k in ("module", "param", "value", "live"))
+            for row in conf.module_options_state(root, tree.module_loaded, want) if row["needs_module_reload"]]
+
+
 def _result(**fields):
     base = {
-        "changed": False, "applied": {}, "restored": {}, "skipped_keys": [], "refused": [], "renamed": [],
+        "changed": False, "applied": {}, "restored": {}, "skipped_keys": [], "pending_reboot": [], "lost_at_boot": [],
+        "needs_module_reload": [], "refused": [], "renamed": [],
         "reserved_for_listeners": [], "modules_loaded": [], "persisted_file": None, "modules_file": None,
         "modprobe_file": None, "overridden_at_boot": [], "not_restored": [], "kernel": None, "diff": [],
         "revert": None, "warnings": [],
@@ -351,8 +380,24 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
             plan = plan_now()
     entries = plan["entries"]
     changes = [(e["key"], e["before"], e["after"]) for e in entries if e["change"]] if apply else []
+    # Keys of a listed module that this run does not load (load_modules or apply false) are persisted for the next
+    # boot, when the profile's modules-load.d file loads the module before systemd-sysctl runs.
+    boot_only, skipped = [], plan["skipped"]
+    if persist and kernel["initial_netns"] and not can_load:
+        skipped = []
+        listed = set(conf.module_name(m) for m in modules)
+        for item in plan["skipped"]:
+            module = catalog.module_for(item["key"])
+            op, value = plan["requested"][item["key"]]
+            if item["classification"] != systree.MODULE_NOT_LOADED or not module or conf.module_name(module) not in listed:
+                skipped.append(item)
+            elif op != "=":
+                skipped.append(dict(item, reason=item["reason"] + "; not persisted for boot: '%s %s' needs the running value, "
+                                                                  "which exists once %s is loaded" % (op, value, module)))
+            else:
+                boot_only.append({"key": item["key"], "after": value, "module": module})
 
-    new_text = files.render(name, [(e["key"], e["after"], bool(e["module"])) for e in entries]) if persist else None
+    new_text = files.render(name, [(e["key"], e["after"], bool(e["module"])) for e in entries + boot_only]) if persist else None
     file_changes = ([(path, old_text, new_text, 0o644)] if persist and new_text != old_text else []) + boot_changes
     boot = conf.BootConfig(root, {path: new_text} if persist else None)
 
@@ -389,12 +434,16 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     for item in restore_skipped:
         item["reason"] = "dropped from the profile, its saved value %s is kept for later: %s" % (saved[item["key"]], item["reason"])
     changed = bool(runtime_changes or file_changes or state_changes or modules_loaded)
+    boot_files = dict((c[0], c[2]) for c in boot_changes)
     return _result(
         # In check mode modules_loaded lists what a real run would load.
         changed=changed,
         applied=applied,
         restored=dict((k, {"before": b, "after": a}) for k, b, a in restores),
-        skipped_keys=plan["skipped"] + restore_skipped,
+        skipped_keys=skipped + restore_skipped,
+        pending_reboot=_pending_reboot(entries, boot_only, apply) if persist else [],
+        lost_at_boot=_lost_at_boot(root, tree, kernel, entries, boot_files) if persist else [],
+        needs_module_reload=_needs_reload(root, tree, options),
         refused=plan["refused"],
         renamed=plan["renamed"],
         reserved_for_listeners=plan["reserved_for_listeners"],

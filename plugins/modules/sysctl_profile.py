@@ -347,6 +347,35 @@ overridden_at_boot:
   type: list
   elements: dict
   sample: [{"key": "net.core.somaxconn", "file": "/etc/sysctl.d/99-sysctl.conf", "value": "1024"}]
+pending_reboot:
+  description:
+    - Keys persisted with a value the runtime does not have after this run, so the next boot sets them - every changed
+      key with O(apply=false), and keys of a module in O(modules) that this run does not load (O(load_modules=false)),
+      which boot loads through the profile's C(modules-load.d) file before systemd-sysctl runs. Such keys are persisted
+      only when given a plain value (C(>= N) needs the running value) and are not in RV(skipped_keys).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"key": "net.netfilter.nf_conntrack_max", "value": "262144",
+            "reason": "nf_conntrack is not loaded now; the profile's modules-load.d file loads it at the next boot, ..."}]
+lost_at_boot:
+  description:
+    - Keys applied now that boot would not set again, because the kernel module they belong to is not there when
+      systemd-sysctl runs (not built in, not in any C(modules-load.d) file, this profile's included, and no udev rule runs
+      systemd-sysctl for it). List the module in O(modules). Keys another file overrides are in RV(overridden_at_boot).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"key": "net.netfilter.nf_conntrack_tcp_timeout_established",
+            "reason": "needs kernel module nf_conntrack, which nothing loads before systemd-sysctl runs ..."}]
+needs_module_reload:
+  description:
+    - Parameters of O(module_options) that the loaded module does not have (read from C(/sys/module/M/parameters)).
+      The C(modprobe.d) file gives them to the module when it is loaded again, at the latest at the next boot.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"module": "nf_conntrack", "param": "hashsize", "value": "262144", "live": "65536"}]
 restored:
   description:
     - Keys put back to their saved runtime value, with the value before and after the run.

@@ -254,8 +254,8 @@ def run_facts(patterns, python):
     return result["ansible_facts"]["sysctl"]
 
 
-def probe(python, out_path, apply_cmd=None):
-    """In this (fresh) network namespace: before, systemd-sysctl (or ``apply_cmd``), after, facts."""
+def probe(python, out_path, sentinel=True):
+    """In this (fresh) network namespace: before, systemd-sysctl, after, facts."""
     if os.path.exists("/proc/sys/net/core/netdev_max_backlog"):
         raise SystemExit("sysctl_boot_lab probe: not in a child network namespace, refusing to run systemd-sysctl")
     if not os.path.isdir("/proc/sys/net/ipv4/conf/" + INTERFACES[0]):
@@ -266,7 +266,7 @@ def probe(python, out_path, apply_cmd=None):
     # leaves an interface open to a later copy from ``default``: an outcome that depends on the value the key
     # had before boot, which no reading of the files can know (docs/sysctl.md). The sentinel keeps every
     # write real, so the prediction can be exact.
-    for leaf in sorted(CONF_LEAVES):
+    for leaf in sorted(CONF_LEAVES) if sentinel else ():
         for scope in ("default", "all"):
             with open("/proc/sys/net/ipv4/conf/%s/%s" % (scope, leaf), "w") as handle:
                 handle.write("%d\n" % SENTINEL)
@@ -275,7 +275,7 @@ def probe(python, out_path, apply_cmd=None):
         raise SystemExit("sysctl_boot_lab probe: refusing, the configuration names keys outside net.ipv4: %s" % bad[:5])
     before = read_net_ipv4()
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "SYSTEMD_LOG_LEVEL": "debug"}
-    proc = subprocess.run(apply_cmd or [SYSTEMD_SYSCTL], capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run([SYSTEMD_SYSCTL], capture_output=True, text=True, env=env, check=False)
     after = read_net_ipv4()
     facts = run_facts(["net.ipv4.*", "net.ipv4.conf.*.*"], python)
     with open(out_path, "w") as handle:
@@ -327,6 +327,27 @@ def run_random(seed, count, out_path, python):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def run_replay(sources, out_path, python):
+    """Boot as systemd-sysctl would with the given directories' files (``{sysctl.d dir: scratch dir}``)."""
+    scratch = tempfile.mkdtemp(prefix="lntcp-boot-")
+    try:
+        isolate(scratch)
+        layout = {"files": {}, "links": {}, "sysctl_conf": ""}
+        for target, source in sources.items():
+            for entry in sorted(os.listdir(source)):
+                path = os.path.join(source, entry)
+                if os.path.islink(path):
+                    layout["links"][os.path.join(target, entry)] = os.readlink(path)
+                elif os.path.isfile(path):
+                    with open(path, newline="") as handle:
+                        layout["files"][os.path.join(target, entry)] = handle.read()
+        install(layout)
+        subprocess.run(["unshare", "-n", python, __file__, "probe", "--no-sentinel", "--python", python, "--out", out_path],
+                       check=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -335,16 +356,27 @@ def main(argv=None):
     rnd.add_argument("--count", type=int, default=60)
     rnd.add_argument("--out", required=True)
     rnd.add_argument("--python", default=sys.executable)
+    rep = sub.add_parser("replay", help="boot with the files of given directories, in a fresh network namespace")
+    rep.add_argument("--dir", action="append", default=[], metavar="SYSCTL_D=SCRATCH",
+                     help="e.g. /etc/sysctl.d=/tmp/lab/etc (repeatable)")
+    rep.add_argument("--out", required=True)
+    rep.add_argument("--python", default=sys.executable)
     prb = sub.add_parser("probe", help="(internal) run inside unshare -n")
     prb.add_argument("--python", default=sys.executable)
     prb.add_argument("--out", required=True)
+    prb.add_argument("--no-sentinel", dest="sentinel", action="store_false")
     args = parser.parse_args(argv)
     if SYSTEMD_SYSCTL is None:
         raise SystemExit("systemd-sysctl is not installed")
     if args.cmd == "random":
         run_random(args.seed, args.count, args.out, args.python)
+    elif args.cmd == "replay":
+        sources = dict(item.split("=", 1) for item in args.dir)
+        if not set(sources) <= set(DIRS):
+            raise SystemExit("replay: --dir targets must be among %s" % ", ".join(DIRS))
+        run_replay(sources, args.out, args.python)
     else:
-        probe(args.python, args.out)
+        probe(args.python, args.out, args.sentinel)
 
 
 if __name__ == "__main__":

@@ -280,3 +280,31 @@ def test_vlan_interface_keys_and_their_boot_value(lab):
     assert facts["persisted"]["net.ipv4.conf.eth0/100.rp_filter"] == {"value": "2", "file": "/etc/sysctl.d/90-linuxnet-vlan.conf"}
     assert facts["persisted"]["net.ipv4.conf.bond0/20.log_martians"] == {"value": "1", "file": "/usr/lib/sysctl.d/75-b.conf"}
     assert "net.ipv4.conf.bond0/20.rp_filter" not in facts["drift"]
+
+
+@skip_unless_root
+def test_next_boot_applies_what_the_profile_persisted(lab, tmp_path):
+    """Issue 15: replay boot with the real systemd-sysctl over the files the collection wrote, in a fresh netns."""
+    with open(os.path.join(lab.etc, "95-site.conf"), "w") as handle:
+        handle.write("net.ipv4.tcp_keepalive_probes = 7\n")
+    settings = {"net.ipv4.tcp_keepalive_time": 600, "net.ipv4.tcp_keepalive_probes": 4, "net.ipv4.tcp_tw_reuse": 1,
+                "net.ipv4.ip_local_port_range": "20000 60999", "net.ipv4.tcp_fin_timeout": 30}
+    result = lab.playbook([profile("web", settings)])[0]
+    assert not result.get("failed"), result
+    assert result["overridden_at_boot"] == [{"key": "net.ipv4.tcp_keepalive_probes", "file": "/etc/sysctl.d/95-site.conf", "value": "7"}]
+    assert result["lost_at_boot"] == [] and result["pending_reboot"] == []
+    out = str(tmp_path / "replay.json")
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable,
+                           os.path.join(os.path.dirname(__file__), "sysctl_boot_lab.py"), "replay",
+                           "--dir", "/etc/sysctl.d=" + lab.etc, "--dir", "/usr/lib/sysctl.d=" + lab.usrlib, "--out", out],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(out) as handle:
+        boot = json.load(handle)
+    overridden = dict((o["key"], o["value"]) for o in result["overridden_at_boot"])
+    for key, item in result["applied"].items():
+        expected = overridden.get(key, item["after"])
+        assert boot["after"][key] == expected, (key, boot["after"][key], expected)
+        assert boot["facts"]["boot"]["keys"][key]["applies"] is True
+    # The fresh namespace started from the kernel's defaults, so boot really changed these keys.
+    assert boot["before"]["net.ipv4.tcp_keepalive_time"] != "600" and boot["after"]["net.ipv4.tcp_keepalive_time"] == "600"

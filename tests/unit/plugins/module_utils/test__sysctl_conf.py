@@ -172,3 +172,53 @@ def test_replace_resolves_as_after_a_write(tmp_path):
     assert boot.effective("net.core.somaxconn") == boot.effective("net/core/somaxconn")
     assert boot.effective("net.core.somaxconn")["file"] == "/etc/sysctl.d/90-linuxnet-web.conf"
     assert conf.BootConfig(root, {"/usr/lib/sysctl.d/90-linuxnet-web.conf": None}).effective("net.core.somaxconn") is None
+
+
+def test_what_loads_a_module_before_systemd_sysctl(tmp_path):
+    root = str(tmp_path)
+    put(root, "/usr/lib/modules-load.d/modules.conf", "# /etc/modules\nnf_nat\n")
+    put(root, "/etc/modules-load.d/90-linuxnet-lvs.conf", "ip_vs\n")
+    put(root, "/etc/modules-load.d/.hidden.conf", "sctp\n")
+    put(root, "/proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda rd.modules-load=tcp_bbr,8021q quiet\n")
+    put(root, "/lib/modules/6.18.44-test/modules.dep",
+        "kernel/net/netfilter/nf_nat.ko.xz: kernel/net/netfilter/nf_conntrack.ko.xz kernel/lib/libcrc32c.ko.xz\n"
+        "kernel/net/netfilter/nf_conntrack.ko.xz: kernel/lib/libcrc32c.ko.xz\n"
+        "kernel/net/bridge/br_netfilter.ko.xz: kernel/net/bridge/bridge.ko.xz\n")
+    put(root, "/lib/modules/6.18.44-test/modules.builtin", "kernel/net/ipv4/tcp_cubic.ko\n")
+    put(root, "/etc/udev/rules.d/99-bridge.rules",
+        'ACTION=="add", SUBSYSTEM=="module", KERNEL=="br_netfilter", RUN+="/usr/lib/systemd/systemd-sysctl --prefix=/net/bridge"\n')
+    boot = conf.ModuleBoot(root, "6.18.44-test")
+    assert boot.loaded_by("ip_vs") == "modules-load.d: /etc/modules-load.d/90-linuxnet-lvs.conf"
+    assert boot.loaded_by("nf-conntrack") == "modules-load.d: /usr/lib/modules-load.d/modules.conf loads nf_nat, which needs nf_conntrack"
+    assert boot.loaded_by("tcp_bbr") == "modules-load.d: kernel command line (rd.modules-load)"
+    assert boot.loaded_by("tcp_cubic") == "built into the kernel"
+    assert boot.loaded_by("sctp") is None
+    assert boot.loaded_by("br_netfilter", "net.bridge.bridge-nf-call-iptables").startswith("udev rule /etc/udev/rules.d/99-bridge.rules")
+    assert boot.loaded_by("br_netfilter", "net.ipv4.tcp_fin_timeout") is None
+    # As it will be once a run writes (or removes) its modules-load.d file.
+    after = conf.ModuleBoot(root, "6.18.44-test", {"/etc/modules-load.d/90-linuxnet-lvs.conf": None})
+    assert after.loaded_by("ip_vs") is None
+
+
+def test_builtin_module_with_parameters_is_seen_in_sys_module(tmp_path):
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "sys/module/nf_conntrack/parameters"))
+    os.makedirs(os.path.join(root, "sys/module/ip_vs"))
+    put(root, "/sys/module/ip_vs/initstate", "live\n")  # a loadable module that is loaded: not built in
+    boot = conf.ModuleBoot(root, None)
+    assert boot.loaded_by("nf_conntrack") == "built into the kernel" and boot.loaded_by("ip_vs") is None
+
+
+def test_modprobe_options_and_live_parameters(tmp_path):
+    root = str(tmp_path)
+    put(root, "/lib/modprobe.d/50-vendor.conf", "options nf_conntrack hashsize=16384 expect_hashsize=1024\n")
+    put(root, "/etc/modprobe.d/90-linuxnet-proxy.conf", "# x\noptions nf-conntrack hashsize=262144  # comment\nblacklist sctp\n")
+    options = conf.modprobe_options(root)
+    assert options == {"nf_conntrack": {"hashsize": {"value": "262144", "file": "/etc/modprobe.d/90-linuxnet-proxy.conf"},
+                                        "expect_hashsize": {"value": "1024", "file": "/lib/modprobe.d/50-vendor.conf"}}}
+    put(root, "/sys/module/nf_conntrack/parameters/hashsize", "65536\n")
+    put(root, "/sys/module/nf_conntrack/parameters/expect_hashsize", "1024\n")
+    rows = conf.module_options_state(root, lambda module: True, options)
+    assert [(r["param"], r["live"], r["needs_module_reload"]) for r in rows] == [("expect_hashsize", "1024", False),
+                                                                               ("hashsize", "65536", True)]
+    assert all(not r["needs_module_reload"] for r in conf.module_options_state(root, lambda module: False, options))

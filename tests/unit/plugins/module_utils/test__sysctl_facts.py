@@ -60,3 +60,26 @@ def test_facts_of_an_interface_with_a_dot(tmp_path):
     assert set(facts["drift"]) == {"net.ipv4.conf.all.send_redirects", "net.ipv4.conf.eth0.send_redirects",
                                    "net.ipv4.conf.eth0/100.send_redirects"}
     assert all("/" not in key.split(".")[0] for key in facts["values"])
+
+
+def test_boot_report_says_which_keys_boot_cannot_set(tmp_path):
+    files = dict(HOST, **{"net/netfilter/nf_conntrack_tcp_timeout_close_wait": "60"})
+    root = make_tree(tmp_path, files, modules=("nf_conntrack",))
+    put(root, "/sys/module/nf_conntrack/initstate", "live\n")  # loaded now (by iptables, say), not built in
+    put(root, "/etc/sysctl.d/90-x.conf", "-net.netfilter.nf_conntrack_tcp_timeout_established = 86400\n"
+                                          "net.core.somaxconn = 8192\nnet.ipv4.tcp_no_such = 1\n")
+    put(root, "/etc/modprobe.d/90-x.conf", "options nf_conntrack hashsize=262144\n")
+    put(root, "/sys/module/nf_conntrack/parameters/hashsize", "65536\n")
+    facts = sysctl_facts.gather_facts(root, ["net.netfilter.*", "net.core.somaxconn", "net.ipv4.tcp_no_such"])
+    boot = facts["boot"]
+    conntrack = boot["keys"]["net.netfilter.nf_conntrack_tcp_timeout_established"]
+    assert conntrack["applies"] is False and conntrack["module"] == "nf_conntrack" and "modules-load.d" in conntrack["reason"]
+    assert boot["keys"]["net.core.somaxconn"] == {"value": "8192", "file": "/etc/sysctl.d/90-x.conf", "applies": True,
+                                                  "module": None, "module_loaded_by": None, "reason": ""}
+    assert boot["keys"]["net.ipv4.tcp_no_such"]["applies"] is False
+    assert boot["module_options"] == [{"module": "nf_conntrack", "param": "hashsize", "value": "262144",
+                                       "file": "/etc/modprobe.d/90-x.conf", "live": "65536", "needs_module_reload": True}]
+    put(root, "/etc/modules-load.d/nf.conf", "nf_conntrack\n")
+    conntrack = sysctl_facts.gather_facts(root, ["net.netfilter.*"])["boot"]["keys"]["net.netfilter.nf_conntrack_tcp_timeout_established"]
+    assert conntrack["applies"] is True and conntrack["module_loaded_by"] == "modules-load.d: /etc/modules-load.d/nf.conf"
+    assert sysctl_facts.gather_facts(root, ["net.core.somaxconn"], persisted=False)["boot"] == {}

@@ -505,3 +505,43 @@ def test_interface_keys_in_either_spelling_are_one_key(tmp_path):
     assert result["applied"] == {"net.ipv4.conf.eth0/100.forwarding": {"before": "0", "after": "1"}}
     assert "net.ipv4.conf.eth0/100.forwarding = 1" in read(root, DROPIN)
     assert json.loads(read(root, STATE))["originals"] == {"net.ipv4.conf.eth0/100.forwarding": "0"}
+
+
+def test_pending_reboot_when_persisting_only(tmp_path):
+    root = make_tree(tmp_path)
+    result = profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_fin_timeout": 60}, apply=False)
+    assert result["pending_reboot"] == [{"key": "net.core.somaxconn", "value": "8192",
+                                         "reason": "apply=false: persisted only, the running value is 4096"}]
+
+
+def test_keys_of_a_module_not_loaded_now_are_persisted_for_boot(tmp_path):
+    root, modprobe = conntrack_host(tmp_path)
+    settings = dict(CONNTRACK, **{"net.netfilter.nf_conntrack_max": ">= 262144"})
+    check = profile.profile_present(root, "web", settings, modules=["nf_conntrack"], load=False, modprobe=modprobe, check_mode=True)
+    result = profile.profile_present(root, "web", settings, modules=["nf_conntrack"], load=False, modprobe=modprobe)
+    assert result == check and modprobe.calls == []
+    assert result["pending_reboot"] == [{"key": "net.netfilter.nf_conntrack_tcp_timeout_established", "value": "86400",
+                                         "reason": "nf_conntrack is not loaded now; the profile's modules-load.d file loads it at "
+                                                   "the next boot, before systemd-sysctl applies this value"}]
+    assert "-net.netfilter.nf_conntrack_tcp_timeout_established = 86400" in read(root, DROPIN)
+    assert read(root, MODULES_FILE).splitlines()[-1] == "nf_conntrack"
+    # '>= N' needs the running value: not persisted, and the reason says why.
+    assert [s["key"] for s in result["skipped_keys"]] == ["net.netfilter.nf_conntrack_max"]
+    assert "needs the running value" in result["skipped_keys"][0]["reason"]
+    assert "nf_conntrack_max" not in read(root, DROPIN)
+    assert profile.profile_present(root, "web", settings, modules=["nf_conntrack"], load=False, modprobe=modprobe)["changed"] is False
+
+
+def test_lost_at_boot_and_module_reload(tmp_path):
+    root = make_tree(tmp_path)
+    put(root, "/sys/module/nf_conntrack/initstate", "live\n")  # loaded now by something else, not built in
+    put(root, "/sys/module/nf_conntrack/parameters/hashsize", "65536\n")
+    options = {"nf_conntrack": {"hashsize": 262144}}
+    result = profile.profile_present(root, "web", CONNTRACK, module_options=options)
+    assert result["applied"]["net.netfilter.nf_conntrack_tcp_timeout_established"]["after"] == "86400"
+    assert [item["key"] for item in result["lost_at_boot"]] == ["net.netfilter.nf_conntrack_tcp_timeout_established"]
+    assert "nothing loads before systemd-sysctl" in result["lost_at_boot"][0]["reason"]
+    assert result["needs_module_reload"] == [{"module": "nf_conntrack", "param": "hashsize", "value": "262144", "live": "65536"}]
+    # Listing the module puts it in modules-load.d: then boot does set the key.
+    listed = profile.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], module_options=options)
+    assert listed["lost_at_boot"] == [] and listed["needs_module_reload"] == result["needs_module_reload"]
