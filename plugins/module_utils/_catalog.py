@@ -6,7 +6,7 @@
 
 The catalogue explains what a key is (value format, range, network-namespace scope, removed or
 renamed names, kernel module needed, capacity limits that must only be raised) and which values are
-known to be harmful. It never replaces probing the running kernel: ``_sysctl.py`` looks at
+known to be harmful. It never replaces probing the running kernel: ``_sysctl_tree.py`` looks at
 ``/proc/sys`` first and uses the catalogue to explain what it found.
 
 Main sources: Documentation/networking/ip-sysctl.rst, nf_conntrack-sysctl.rst, ipvs-sysctl.rst,

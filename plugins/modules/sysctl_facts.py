@@ -92,7 +92,10 @@ ansible_facts:
           returned: always
           sample: {"net.ipv4.tcp_max_orphans": {"classification": "global_in_child_netns", "reason": "global key: set this on the host"}}
         persisted:
-          description: Value boot applies per requested key (systemd-sysctl order) and the file that wins.
+          description:
+            - Value boot applies per requested key (systemd-sysctl order) and the file that wins.
+            - An IPv4 interface key that no line sets but whose C(default) key boot writes gets that value (the kernel copies
+              a write of C(net.ipv4.conf.default.X) to interfaces never written), with C(via) naming the C(default) key.
           type: dict
           returned: always
           sample: {"net.core.somaxconn": {"value": "8192", "file": "/etc/sysctl.d/90-linuxnet-web.conf"}}
@@ -109,6 +112,32 @@ ansible_facts:
           returned: always
           sample: {"net.ipv4.tcp_keepalive_time": [{"file": "/etc/sysctl.d/10-c.conf", "value": "200"},
                                                    {"file": "/usr/lib/sysctl.d/60-b.conf", "value": "100"}]}
+        boot:
+          description:
+            - Whether what boot applies takes effect at all (empty with O(persisted=false)).
+            - C(keys) has, for every key of RV(ansible_facts.sysctl.persisted), C(applies) and the C(reason) when it does
+              not. A key that needs a kernel module (C(nf_conntrack), C(ip_vs), C(br_netfilter)) applies only when the module
+              is there before systemd-sysctl runs; C(module_loaded_by) names what loads it (built into the kernel,
+              a modules-load.d file or the kernel command line, directly or as a dependency, or a udev rule that runs
+              systemd-sysctl when the module appears). Otherwise the key starts from the kernel default when the module
+              is loaded later, and C(applies) is V(false).
+            - C(module_options) lists the modprobe.d C(options) of every module, with the C(live) value of a loaded module
+              (from C(/sys/module)). C(needs_module_reload) is V(true) when the module runs with another value, which the
+              file's value replaces only when the module is loaded again (or at the next boot).
+          type: dict
+          returned: always
+          sample: {"keys": {"net.netfilter.nf_conntrack_max": {"value": "262144", "file": "/etc/sysctl.d/90-linuxnet-proxy.conf",
+                   "applies": false, "module": "nf_conntrack", "module_loaded_by": null,
+                   "reason": "needs kernel module nf_conntrack, which nothing loads before systemd-sysctl runs ..."}},
+                   "module_options": [{"module": "nf_conntrack", "param": "hashsize", "value": "262144",
+                   "file": "/etc/modprobe.d/90-linuxnet-proxy.conf", "live": "65536", "needs_module_reload": true}]}
+        ipvs:
+          description:
+            - IPVS connection timeouts of this network namespace in seconds (C(tcp), C(tcpfin), C(udp)), read with
+              C(ipvsadm -L --timeout), or V(null) when C(ip_vs) is not loaded here (or C(ipvsadm) is missing, with a warning).
+          type: dict
+          returned: always
+          sample: {"tcp": 900, "tcpfin": 120, "udp": 300}
         kernel:
           description:
             - Kernel release, whether this is the initial network namespace, whether the C(/proc/sys) mount and the
@@ -120,8 +149,20 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import SysctlError
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_d import gather_facts
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _ipvs
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_facts import gather_facts
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError
+
+
+def ipvs_timeouts(module):
+    """IPVS connection timeouts of this network namespace, or None when ip_vs is not loaded here."""
+    if not _ipvs.available():
+        return None
+    try:
+        return _ipvs.Ipvsadm(module).get()
+    except _ipvs.IpvsError as exc:
+        module.warn("ip_vs is loaded but its timeouts cannot be read: %s" % exc)
+        return None
 
 
 def main():
@@ -136,6 +177,7 @@ def main():
         facts = gather_facts("/", module.params["keys"], module.params["persisted"])
     except SysctlError as exc:
         module.fail_json(msg=str(exc))
+    facts["ipvs"] = ipvs_timeouts(module)
     module.exit_json(changed=False, ansible_facts={"sysctl": facts})
 
 

@@ -67,6 +67,8 @@ options:
         V(net.netfilter.nf_conntrack_max), and reported in RV(renamed).
       - Booleans, floats, lists, empty values and values containing a newline, NUL, V(=), V(#) or V(;) are refused.
       - Required when O(state=present).
+      - A key that an earlier run of this profile changed and that O(settings) no longer name is restored to the
+        runtime value saved before that run, unless another sysctl file now sets it; see RV(restored).
     type: dict
   state:
     description:
@@ -74,9 +76,17 @@ options:
       - V(absent) removes the drop-in, the C(modules-load.d) and C(modprobe.d) files of the profile, and restores
         the runtime values saved when the profile first changed them,
         except keys that another sysctl file now sets (reported in RV(not_restored)).
+      - V(reverted) puts back exactly what one earlier run of this profile changed, from the RV(revert) result of
+        that run given as O(revert). That is the runtime values it wrote, the files it wrote or removed and the state file.
+        A rolling deployment uses it to undo a batch that got worse.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, reverted]
     default: present
+  revert:
+    description:
+      - With O(state=reverted), the RV(revert) result of the run to undo, as registered.
+      - Only the files of this profile (O(name)) are accepted, and only texts that this collection wrote.
+    type: dict
   persist:
     description:
       - Write (or with O(state=absent) remove) the drop-in file and the profile's C(modules-load.d) and
@@ -217,10 +227,31 @@ EXAMPLES = r"""
       net.ipv4.ip_local_port_range: "10240 65535"
       net.ipv4.ip_local_reserved_ports: ">= 8080,9100-9110"
 
+- name: Per-interface keys of a VLAN interface eth0.100 (a dot in the name is written '/' in dotted keys)
+  linuxnet.tcp.sysctl_profile:
+    name: vlan
+    settings:
+      net.ipv4.conf.eth0/100.rp_filter: 1
+      net/ipv4/conf/eth0.100/accept_redirects: 0   # the same rule in the slashed spelling
+
 - name: Remove the profile and restore the saved runtime values
   linuxnet.tcp.sysctl_profile:
     name: web
     state: absent
+
+- name: Apply a change and keep what it replaced
+  linuxnet.tcp.sysctl_profile:
+    name: web
+    settings:
+      net.core.somaxconn: 8192
+  register: web_change
+
+- name: Undo exactly that change (for example when a health check failed)
+  linuxnet.tcp.sysctl_profile:
+    name: web
+    state: reverted
+    revert: "{{ web_change.revert }}"
+  when: web_change.revert is not none
 """
 
 RETURN = r"""
@@ -316,8 +347,56 @@ overridden_at_boot:
   type: list
   elements: dict
   sample: [{"key": "net.core.somaxconn", "file": "/etc/sysctl.d/99-sysctl.conf", "value": "1024"}]
+pending_reboot:
+  description:
+    - Keys persisted with a value the runtime does not have after this run, so the next boot sets them - every changed
+      key with O(apply=false), and keys of a module in O(modules) that this run does not load (O(load_modules=false)),
+      which boot loads through the profile's C(modules-load.d) file before systemd-sysctl runs. Such keys are persisted
+      only when given a plain value (C(>= N) needs the running value) and are not in RV(skipped_keys).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"key": "net.netfilter.nf_conntrack_max", "value": "262144",
+            "reason": "nf_conntrack is not loaded now; the profile's modules-load.d file loads it at the next boot, ..."}]
+lost_at_boot:
+  description:
+    - Keys applied now that boot would not set again, because the kernel module they belong to is not there when
+      systemd-sysctl runs (not built in, not in any C(modules-load.d) file, this profile's included, and no udev rule runs
+      systemd-sysctl for it). List the module in O(modules). Keys another file overrides are in RV(overridden_at_boot).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"key": "net.netfilter.nf_conntrack_tcp_timeout_established",
+            "reason": "needs kernel module nf_conntrack, which nothing loads before systemd-sysctl runs ..."}]
+needs_module_reload:
+  description:
+    - Parameters of O(module_options) that the loaded module does not have (read from C(/sys/module/M/parameters)).
+      The C(modprobe.d) file gives them to the module when it is loaded again, at the latest at the next boot.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"module": "nf_conntrack", "param": "hashsize", "value": "262144", "live": "65536"}]
+restored:
+  description:
+    - Keys put back to their saved runtime value, with the value before and after the run.
+    - With O(state=present), keys dropped from O(settings) since an earlier run of this profile changed them.
+    - With O(state=absent), every key the profile had changed; with O(state=reverted), the keys the reverted run wrote.
+    - In check mode, the keys a real run would restore.
+  returned: always
+  type: dict
+  sample: {"net.ipv4.tcp_keepalive_time": {"before": "600", "after": "7200"}}
+revert:
+  description:
+    - What this run changed, in the form O(revert) takes to undo it with O(state=reverted) - the runtime values
+      before the run (C(runtime)), the text of each file before the run or V(null) where it did not exist
+      (C(files)), and the state file before the run (C(state)).
+    - V(null) when the run changed nothing.
+  returned: always
+  type: dict
+  sample: {"profile": "web", "runtime": {"net.core.somaxconn": "4096"},
+           "files": {"/etc/sysctl.d/90-linuxnet-web.conf": null}, "state": {"changed": true, "text": null}}
 not_restored:
-  description: With O(state=absent), saved keys left alone because another sysctl file now sets them.
+  description: Saved keys left alone because another sysctl file now sets them (O(state=absent), or a key dropped from O(settings)).
   returned: always
   type: list
   elements: dict
@@ -326,8 +405,9 @@ not_restored:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import ApplyError, SysctlError
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_d import profile_absent, profile_present
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_profile import profile_absent, profile_present, profile_reverted
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_tree import ApplyError
 
 
 def main():
@@ -335,7 +415,8 @@ def main():
         argument_spec=dict(
             name=dict(type="str", required=True),
             settings=dict(type="dict"),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
+            state=dict(type="str", default="present", choices=["present", "absent", "reverted"]),
+            revert=dict(type="dict"),
             persist=dict(type="bool", default=True),
             apply=dict(type="bool", default=True),
             file=dict(type="path"),
@@ -346,7 +427,7 @@ def main():
             load_modules=dict(type="bool", default=True),
             reserve_listener_ports=dict(type="bool", default=False),
         ),
-        required_if=[("state", "present", ("settings",))],
+        required_if=[("state", "present", ("settings",)), ("state", "reverted", ("revert",))],
         supports_check_mode=True,
     )
     p = module.params
@@ -361,9 +442,11 @@ def main():
                                      unsupported=p["unsupported"], allow_unsafe=p["allow_unsafe"], check_mode=module.check_mode,
                                      modules=p["modules"], module_options=p["module_options"], load=p["load_modules"],
                                      reserve_listener_ports=p["reserve_listener_ports"], modprobe=modprobe if modprobe_bin else None)
-        else:
+        elif p["state"] == "absent":
             result = profile_absent("/", p["name"], persist=p["persist"], apply=p["apply"], file=p["file"],
                                     check_mode=module.check_mode)
+        else:
+            result = profile_reverted("/", p["name"], p["revert"], file=p["file"], check_mode=module.check_mode)
     except SysctlError as exc:
         module.fail_json(msg="nothing changed: %s" % exc)
     except ApplyError as exc:

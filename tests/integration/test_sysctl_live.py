@@ -62,14 +62,21 @@ class Lab(object):
         return ["ip", "netns", "exec", self.name, "unshare", "-m", "--propagation", "private",
                 "sh", "-c", MOUNT_SCRIPT, "sh", self.etc, self.usrlib, self.varlib] + list(argv)
 
+    @staticmethod
+    def path(key):
+        """/proc/sys path of a key in either sysctl.d(5) spelling (written out here, not taken from the code under test)."""
+        if "/" in key and key.index("/") < (key.index(".") if "." in key else len(key)):
+            return "/proc/sys/" + key
+        return "/proc/sys/" + key.translate(str.maketrans("./", "/."))
+
     def sysctl(self, key):
-        out = subprocess.run(["ip", "netns", "exec", self.name, "cat", "/proc/sys/" + key.replace(".", "/")],
+        out = subprocess.run(["ip", "netns", "exec", self.name, "cat", self.path(key)],
                              check=True, capture_output=True, text=True).stdout
         return " ".join(out.split())
 
     def set_runtime(self, key, value):
         subprocess.run(["ip", "netns", "exec", self.name, "sh", "-c", 'echo "$1" > "$2"', "sh", value,
-                        "/proc/sys/" + key.replace(".", "/")], check=True)
+                        self.path(key)], check=True)
 
     def playbook(self, tasks, check=False):
         """Run tasks in one play; return the per-task results (ansible.posix.json callback)."""
@@ -205,3 +212,99 @@ def test_boot_override_and_facts(lab):
     assert "net.core.rmem_max" in facts["values"] or facts["missing"]["net.core.rmem_max"]["classification"] == "global_in_child_netns"
     assert facts["kernel"]["initial_netns"] is False and facts["kernel"]["proc_sys_writable"] is True and facts["kernel"]["proc_sys_net_writable"] is True
     assert results[1]["changed"] is False
+
+
+@skip_unless_root
+def test_a_key_dropped_from_the_profile_is_restored(lab):
+    keepalive0 = lab.sysctl("net.ipv4.tcp_keepalive_time")
+    probes0 = lab.sysctl("net.ipv4.tcp_keepalive_probes")
+    first = lab.playbook([profile("web", {"net.ipv4.tcp_keepalive_time": 600, "net.ipv4.tcp_keepalive_probes": 4})])[0]
+    assert not first.get("failed"), first
+    smaller = profile("web", {"net.ipv4.tcp_keepalive_probes": 4})
+    check, real, again = lab.playbook([dict(smaller, check_mode=True), smaller, smaller])
+    assert check["changed"] is True and check["restored"] == {"net.ipv4.tcp_keepalive_time": {"before": "600", "after": keepalive0}}
+    assert "net.ipv4.tcp_keepalive_time = 600\n" in check["diff"][0]["before"]
+    for key in ("changed", "restored", "applied", "diff"):
+        assert real[key] == check[key], key
+    # Read back from the kernel and the files, not from the module's own words.
+    assert lab.sysctl("net.ipv4.tcp_keepalive_time") == keepalive0 and lab.sysctl("net.ipv4.tcp_keepalive_probes") == "4"
+    with open(os.path.join(lab.etc, "90-linuxnet-web.conf")) as handle:
+        text = handle.read()
+    assert "tcp_keepalive_time" not in text and "net.ipv4.tcp_keepalive_probes = 4" in text
+    with open(os.path.join(lab.varlib, "linuxnet-tcp", "sysctl-web.json")) as handle:
+        assert json.load(handle)["originals"] == {"net.ipv4.tcp_keepalive_probes": probes0}
+    assert again["changed"] is False and again["restored"] == {}
+
+
+@skip_unless_root
+def test_revert_undoes_one_run(lab):
+    lab.playbook([profile("web", {"net.core.somaxconn": 8192})])
+    with open(os.path.join(lab.etc, "90-linuxnet-web.conf")) as handle:
+        tuned = handle.read()
+    keepalive0 = lab.sysctl("net.ipv4.tcp_keepalive_time")
+    change = dict(profile("web", {"net.core.somaxconn": 16384, "net.ipv4.tcp_keepalive_time": 600}), register="change")
+    revert = {"linuxnet.tcp.sysctl_profile": {"name": "web", "state": "reverted", "revert": "{{ change.revert }}"}}
+    results = lab.playbook([change, dict(revert, check_mode=True), revert, revert])
+    assert lab.sysctl("net.core.somaxconn") == "8192" and lab.sysctl("net.ipv4.tcp_keepalive_time") == keepalive0
+    with open(os.path.join(lab.etc, "90-linuxnet-web.conf")) as handle:
+        assert handle.read() == tuned
+    assert results[1]["restored"] == results[2]["restored"] == {
+        "net.core.somaxconn": {"before": "16384", "after": "8192"}, "net.ipv4.tcp_keepalive_time": {"before": "600", "after": keepalive0}}
+    assert [r["changed"] for r in results] == [True, True, True, False]
+
+
+@skip_unless_root
+def test_vlan_interface_keys_and_their_boot_value(lab):
+    """Issue 11: an interface named eth0.100, its keys in both spellings, drift against the boot files."""
+    subprocess.run(["ip", "netns", "exec", lab.name, "ip", "link", "add", "eth0.100", "type", "veth", "peer", "name", "bond0.20"],
+                   check=True)
+    with open(os.path.join(lab.etc, "34-b.conf"), "w") as handle:
+        handle.write("net.ipv4.conf.eth0/100.send_redirects = 1\n")
+    with open(os.path.join(lab.usrlib, "75-b.conf"), "w") as handle:
+        handle.write("net/ipv4/conf/eth0.100/send_redirects = 0\nnet.ipv4.conf.*.log_martians = 1\n")
+    results = lab.playbook([
+        profile("vlan", {"net/ipv4/conf/eth0.100/rp_filter": 2, "net.ipv4.conf.bond0/20.rp_filter": 1}),
+        {"linuxnet.tcp.sysctl_facts": {"keys": ["net.ipv4.conf.*.*"]}},
+        {"linuxnet.tcp.sysctl_facts": {"keys": ["net/ipv4/conf/eth0.100/send_redirects"]}},
+    ])
+    applied = results[0]["applied"]
+    assert set(applied) == {"net.ipv4.conf.eth0/100.rp_filter", "net.ipv4.conf.bond0/20.rp_filter"}
+    assert lab.sysctl("net/ipv4/conf/eth0.100/rp_filter") == "2" and lab.sysctl("net/ipv4/conf/bond0.20/rp_filter") == "1"
+    with open(os.path.join(lab.etc, "90-linuxnet-vlan.conf")) as handle:
+        assert "net.ipv4.conf.eth0/100.rp_filter = 2" in handle.read()
+    for facts in (results[1]["ansible_facts"]["sysctl"], results[2]["ansible_facts"]["sysctl"]):
+        key = "net.ipv4.conf.eth0/100.send_redirects"
+        assert facts["persisted"][key] == {"value": "0", "file": "/usr/lib/sysctl.d/75-b.conf"}
+        assert facts["drift"][key]["runtime"] == lab.sysctl("net/ipv4/conf/eth0.100/send_redirects")
+    facts = results[1]["ansible_facts"]["sysctl"]
+    assert facts["persisted"]["net.ipv4.conf.eth0/100.rp_filter"] == {"value": "2", "file": "/etc/sysctl.d/90-linuxnet-vlan.conf"}
+    assert facts["persisted"]["net.ipv4.conf.bond0/20.log_martians"] == {"value": "1", "file": "/usr/lib/sysctl.d/75-b.conf"}
+    assert "net.ipv4.conf.bond0/20.rp_filter" not in facts["drift"]
+
+
+@skip_unless_root
+def test_next_boot_applies_what_the_profile_persisted(lab, tmp_path):
+    """Issue 15: replay boot with the real systemd-sysctl over the files the collection wrote, in a fresh netns."""
+    with open(os.path.join(lab.etc, "95-site.conf"), "w") as handle:
+        handle.write("net.ipv4.tcp_keepalive_probes = 7\n")
+    settings = {"net.ipv4.tcp_keepalive_time": 600, "net.ipv4.tcp_keepalive_probes": 4, "net.ipv4.tcp_tw_reuse": 1,
+                "net.ipv4.ip_local_port_range": "20000 60999", "net.ipv4.tcp_fin_timeout": 30}
+    result = lab.playbook([profile("web", settings)])[0]
+    assert not result.get("failed"), result
+    assert result["overridden_at_boot"] == [{"key": "net.ipv4.tcp_keepalive_probes", "file": "/etc/sysctl.d/95-site.conf", "value": "7"}]
+    assert result["lost_at_boot"] == [] and result["pending_reboot"] == []
+    out = str(tmp_path / "replay.json")
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable,
+                           os.path.join(os.path.dirname(__file__), "sysctl_boot_lab.py"), "replay",
+                           "--dir", "/etc/sysctl.d=" + lab.etc, "--dir", "/usr/lib/sysctl.d=" + lab.usrlib, "--out", out],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(out) as handle:
+        boot = json.load(handle)
+    overridden = dict((o["key"], o["value"]) for o in result["overridden_at_boot"])
+    for key, item in result["applied"].items():
+        expected = overridden.get(key, item["after"])
+        assert boot["after"][key] == expected, (key, boot["after"][key], expected)
+        assert boot["facts"]["boot"]["keys"][key]["applies"] is True
+    # The fresh namespace started from the kernel's defaults, so boot really changed these keys.
+    assert boot["before"]["net.ipv4.tcp_keepalive_time"] != "600" and boot["after"]["net.ipv4.tcp_keepalive_time"] == "600"

@@ -10,11 +10,11 @@ import sys
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_d
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_facts
 from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_facts
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
-from test__sysctl import make_tree  # noqa: E402  pylint: disable=wrong-import-position
+from sysctl_fixtures import make_tree  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def run(args, capsys):
@@ -26,7 +26,8 @@ def run(args, capsys):
 
 def test_facts_on_fake_tree(tmp_path, monkeypatch, capsys):
     base = make_tree(tmp_path, child=True)
-    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_d.gather_facts(base, *a))
+    monkeypatch.setattr(sysctl_facts._ipvs, "available", lambda: False)
+    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_facts.gather_facts(base, *a))
     out = run({"keys": ["net.core.*", "net.ipv4.tcp_max_orphans"], "_ansible_check_mode": True}, capsys)
     facts = out["ansible_facts"]["sysctl"]
     assert out["changed"] is False
@@ -34,12 +35,13 @@ def test_facts_on_fake_tree(tmp_path, monkeypatch, capsys):
     assert facts["missing"]["net.ipv4.tcp_max_orphans"]["classification"] == "global_in_child_netns"
     assert facts["missing"]["net.core.netdev_max_backlog"]["reason"] == "global key: set this on the host"
     assert facts["kernel"]["initial_netns"] is False
-    assert set(facts) == {"values", "missing", "persisted", "drift", "overrides", "kernel"}
+    assert set(facts) == {"values", "missing", "persisted", "drift", "overrides", "kernel", "boot", "ipvs"}
+    assert facts["ipvs"] is None  # no ip_vs on the fake tree's host either
 
 
 def test_bad_pattern_fails(tmp_path, monkeypatch, capsys):
     base = make_tree(tmp_path)
-    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_d.gather_facts(base, *a))
+    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_facts.gather_facts(base, *a))
     out = run({"keys": ["../etc"]}, capsys)
     assert out["failed"] is True and "'..'" in out["msg"]
 
@@ -51,3 +53,18 @@ def test_real_host_read_only(capsys):
     assert out["changed"] is False and "net.ipv4.tcp_fin_timeout" in facts["values"]
     with open("/proc/sys/net/ipv4/tcp_fin_timeout") as handle:
         assert facts["values"]["net.ipv4.tcp_fin_timeout"] == handle.read().strip()
+
+
+def test_ipvs_timeouts_read_with_ipvsadm(tmp_path, monkeypatch, capsys):
+    base = make_tree(tmp_path)
+    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_facts.gather_facts(base, *a))
+    monkeypatch.setattr(sysctl_facts._ipvs, "available", lambda: True)
+    fake = tmp_path / "ipvsadm"
+    fake.write_text("#!/bin/sh\n[ \"$*\" = \"-L --timeout\" ] && echo 'Timeout (tcp tcpfin udp): 900 120 300'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (tmp_path, os.environ["PATH"]))
+    out = run({"keys": ["net.core.somaxconn"]}, capsys)
+    assert out["ansible_facts"]["sysctl"]["ipvs"] == {"tcp": 900, "tcpfin": 120, "udp": 300}
+    fake.write_text("#!/bin/sh\necho 'Can not initialize ipvs' >&2; exit 2\n")
+    out = run({"keys": ["net.core.somaxconn"]}, capsys)
+    assert out["ansible_facts"]["sysctl"]["ipvs"] is None and "cannot be read" in json.dumps(out["warnings"])

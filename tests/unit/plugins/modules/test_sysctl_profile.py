@@ -11,18 +11,19 @@ import sys
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_d
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_profile
 from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_profile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
-from test__sysctl import make_tree, raw  # noqa: E402  pylint: disable=wrong-import-position
+from sysctl_fixtures import make_tree, raw  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.fixture
 def root(tmp_path, monkeypatch):
     base = make_tree(tmp_path)
-    monkeypatch.setattr(sysctl_profile, "profile_present", lambda _root, *a, **k: _sysctl_d.profile_present(base, *a, **k))
-    monkeypatch.setattr(sysctl_profile, "profile_absent", lambda _root, *a, **k: _sysctl_d.profile_absent(base, *a, **k))
+    monkeypatch.setattr(sysctl_profile, "profile_present", lambda _root, *a, **k: _sysctl_profile.profile_present(base, *a, **k))
+    monkeypatch.setattr(sysctl_profile, "profile_absent", lambda _root, *a, **k: _sysctl_profile.profile_absent(base, *a, **k))
+    monkeypatch.setattr(sysctl_profile, "profile_reverted", lambda _root, *a, **k: _sysctl_profile.profile_reverted(base, *a, **k))
     return base
 
 

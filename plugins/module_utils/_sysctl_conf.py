@@ -1,0 +1,394 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) linuxnet.tcp contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Sysctl configuration files: parse, order, and resolve what boot applies. Read only.
+
+Boot is systemd-sysctl (systemd 252 as on Debian 12 is the reference, src/sysctl/sysctl.c). What it does,
+and what :class:`BootConfig` reproduces:
+
+- ``*.conf`` files of /etc, /run, /usr/local/lib and /usr/lib ``sysctl.d`` (hidden names skipped), one per
+  file name, the first directory winning; then sorted by file name regardless of directory
+  (conf_files_list_strv()). /etc/sysctl.conf is read only through the usual ``99-sysctl.conf`` symlink.
+- Each line is stripped of `` \\t\\n\\r``; empty lines and lines starting with ``#`` or ``;`` are skipped.
+  ``key = value`` assigns, ``-key = value`` assigns and ignores a failure, ``-key`` alone excludes a key from
+  glob assignments; any other line is ignored. Keys are normalised with sysctl_normalize().
+- All assignments go into one ordered map keyed by the normalised key (a glob pattern is a key too). A later
+  assignment with a different value replaces the entry and moves it to the end; one with the same value
+  leaves it where it is. An exclusion is an entry without a value, so it replaces an assignment of the same
+  key, and a later assignment replaces it.
+- The map is applied in order. An explicit key is written. A glob is expanded over /proc/sys (glob(3) per
+  path component, braces expanded) and written to every match that has no entry of its own in the map, so
+  an explicit key or an exclusion always beats a glob, and of two globs the one later in the map wins.
+
+procps ``sysctl --system`` (4.0.2) differs: it also reads /lib/sysctl.d and applies /etc/sysctl.conf last;
+:func:`assignments` gives each key's explicit assignments in that order for the ``overrides`` facts.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as catalog
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_keys as keys
+
+SYSTEMD_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d")
+PROCPS_DIRS = SYSTEMD_DIRS + ("/lib/sysctl.d",)
+SYSCTL_CONF = "/etc/sysctl.conf"
+# read_line() in systemd's src/basic/fileio.c ends a line at "\n", "\r", "\r\n" or a NUL byte.
+_EOL_RE = re.compile("\r\n|[\n\r\x00]")
+# IPv4 interface keys whose handler is not devinet_conf_proc(), so a write to ``default`` is not copied to
+# existing interfaces: forwarding (devinet_sysctl_forward()), the flushing entries (ipv4_doint_and_flush())
+# and the read-only mc_forwarding (net/ipv4/devinet.c, devinet_sysctl table).
+_NOT_COPIED_FROM_DEFAULT = frozenset(("forwarding", "mc_forwarding", "disable_xfrm", "disable_policy", "promote_secondaries",
+                                      "route_localnet", "drop_unicast_in_l2_multicast"))
+
+
+def host_path(root, path):
+    """Map an absolute target path into ``root``."""
+    return os.path.join(root, path.lstrip("/"))
+
+
+def read_text(root, path):
+    """Text of a target file, following symlinks inside ``root``; ``""`` for a link to /dev/null, None if unreadable."""
+    full = host_path(root, path)
+    for _hop in range(40):
+        if not os.path.islink(full):
+            break
+        target = os.readlink(full)
+        if target == "/dev/null":
+            return ""
+        full = host_path(root, target) if os.path.isabs(target) else os.path.join(os.path.dirname(full), target)
+    try:
+        with open(full, "rb") as handle:
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def parse_conf(text, path=None):
+    """Parse sysctl.d text the way systemd-sysctl does.
+
+    Returns entries ``{norm, parts, key, value, raw, ignore_failure, glob, exclude, file, line}``: ``norm`` is
+    the normalised key systemd uses as map key, ``key`` the collection's spelling, ``raw`` the assigned text
+    stripped of surrounding whitespace as systemd compares it, ``value`` the same with inner whitespace folded
+    (both None for an exclusion). Keys with a ``..`` component are dropped: systemd-sysctl refuses to write them.
+    """
+    entries = []
+    for number, raw in enumerate(_EOL_RE.split(text), 1):
+        line = raw.strip(keys.WHITESPACE)
+        if not line or line[0] in "#;":
+            continue
+        ignore = exclude = False
+        if "=" in line:
+            body, value = line.split("=", 1)
+            if body.startswith("-"):
+                ignore, body = True, body[1:]
+            value = value.strip(keys.WHITESPACE)
+        elif line.startswith("-"):
+            body, value, exclude, ignore = line[1:], None, True, True
+        else:
+            continue  # "Line is not an assignment, ignoring"
+        parts = keys.split_key(body.strip(keys.WHITESPACE))
+        if not parts or ".." in parts:
+            continue
+        norm = "/".join(parts)
+        entries.append({"norm": norm, "parts": parts, "key": keys.name(parts), "raw": value,
+                        "value": None if value is None else " ".join(value.split()), "ignore_failure": ignore,
+                        "glob": keys.is_glob(norm), "exclude": exclude, "file": path, "line": number})
+    return entries
+
+
+def config_files(root="/", tool="systemd", replace=None):
+    """Files in application order as ``[(path, text)]``.
+
+    ``replace`` maps a path to the text it would have (None: the file would not exist), so a run can resolve
+    precedence as it will be after its own write, in check mode too. A name whose winning file cannot be read
+    (a dangling link, a directory) still hides the same name in later directories, as in systemd.
+    """
+    replace = replace or {}
+    dirs = SYSTEMD_DIRS if tool == "systemd" else PROCPS_DIRS
+    chosen = {}
+    for directory in dirs:
+        names = set()
+        try:
+            names.update(os.listdir(host_path(root, directory)))
+        except OSError:
+            pass
+        names.update(os.path.basename(p) for p in replace if os.path.dirname(p) == directory)
+        for entry in names:
+            if not entry.endswith(".conf") or entry.startswith("."):
+                continue
+            path = directory + "/" + entry
+            if path in replace and replace[path] is None:
+                continue
+            chosen.setdefault(entry, path)
+    files = []
+    real_seen = set()
+    for entry in sorted(chosen):
+        path = chosen[entry]
+        text = replace[path] if path in replace else read_text(root, path)
+        if text is None:
+            continue
+        files.append((path, text))
+        real_seen.add(os.path.realpath(host_path(root, path)))
+    if tool == "procps":
+        text = replace.get(SYSCTL_CONF) if SYSCTL_CONF in replace else read_text(root, SYSCTL_CONF)
+        if text is not None and os.path.realpath(host_path(root, SYSCTL_CONF)) not in real_seen:
+            files.append((SYSCTL_CONF, text))
+    return files
+
+
+class BootConfig(object):
+    """What systemd-sysctl applies at boot, from the files of ``root`` (see the module docstring)."""
+
+    def __init__(self, root="/", replace=None):
+        self.options = OrderedDict()
+        for path, text in config_files(root, "systemd", replace):
+            for entry in parse_conf(text, path):
+                existing = self.options.get(entry["norm"])
+                if existing is not None:
+                    if existing["raw"] == entry["raw"]:
+                        existing["ignore_failure"] = existing["ignore_failure"] or entry["ignore_failure"]
+                        continue
+                    del self.options[entry["norm"]]
+                self.options[entry["norm"]] = entry
+        self.globs = [(e, keys.Pattern(e["norm"])) for e in self.options.values() if e["glob"] and e["value"] is not None]
+
+    def explicit_keys(self):
+        """Keys (collection spelling) with an explicit assignment, not globs or exclusions."""
+        return [e["key"] for e in self.options.values() if not e["glob"] and e["value"] is not None]
+
+    def effective(self, key, settable=None):
+        """The entry boot applies to ``key``, or None.
+
+        ``settable(key)`` tells whether the key exists with a write bit; a glob only applies to such keys
+        (glob(3) expands over what exists, and a write to a read-only file fails). An explicit entry is
+        returned whatever the key is: it is what boot tries to write.
+
+        An IPv4 interface key that nothing sets takes what boot writes to the same key of ``default``: the kernel
+        copies a write to net.ipv4.conf.default.X to every interface whose X was never written
+        (devinet_conf_proc() -> devinet_copy_dflt_conf() in net/ipv4/devinet.c), and an interface created later
+        starts from ``default``. Such an entry carries ``via`` (the default key).
+        """
+        parts = keys.parts_of(key)
+        entry = self.options.get("/".join(parts))
+        if entry is None and self.globs and (settable is None or settable(key)):
+            for candidate, pattern in self.globs:
+                if pattern.matches(parts):
+                    entry = candidate
+        if entry is not None and entry["value"] is not None:
+            return entry
+        if len(parts) == 5 and parts[:3] == ["net", "ipv4", "conf"] and parts[3] not in ("all", "default") \
+                and parts[4] not in _NOT_COPIED_FROM_DEFAULT:
+            default = keys.name(parts[:3] + ["default", parts[4]])
+            inherited = self.effective(default, settable)
+            if inherited is not None:
+                return dict(inherited, via=default)
+        return None
+
+    def glob_patterns(self):
+        return [e["norm"] for e, _pattern in self.globs]
+
+
+def assignments(root="/", tool="procps", replace=None):
+    """Each key's explicit assignments in application order: ``{key: [{file, value}]}`` (globs left out)."""
+    out = {}
+    for path, text in config_files(root, tool, replace):
+        for entry in parse_conf(text, path):
+            if not entry["glob"] and entry["value"] is not None:
+                out.setdefault(entry["key"], []).append({"file": path, "value": entry["value"]})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel modules at boot: is a module there before systemd-sysctl runs, and which parameters does it get.
+
+MODULES_LOAD_DIRS = ("/etc/modules-load.d", "/run/modules-load.d", "/usr/local/lib/modules-load.d", "/usr/lib/modules-load.d")
+MODPROBE_DIRS = ("/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/lib/modprobe.d", "/usr/lib/modprobe.d")
+UDEV_RULES_DIRS = ("/etc/udev/rules.d", "/run/udev/rules.d", "/usr/local/lib/udev/rules.d", "/usr/lib/udev/rules.d", "/lib/udev/rules.d")
+_UDEV_MODULE_RE = re.compile(r'SUBSYSTEM=="module"')
+_UDEV_KERNEL_RE = re.compile(r'KERNEL=="([^"]+)"')
+_UDEV_PREFIX_RE = re.compile(r"--prefix=([^\s\"']+)")
+
+
+def module_name(text):
+    """Kernel module names treat '-' and '_' alike; the kernel shows '_'."""
+    base = os.path.basename(text)
+    for suffix in (".ko.zst", ".ko.xz", ".ko.gz", ".ko"):
+        if base.endswith(suffix):
+            base = base[:-len(suffix)]
+    return base.replace("-", "_")
+
+
+def _listed_files(root, dirs, suffix):
+    """``[(path, text)]`` of ``dirs`` with the conf-files rules: one per name, first directory wins, sorted by name."""
+    chosen = {}
+    for directory in dirs:
+        real = os.path.realpath(host_path(root, directory))
+        try:
+            names = os.listdir(host_path(root, directory))
+        except OSError:
+            continue
+        for entry in names:
+            if entry.endswith(suffix) and not entry.startswith("."):
+                chosen.setdefault(entry, (directory + "/" + entry, real))
+    out, seen = [], set()
+    for entry in sorted(chosen):
+        path, real = chosen[entry]
+        if (real, entry) in seen:
+            continue
+        seen.add((real, entry))
+        text = read_text(root, path)
+        if text is not None:
+            out.append((path, text))
+    return out
+
+
+class ModuleBoot(object):
+    """What loads a kernel module before systemd-sysctl runs (systemd-sysctl.service is After=systemd-modules-load).
+
+    Sources: modules-load.d(5) files and ``modules_load=``/``rd.modules_load=`` on the kernel command line (read by
+    systemd-modules-load), the modules those pull in (modules.dep), modules built into the kernel
+    (modules.builtin), and udev rules that run ``systemd-sysctl --prefix=...`` when a module appears, which apply
+    its keys whenever it loads (sysctl.d(5) shows one for br_netfilter).
+    """
+
+    def __init__(self, root="/", release=None, replace=None):
+        self.root = root
+        self.release = release
+        self.listed = {}
+        replace = replace or {}
+        files = dict(_listed_files(root, MODULES_LOAD_DIRS, ".conf"))
+        for path, text in replace.items():
+            if text is None:
+                files.pop(path, None)
+            else:
+                files[path] = text
+        for path in sorted(files, key=os.path.basename):
+            for raw in _EOL_RE.split(files[path]):
+                line = raw.strip(keys.WHITESPACE)
+                if line and line[0] not in "#;":
+                    self.listed.setdefault(module_name(line), path)
+        cmdline = read_text(root, "/proc/cmdline") or ""
+        for word in cmdline.split():
+            name, _sep, value = word.partition("=")
+            if name.replace("-", "_") in ("modules_load", "rd.modules_load") and value:
+                for item in value.split(","):
+                    self.listed.setdefault(module_name(item), "kernel command line (%s)" % name)
+        self.deps = {}
+        self.builtin = set()
+        if release:
+            base = "/lib/modules/%s/" % release
+            for raw in (read_text(root, base + "modules.dep") or "").splitlines():
+                target, _sep, rest = raw.partition(":")
+                if target:
+                    self.deps[module_name(target)] = [module_name(d) for d in rest.split()]
+            self.builtin = set(module_name(line) for line in (read_text(root, base + "modules.builtin") or "").split())
+        self.hooks = {}
+        for path, text in _listed_files(root, UDEV_RULES_DIRS, ".rules"):
+            for raw in text.splitlines():
+                if not _UDEV_MODULE_RE.search(raw):
+                    continue
+                kernel, prefixes = _UDEV_KERNEL_RE.search(raw), _UDEV_PREFIX_RE.findall(raw)
+                if kernel and prefixes and "systemd-sysctl" in raw:
+                    self.hooks.setdefault(module_name(kernel.group(1)), []).append((path, prefixes))
+
+    def is_builtin(self, module):
+        name = module_name(module)
+        if name in self.builtin:
+            return True
+        # A built-in module with parameters has /sys/module/NAME without the initstate a loadable one has.
+        sysdir = host_path(self.root, "/sys/module/" + name)
+        return os.path.isdir(sysdir) and not os.path.exists(os.path.join(sysdir, "initstate"))
+
+    def loaded_by(self, module, key=None):
+        """What makes ``module`` (and so ``key``) present when boot applies sysctls, or None."""
+        name = module_name(module)
+        if self.is_builtin(name):
+            return "built into the kernel"
+        if name in self.listed:
+            return "modules-load.d: %s" % self.listed[name]
+        for listed, source in sorted(self.listed.items()):
+            if name in self._closure(listed):
+                return "modules-load.d: %s loads %s, which needs %s" % (source, listed, name)
+        if key is not None:
+            path = "/" + "/".join(keys.parts_of(key))
+            for rules, prefixes in self.hooks.get(name, []):
+                if any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in prefixes):
+                    return "udev rule %s runs systemd-sysctl for it when %s loads" % (rules, name)
+        return None
+
+    def _closure(self, module):
+        seen, todo = set(), [module]
+        while todo:
+            for dep in self.deps.get(todo.pop(), []):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+
+def modprobe_options(root="/", replace=None):
+    """``{module: {param: {"value", "file"}}}`` from modprobe.d(5) ``options`` lines; a later line wins per parameter."""
+    files = dict(_listed_files(root, MODPROBE_DIRS, ".conf"))
+    for path, text in (replace or {}).items():
+        if text is None:
+            files.pop(path, None)
+        else:
+            files[path] = text
+    out = {}
+    for path in sorted(files, key=os.path.basename):
+        for raw in files[path].splitlines():
+            words = raw.split("#", 1)[0].split()
+            if len(words) >= 3 and words[0] == "options":
+                for word in words[2:]:
+                    param, sep, value = word.partition("=")
+                    if sep:
+                        out.setdefault(module_name(words[1]), {})[param] = {"value": value, "file": path}
+    return out
+
+
+def module_parameter(root, module, param):
+    """The live value of a loaded module's parameter (/sys/module/M/parameters/P), or None."""
+    text = read_text(root, "/sys/module/%s/parameters/%s" % (module_name(module), param))
+    return None if text is None else text.strip()
+
+
+def boot_reason(modules, key, kernel, exists=True):
+    """``(applies, module, loaded_by, reason)``: would boot's write of ``key`` take effect at all.
+
+    ``modules`` is a :class:`ModuleBoot`, ``kernel`` the run's context (``proc_sys_net_writable``), ``exists`` False
+    for a key this kernel does not have at all.
+    """
+    module = catalog.module_for(key)
+    if not kernel["proc_sys_net_writable"]:
+        return False, module, None, ("systemd-sysctl does not run where /proc/sys/net is read-only "
+                                     "(ConditionPathIsReadWrite=/proc/sys/net/); the container runtime sets these keys")
+    loaded_by = modules.loaded_by(module, key) if module else None
+    if module and loaded_by is None:
+        return False, module, None, (
+            "needs kernel module %s, which nothing loads before systemd-sysctl runs (not built in, not in modules-load.d, "
+            "no udev rule): when it loads later its keys start from the kernel defaults; list it in modules-load.d "
+            "(sysctl_profile modules: [%s])" % (module, module))
+    if not exists:
+        return False, module, loaded_by, "%s does not exist on this kernel, so boot cannot write it" % key
+    return True, module, loaded_by, ""
+
+
+def module_options_state(root, loaded, options):
+    """``[{module, param, value, file, live, needs_module_reload}]`` for ``{module: {param: {value, file}}}``.
+
+    A loaded module (``loaded(module)``) keeps the parameters it was loaded with: a modprobe.d value differing
+    from the live one (/sys/module/M/parameters/P) takes effect only when the module is loaded again.
+    """
+    rows = []
+    for module in sorted(options):
+        is_loaded = loaded(module)
+        for param in sorted(options[module]):
+            item = options[module][param]
+            live = module_parameter(root, module, param) if is_loaded else None
+            rows.append({"module": module, "param": param, "value": item["value"], "file": item["file"], "live": live,
+                         "needs_module_reload": live is not None and not keys.values_equal(live, item["value"])})
+    return rows

@@ -1,0 +1,564 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) linuxnet.tcp contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The profile transaction: plan, apply, persist, restore, diff. Built from the tree and the owned files.
+
+A run decides everything first (validate every key and value, classify it against this kernel, resolve
+``>=``/``<=``, apply the safety rules, work out every file's new text), then, unless in check mode, writes
+in this order: the state file with the originals, the runtime values as one transaction, the files as one
+unit. A failure after the state file restores what was written, so a run changes all of it or nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as catalog
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_conf as conf
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_files as files
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_keys as keys
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_tree as systree
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_tree import ApplyError
+
+RANGE_KEY = "net.ipv4.ip_local_port_range"
+RESERVED_KEY = "net.ipv4.ip_local_reserved_ports"
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan.
+
+def _resolve(key, op, value, current):
+    """Target value for '=', '>=' (raise only) and '<=' (lower only), element-wise for vectors.
+
+    For a port list, '>=' adds the ports to the running set (never removes one) and '<=' keeps only
+    running ports that are also listed.
+    """
+    if op == "=":
+        return value
+    if (catalog.info(key) or {}).get("kind") == catalog.PORT_LIST:
+        want, have = catalog.port_set(value), catalog.port_set(current or "")
+        return catalog.fold_ports(want | have if op == ">=" else want & have)
+    want, have = catalog.as_ints(value), catalog.as_ints(current or "")
+    if have is None or len(have) != len(want):
+        raise SysctlError("'%s %s' needs a running value with %d integer(s), found '%s'" % (op, value, len(want), current))
+    pick = max if op == ">=" else min
+    return " ".join(str(pick(w, h)) for w, h in zip(want, have))
+
+
+def parse_settings(settings, tree):
+    """Validate and name every setting: ``[(requested, key, op, value)]`` plus ``renamed``. Writes nothing."""
+    if not isinstance(settings, dict) or not settings:
+        raise SysctlError("settings must be a non-empty mapping of sysctl keys to values")
+    parsed, seen, renamed = [], {}, []
+    for raw_key, raw_value in settings.items():
+        key = keys.canonical_key(raw_key)
+        modern = catalog.renamed_to(key)
+        target_key = key
+        if modern and not tree.exists(key):
+            target_key = keys.canonical_key(modern)
+            renamed.append({"key": key, "to": target_key})
+        if target_key in seen:
+            raise SysctlError("%s is set twice (as %r and %r)" % (target_key, seen[target_key], raw_key))
+        seen[target_key] = raw_key
+        op, value = keys.parse_setting(target_key, raw_value)
+        parsed.append((key, target_key, op, value))
+    return parsed, renamed
+
+
+def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_listener_ports=False):
+    """Validate, map, classify and resolve every setting; decide what would change. Writes nothing.
+
+    With ``reserve_listener_ports``, a profile that sets ip_local_port_range also reserves the ports of
+    local listeners inside the new range (added to ip_local_reserved_ports, never removing one).
+
+    Returns a dict: ``entries`` (ok keys in input order: key, requested, op, before, after, change,
+    module), ``managed`` (every key of the settings, by its applied name), ``skipped``, ``refused``,
+    ``renamed``, ``unsafe_allowed``, ``reserved_for_listeners``.
+    """
+    parsed, renamed = parse_settings(settings, tree)
+    entries, skipped = [], []
+    for requested, key, op, value in parsed:
+        cls = systree.classify(tree, key)
+        if cls["classification"] != systree.OK:
+            item = {"key": key, "classification": cls["classification"], "reason": cls["reason"]}
+            if tree.exists(key):
+                # Read-only here but already right (for example set by the runtime's --sysctl): say so,
+                # so nobody chases a value that is in fact in place.
+                try:
+                    current = tree.read(key)
+                    if keys.values_equal(current, _resolve(key, op, value, current)):
+                        item["reason"] += "; the running value %s already matches" % current
+                except (OSError, SysctlError):
+                    pass
+            if cls.get("replacement"):
+                item["replacement"] = cls["replacement"]
+            skipped.append(item)
+            continue
+        try:
+            before = tree.read(key)
+        except OSError as exc:
+            skipped.append({"key": key, "classification": systree.READ_ONLY, "reason": "cannot read %s: %s" % (key, exc.strerror)})
+            continue
+        after = _resolve(key, op, value, before)
+        entries.append({"key": key, "requested": requested, "op": op, "value": value, "before": before, "after": after,
+                        "change": not keys.values_equal(before, after), "module": catalog.module_for(key)})
+
+    if skipped and unsupported == "fail":
+        raise SysctlError("unsupported keys (unsupported=fail): " + "; ".join(
+            "%s: %s (%s)" % (s["key"], s["classification"], s["reason"]) for s in skipped))
+
+    listeners = tree.listening_ports() if any(e["key"] == RANGE_KEY for e in entries) else set()
+    reserved_for_listeners = _reserve_listeners(tree, entries, listeners) if reserve_listener_ports else []
+
+    targets = dict((e["key"], e["after"]) for e in entries)
+    current = dict((e["key"], e["before"]) for e in entries)
+    for key in catalog.SAFETY_RULE_KEYS + ("net.ipv4.ip_unprivileged_port_start", RESERVED_KEY):
+        if key not in current and tree.exists(key):
+            try:
+                current[key] = tree.read(key)
+            except OSError:
+                pass
+    refusals = catalog.safety_refusals(targets, current, listeners)
+    refused, unsafe_allowed = [], []
+    if allow_unsafe:
+        unsafe_allowed = refusals
+    else:
+        refused = refusals
+        bad = set(r["key"] for r in refused)
+        if RANGE_KEY in bad:
+            # Reservations made only for the refused range are not wanted either.
+            bad.update(e["key"] for e in entries if e.get("for_listeners"))
+            reserved_for_listeners = []
+        entries = [e for e in entries if e["key"] not in bad]
+    managed = set(key for _requested, key, _op, _value in parsed) | set(e["key"] for e in entries)
+    return {"entries": entries, "managed": managed, "skipped": skipped, "refused": refused, "renamed": renamed,
+            "unsafe_allowed": unsafe_allowed, "reserved_for_listeners": reserved_for_listeners,
+            "requested": dict((key, (op, value)) for _requested, key, op, value in parsed)}
+
+
+def _reserve_listeners(tree, entries, listeners):
+    """Add the listeners inside the planned port range to the ip_local_reserved_ports entry (made if needed).
+
+    A new entry is '>=' (the running reservations are kept, so once a port is reserved later runs keep it
+    and stay idempotent); an entry the settings already have keeps its operator's meaning, with the
+    listeners added. Returns the listener ports inside the range.
+    """
+    rng = next((e for e in entries if e["key"] == RANGE_KEY), None)
+    bounds = catalog.as_ints(rng["after"]) if rng else None
+    if not bounds or len(bounds) != 2:
+        return []
+    inside = set(p for p in listeners if bounds[0] <= p <= bounds[1])
+    entry = next((e for e in entries if e["key"] == RESERVED_KEY), None)
+    if entry is None:
+        if systree.classify(tree, RESERVED_KEY)["classification"] != systree.OK:
+            return []  # the safety rule then refuses a range over a listener
+        try:
+            before = tree.read(RESERVED_KEY)
+        except OSError:
+            return []
+        if not inside and not catalog.port_set(before):
+            return []
+        entry = {"key": RESERVED_KEY, "requested": RESERVED_KEY, "op": ">=", "value": catalog.fold_ports(inside),
+                 "before": before, "after": before, "change": False, "module": None, "for_listeners": True}
+        entries.append(entry)
+    entry["after"] = catalog.fold_ports(catalog.port_set(entry["after"]) | inside)
+    entry["change"] = not keys.values_equal(entry["before"], entry["after"])
+    return sorted(inside)
+
+
+def restore_plan(tree, originals, candidates, boot):
+    """Plan restoring the saved originals of ``candidates``: ``(changes, done, not_restored, skipped)``.
+
+    A key that another file sets at boot (``boot`` is the BootConfig as it will be after the run) is left
+    alone and reported; a key this kernel cannot take now is skipped and stays saved. ``done`` lists the keys
+    whose original is back in place after the run (restored now or already equal).
+    """
+    changes, done, not_restored, skipped = [], [], [], []
+    for key in sorted(candidates):
+        other = boot.effective(key, lambda k: tree.exists(k) and tree.mode_writable(k))
+        if other is not None:
+            not_restored.append({"key": key, "file": other["file"], "value": other["value"]})
+            continue
+        cls = systree.classify(tree, key)
+        if cls["classification"] != systree.OK:
+            skipped.append(dict(key=key, **cls))
+            continue
+        before = tree.read(key)
+        if not keys.values_equal(before, originals[key]):
+            changes.append((key, before, originals[key]))
+        done.append(key)
+    return changes, done, not_restored, skipped
+
+
+def load_modules(tree, modules, modprobe):
+    """Load ``modules`` (none of them loaded yet) with ``modprobe(argv) -> (rc, out, err)``.
+
+    Returns ``(loaded, warnings)``. A module that fails to load is reported, not fatal: its keys are
+    then skipped as module_not_loaded.
+    """
+    loaded, warnings = [], []
+    for module in modules:
+        if modprobe is None:
+            warnings.append("modprobe is not installed, so %s was not loaded now; its keys are skipped" % module)
+            continue
+        rc, out, err = modprobe([module])
+        if rc != 0:
+            warnings.append("modprobe %s failed (rc=%s): %s; its keys are skipped" % (module, rc, (err or out).strip()))
+        elif tree.module_loaded(module):
+            loaded.append(module)
+        else:
+            warnings.append("modprobe %s succeeded but /sys/module/%s is absent; its keys are skipped" % (module, module))
+    return loaded, warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# Results.
+
+def _runtime_diff(changes):
+    return {
+        "before_header": "runtime (/proc/sys)", "after_header": "runtime (/proc/sys)",
+        "before": "".join("%s = %s\n" % (c[0], c[1]) for c in changes),
+        "after": "".join("%s = %s\n" % (c[0], c[2]) for c in changes),
+    }
+
+
+def _diff(runtime_changes, file_changes):
+    out = [_runtime_diff(runtime_changes)] if runtime_changes else []
+    for path, before, after, _mode in file_changes:
+        out.append({"before_header": path, "after_header": path, "before": before or "", "after": after or ""})
+    return out
+
+
+def _overridden(boot, path, entries):
+    """Keys of our drop-in whose boot value comes from another file (systemd-sysctl order)."""
+    out = []
+    for entry in sorted(entries, key=lambda e: e["key"]):
+        eff = boot.effective(entry["key"])
+        if eff is not None and eff["file"] != path and not keys.values_equal(eff["value"], entry["after"]):
+            out.append({"key": entry["key"], "file": eff["file"], "value": eff["value"]})
+    return out
+
+
+def _revert_doc(name, runtime_changes, file_changes, old_state_text, state_changes):
+    """What a later ``state=reverted`` run needs to put this run's changes back exactly."""
+    return {
+        "profile": name,
+        "runtime": dict((key, before) for key, before, _after in runtime_changes),
+        "files": dict((path, old) for path, old, _new, _mode in file_changes),
+        "state": {"changed": bool(state_changes), "text": old_state_text},
+    }
+
+
+def _pending_reboot(entries, boot_only, apply):
+    """Keys persisted with a value the runtime does not have after this run: boot will set them."""
+    out = [{"key": e["key"], "value": e["after"], "reason": "apply=false: persisted only, the running value is %s" % e["before"]}
+           for e in entries if e["change"] and not apply]
+    out.extend({"key": e["key"], "value": e["after"], "reason": "%s is not loaded now; the profile's modules-load.d file loads it at "
+                "the next boot, before systemd-sysctl applies this value" % e["module"]} for e in boot_only)
+    return sorted(out, key=lambda item: item["key"])
+
+
+def _lost_at_boot(root, tree, kernel, entries, boot_files):
+    """Keys applied now that boot would not set again: their module is not there when systemd-sysctl runs."""
+    modules = conf.ModuleBoot(root, tree.kernel_release(), boot_files)
+    out = []
+    for entry in entries:
+        applies, _module, _by, reason = conf.boot_reason(modules, entry["key"], kernel)
+        if not applies:
+            out.append({"key": entry["key"], "reason": reason})
+    return out
+
+
+def _needs_reload(root, tree, options):
+    """The profile's module options that a loaded module does not have yet (read from /sys/module)."""
+    want = dict((conf.module_name(m), dict((p, {"value": v, "file": None}) for p, v in params.items())) for m, params in options.items())
+    return [dict((k, row[k]) for k in ("module", "param", "value", "live"))
+            for row in conf.module_options_state(root, tree.module_loaded, want) if row["needs_module_reload"]]
+
+
+def _result(**fields):
+    base = {
+        "changed": False, "applied": {}, "restored": {}, "skipped_keys": [], "pending_reboot": [], "lost_at_boot": [],
+        "needs_module_reload": [], "refused": [], "renamed": [],
+        "reserved_for_listeners": [], "modules_loaded": [], "persisted_file": None, "modules_file": None,
+        "modprobe_file": None, "overridden_at_boot": [], "not_restored": [], "kernel": None, "diff": [],
+        "revert": None, "warnings": [],
+    }
+    base.update(fields)
+    return base
+
+
+def _commit(root, tree, name, runtime_changes, file_changes, state=None):
+    """Write the state file, the runtime transaction, then the files as one unit; undo all on a failure.
+
+    ``state`` is None (the state file stays) or ``(old_text, new_text)``, new None removing it.
+    """
+    state_file = files.state_path(name)
+
+    def put_state(text):
+        if text is None:
+            files.remove_file(root, state_file)
+        else:
+            files.write_atomic(root, state_file, text, 0o600)
+
+    if state:
+        put_state(state[1])
+    try:
+        systree.apply_changes(tree, runtime_changes)
+        files.write_files(root, file_changes)
+    except (ApplyError, OSError) as exc:
+        if not isinstance(exc, ApplyError):
+            failures = systree.rollback(tree, [(c[0], c[1]) for c in runtime_changes])
+            exc = ApplyError("writing the profile's files failed: %s; files restored, runtime %s" % (
+                exc, "rolled back" if not failures else "ROLLBACK INCOMPLETE: %s" % ", ".join(failures)))
+        if state:
+            put_state(state[0])
+        raise exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs.
+
+def profile_present(root, name, settings, persist=True, apply=True, file=None, unsupported="skip", allow_unsafe=False,
+                    check_mode=False, tree=None, modules=None, module_options=None, load=True,
+                    reserve_listener_ports=False, modprobe=None):
+    """Plan and (unless check mode) apply a profile. Raises SysctlError before any change, ApplyError after rollback.
+
+    ``modules`` are listed in the profile's modules-load.d file and, with ``load`` in the initial network
+    namespace, loaded now through ``modprobe(argv) -> (rc, out, err)`` before the keys are classified.
+    ``module_options`` (``{module: {param: value}}``) go to the profile's modprobe.d file.
+    A key that an earlier run of this profile changed and that ``settings`` no longer name gets its saved
+    original back (``restored``), unless another file now sets it at boot.
+    ``tree`` defaults to ``SysctlTree(root)``; tests pass a tree that models kernel write errors.
+    """
+    path = files.dropin_path(name, file)
+    if unsupported not in ("skip", "fail"):
+        raise SysctlError("unsupported must be 'skip' or 'fail'")
+    modules = files.validate_modules(modules)
+    options = files.validate_module_options(module_options)
+    tree = tree or systree.SysctlTree(root)
+    kernel = systree.context(tree)
+
+    def plan_now():
+        return build_plan(settings, tree, unsupported=unsupported, allow_unsafe=allow_unsafe,
+                          reserve_listener_ports=reserve_listener_ports)
+
+    # The first plan validates every key and value, so bad input fails before a module is loaded.
+    plan = plan_now()
+    warnings = []
+    read_only = not kernel["proc_sys_writable"]
+    if read_only:
+        # Nothing can take a value here, and systemd-sysctl skips a read-only /proc/sys at boot
+        # (ConditionPathIsReadWrite=/proc/sys/net/), so no file is written either.
+        persist = False
+    old_text = conf.read_text(root, path) if persist else None
+    if persist:
+        files.check_owned(path, old_text)
+    boot_changes = []
+    if persist:
+        for boot_path, boot_text in ((files.modules_load_path(name), files.render_modules(name, modules) if modules else None),
+                                     (files.modprobe_path(name), files.render_modprobe(name, options) if options else None)):
+            change = files.boot_file_change(root, boot_path, boot_text)
+            if change:
+                boot_changes.append(change + (0o644,))
+
+    # Loading is left to the host inside a container, and pointless where no key can be written.
+    can_load = apply and load and kernel["initial_netns"] and not read_only
+    to_load = [m for m in modules if not tree.module_loaded(m)] if can_load else []
+    modules_loaded = []
+    if to_load and check_mode:
+        modules_loaded = to_load
+        for item in plan["skipped"]:
+            if item["classification"] == systree.MODULE_NOT_LOADED and catalog.module_for(item["key"]) in to_load:
+                item["reason"] += "; a real run loads it with modprobe first (check mode cannot)"
+    elif to_load:
+        modules_loaded, load_warnings = load_modules(tree, to_load, modprobe)
+        warnings.extend(load_warnings)
+        if modules_loaded:
+            plan = plan_now()
+    entries = plan["entries"]
+    changes = [(e["key"], e["before"], e["after"]) for e in entries if e["change"]] if apply else []
+    # Keys of a listed module that this run does not load (load_modules or apply false) are persisted for the next
+    # boot, when the profile's modules-load.d file loads the module before systemd-sysctl runs.
+    boot_only, skipped = [], plan["skipped"]
+    if persist and kernel["initial_netns"] and not can_load:
+        skipped = []
+        listed = set(conf.module_name(m) for m in modules)
+        for item in plan["skipped"]:
+            module = catalog.module_for(item["key"])
+            op, value = plan["requested"][item["key"]]
+            if item["classification"] != systree.MODULE_NOT_LOADED or not module or conf.module_name(module) not in listed:
+                skipped.append(item)
+            elif op != "=":
+                skipped.append(dict(item, reason=item["reason"] + "; not persisted for boot: '%s %s' needs the running value, "
+                                                                  "which exists once %s is loaded" % (op, value, module)))
+            else:
+                boot_only.append({"key": item["key"], "after": value, "module": module})
+
+    new_text = files.render(name, [(e["key"], e["after"], bool(e["module"])) for e in entries + boot_only]) if persist else None
+    file_changes = ([(path, old_text, new_text, 0o644)] if persist and new_text != old_text else []) + boot_changes
+    boot = conf.BootConfig(root, {path: new_text} if persist else None)
+
+    old_state_text = conf.read_text(root, files.state_path(name))
+    old_state = files.load_state(root, name)
+    saved = dict(old_state["originals"]) if old_state else {}
+    # Keys dropped from the profile since the run that saved them get their original back.
+    dropped = set(saved) - plan["managed"]
+    restores, restored_keys, not_restored, restore_skipped = [], [], [], []
+    if apply and not read_only:
+        restores, restored_keys, not_restored, restore_skipped = restore_plan(tree, saved, dropped, boot)
+    handed_over = set(restored_keys) | set(n["key"] for n in not_restored)
+    # Saved originals stay for keys still in the profile and for dropped keys that could not be restored now.
+    originals = dict((k, v) for k, v in saved.items() if k not in handed_over)
+    for key, before, _after in changes:
+        originals.setdefault(key, before)
+    state_text = files.dump_state({"profile": name, "file": path, "originals": originals}) if (originals or old_state) else None
+    state_changes = state_text is not None and state_text != old_state_text
+    runtime_changes = changes + restores
+
+    if persist and os.path.dirname(path) not in conf.SYSTEMD_DIRS:
+        warnings.append("%s is not in a directory systemd-sysctl reads; it will not be applied at boot" % path)
+    for item in plan["unsafe_allowed"]:
+        warnings.append("allow_unsafe: applying %s = %s although %s" % (item["key"], item["value"], item["reason"]))
+    for item in plan["refused"]:
+        warnings.append("refused %s = %s: %s; %s" % (item["key"], item["value"], item["reason"], item["suggestion"]))
+
+    if not check_mode:
+        _commit(root, tree, name, runtime_changes, file_changes, (old_state_text, state_text) if state_changes else None)
+
+    applied = {}
+    for e in entries:
+        applied[e["key"]] = {"before": e["before"], "after": e["after"] if apply else e["before"]}
+    for item in restore_skipped:
+        item["reason"] = "dropped from the profile, its saved value %s is kept for later: %s" % (saved[item["key"]], item["reason"])
+    changed = bool(runtime_changes or file_changes or state_changes or modules_loaded)
+    boot_files = dict((c[0], c[2]) for c in boot_changes)
+    return _result(
+        # In check mode modules_loaded lists what a real run would load.
+        changed=changed,
+        applied=applied,
+        restored=dict((k, {"before": b, "after": a}) for k, b, a in restores),
+        skipped_keys=skipped + restore_skipped,
+        pending_reboot=_pending_reboot(entries, boot_only, apply) if persist else [],
+        lost_at_boot=_lost_at_boot(root, tree, kernel, entries, boot_files) if persist else [],
+        needs_module_reload=_needs_reload(root, tree, options),
+        refused=plan["refused"],
+        renamed=plan["renamed"],
+        reserved_for_listeners=plan["reserved_for_listeners"],
+        modules_loaded=modules_loaded,
+        persisted_file=path if persist else None,
+        modules_file=files.modules_load_path(name) if persist and modules else None,
+        modprobe_file=files.modprobe_path(name) if persist and options else None,
+        overridden_at_boot=_overridden(boot, path, entries) if persist else [],
+        not_restored=not_restored,
+        kernel=kernel,
+        diff=_diff(runtime_changes, file_changes),
+        revert=_revert_doc(name, runtime_changes, file_changes, old_state_text, state_changes) if changed else None,
+        warnings=warnings,
+    )
+
+
+def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=False, tree=None):
+    """Remove a profile's files and restore the saved runtime originals, unless another file now sets them."""
+    path = files.dropin_path(name, file)
+    tree = tree or systree.SysctlTree(root)
+    kernel = systree.context(tree)
+    old_text = conf.read_text(root, path) if persist else None
+    if persist:
+        files.check_owned(path, old_text, "remove")
+    state = files.load_state(root, name)
+    originals = state["originals"] if state else {}
+    changes, _done, not_restored, skipped = restore_plan(tree, originals, originals, conf.BootConfig(root, {path: None}))
+    if not apply:
+        changes, not_restored, skipped = [], [], []
+    # The saved originals are kept until they could be restored (a read-only /proc/sys restores nothing).
+    remove_state = apply and state is not None and kernel["proc_sys_writable"]
+    file_changes = []
+    if persist:
+        if old_text is not None:
+            file_changes.append((path, old_text, None, 0o644))
+        for boot_path in (files.modules_load_path(name), files.modprobe_path(name)):
+            change = files.boot_file_change(root, boot_path, None)
+            if change:
+                file_changes.append(change + (0o644,))
+    old_state_text = conf.read_text(root, files.state_path(name))
+    if not check_mode:
+        _commit(root, tree, name, changes, file_changes, (old_state_text, None) if remove_state else None)
+    restored = dict((k, {"before": b, "after": a}) for k, b, a in changes)
+    changed = bool(changes or file_changes or remove_state)
+    return _result(
+        changed=changed,
+        # applied: the keys restored, as before the restored result existed.
+        applied=restored,
+        restored=restored,
+        skipped_keys=skipped,
+        not_restored=not_restored,
+        kernel=kernel,
+        diff=_diff(changes, file_changes),
+        revert=_revert_doc(name, changes, file_changes, old_state_text, remove_state) if changed else None,
+    )
+
+
+def _check_revert(name, file, revert):
+    """Validate a revert document against this profile's own paths; return (runtime, files, state)."""
+    if not isinstance(revert, dict) or revert.get("profile") != name:
+        raise SysctlError("revert must be the 'revert' result of a sysctl_profile run of profile %r" % name)
+    own = {files.dropin_path(name, file), files.dropin_path(name), files.modules_load_path(name), files.modprobe_path(name)}
+    runtime = revert.get("runtime") or {}
+    texts = revert.get("files") or {}
+    state = revert.get("state") or {}
+    if not isinstance(runtime, dict) or not isinstance(texts, dict) or not isinstance(state, dict):
+        raise SysctlError("revert: runtime and files must be mappings and state a mapping with changed and text")
+    checked_runtime = {}
+    for key, value in runtime.items():
+        checked_runtime[keys.canonical_key(key)] = keys.normalise_value(value, "revert.runtime.%s" % key)
+    for path, text in texts.items():
+        if path not in own:
+            raise SysctlError("revert.files: %s is not a file of profile %r; only its own files are put back" % (path, name))
+        if text is not None and (not isinstance(text, str) or not text.startswith(files.MARKER)):
+            raise SysctlError("revert.files: the saved text of %s is not one of this collection's files" % path)
+    state_text = state.get("text")
+    if state.get("changed") and state_text is not None:
+        try:
+            data = json.loads(state_text)
+        except (TypeError, ValueError):
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("originals"), dict):
+            raise SysctlError("revert.state: the saved state file text is not a state file of this collection")
+    return checked_runtime, texts, state
+
+
+def profile_reverted(root, name, revert, file=None, check_mode=False, tree=None):
+    """Put back exactly what one earlier run changed (its ``revert`` result): runtime values, files, state file."""
+    tree = tree or systree.SysctlTree(root)
+    kernel = systree.context(tree)
+    runtime, texts, state = _check_revert(name, file, revert)
+    changes, skipped = [], []
+    for key in sorted(runtime):
+        cls = systree.classify(tree, key)
+        if cls["classification"] != systree.OK:
+            skipped.append(dict(key=key, **cls))
+            continue
+        before = tree.read(key)
+        if not keys.values_equal(before, runtime[key]):
+            changes.append((key, before, runtime[key]))
+    file_changes = []
+    for path in sorted(texts):
+        current = conf.read_text(root, path)
+        files.check_owned(path, current)
+        if current != texts[path]:
+            file_changes.append((path, current, texts[path], 0o644))
+    old_state_text = conf.read_text(root, files.state_path(name))
+    state_changes = bool(state.get("changed")) and old_state_text != state.get("text")
+    if not check_mode:
+        _commit(root, tree, name, changes, file_changes, (old_state_text, state.get("text")) if state_changes else None)
+    restored = dict((k, {"before": b, "after": a}) for k, b, a in changes)
+    return _result(
+        changed=bool(changes or file_changes or state_changes),
+        restored=restored,
+        skipped_keys=skipped,
+        kernel=kernel,
+        diff=_diff(changes, file_changes),
+    )

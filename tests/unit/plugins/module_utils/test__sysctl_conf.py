@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Configuration files as systemd-sysctl 252 reads them (tests/integration/test_sysctl_boot.py checks the
+same rules against the real binary on random layouts)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_conf as conf
+
+from sysctl_fixtures import put  # pylint: disable=wrong-import-order
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("net.ipv4.tcp_fin_timeout = 30\n", [("net.ipv4.tcp_fin_timeout", "30", False, False, False)]),
+    ("  net.ipv4.tcp_fin_timeout=30  \n", [("net.ipv4.tcp_fin_timeout", "30", False, False, False)]),
+    ("# c\n; c\n\nnet.core.somaxconn = 4096\n", [("net.core.somaxconn", "4096", False, False, False)]),
+    ("-net.netfilter.nf_conntrack_max = 262144\n", [("net.netfilter.nf_conntrack_max", "262144", True, False, False)]),
+    ("- net.ipv4.tcp_fin_timeout = 30\n", [("net.ipv4.tcp_fin_timeout", "30", True, False, False)]),
+    ("net.ipv4.ip_local_port_range = 32768\t60999\n", [("net.ipv4.ip_local_port_range", "32768 60999", False, False, False)]),
+    ("net.ipv4.conf.*.rp_filter = 2\n-net.ipv4.conf.lo.rp_filter\n",
+     [("net.ipv4.conf.*.rp_filter", "2", False, True, False), ("net.ipv4.conf.lo.rp_filter", None, True, False, True)]),
+    # Both spellings of a dotted interface name give one key, spelled the sysctl(8) way.
+    ("net/ipv4/conf/eth0.100/forwarding = 1\n", [("net.ipv4.conf.eth0/100.forwarding", "1", False, False, False)]),
+    ("net.ipv4.conf.eth0/100.forwarding = 1\n", [("net.ipv4.conf.eth0/100.forwarding", "1", False, False, False)]),
+    # sysctl_normalize() drops empty and '.' components and a leading slash; '..' is never written.
+    ("net..ipv4.tcp_fin_timeout = 30\n/net/ipv4/./tcp_syn_retries = 5\nnet/ipv4/../core/somaxconn = 1\n",
+     [("net.ipv4.tcp_fin_timeout", "30", False, False, False), ("net.ipv4.tcp_syn_retries", "5", False, False, False)]),
+    # read_line() ends lines at \r and NUL too; tabs are whitespace around keys and values.
+    ("net.ipv4.tcp_fin_timeout\t=\t30\rnet.core.somaxconn = 1\x00net.ipv4.tcp_syn_retries = 4",
+     [("net.ipv4.tcp_fin_timeout", "30", False, False, False), ("net.core.somaxconn", "1", False, False, False),
+      ("net.ipv4.tcp_syn_retries", "4", False, False, False)]),
+    ("garbage line\nkey with space = 1\n", [("key with space", "1", False, False, False)]),
+])
+def test_parse_conf(text, expected):
+    got = [(e["key"], e["value"], e["ignore_failure"], e["glob"], e["exclude"]) for e in conf.parse_conf(text)]
+    assert got == expected
+
+
+def reference_layout(root):
+    """The precedence scenario verified with systemd 252 and procps 4.0.2 (docs/sysctl.md)."""
+    put(root, "/usr/lib/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 10\n")
+    put(root, "/run/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 15\n")
+    put(root, "/etc/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 20\n")
+    put(root, "/etc/sysctl.d/10-c.conf", "net.ipv4.tcp_keepalive_time = 200\n")
+    put(root, "/usr/lib/sysctl.d/60-b.conf", "net.ipv4.tcp_keepalive_time = 100\n")
+    put(root, "/etc/sysctl.d/99-z.conf", "net.ipv4.tcp_keepalive_intvl = 40\n")
+    put(root, "/etc/sysctl.conf", "net.ipv4.tcp_keepalive_intvl = 30\n")
+    put(root, "/etc/sysctl.d/README.sysctl", "net.ipv4.tcp_keepalive_intvl = 1\n")
+    put(root, "/etc/sysctl.d/.hidden.conf", "net.ipv4.tcp_keepalive_intvl = 2\n")
+
+
+def test_precedence_matches_systemd(tmp_path):
+    root = str(tmp_path)
+    reference_layout(root)
+    assert [f[0] for f in conf.config_files(root, "systemd")] == [
+        "/etc/sysctl.d/10-c.conf", "/etc/sysctl.d/50-a.conf", "/usr/lib/sysctl.d/60-b.conf", "/etc/sysctl.d/99-z.conf"]
+    boot = conf.BootConfig(root)
+    assert boot.effective("net.ipv4.tcp_fin_timeout")["value"] == "20"
+    assert boot.effective("net.ipv4.tcp_keepalive_time")["value"] == "100"
+    assert boot.effective("net/ipv4/tcp_keepalive_intvl")["value"] == "40"  # /etc/sysctl.conf is not read at boot
+
+
+def test_procps_order_applies_sysctl_conf_last(tmp_path):
+    root = str(tmp_path)
+    reference_layout(root)
+    assert [f[0] for f in conf.config_files(root, "procps")][-1] == "/etc/sysctl.conf"
+    chains = conf.assignments(root, "procps")
+    assert chains["net.ipv4.tcp_keepalive_intvl"] == [{"file": "/etc/sysctl.d/99-z.conf", "value": "40"},
+                                                      {"file": "/etc/sysctl.conf", "value": "30"}]
+    assert chains["net.ipv4.tcp_fin_timeout"] == [{"file": "/etc/sysctl.d/50-a.conf", "value": "20"}]
+
+
+def test_masked_file_and_sysctl_conf_symlink(tmp_path):
+    root = str(tmp_path)
+    put(root, "/usr/lib/sysctl.d/50-vendor.conf", "net.core.somaxconn = 1024\n")
+    put(root, "/etc/sysctl.conf", "net.ipv4.tcp_fin_timeout = 30\n")
+    os.makedirs(os.path.join(root, "etc/sysctl.d"), exist_ok=True)
+    os.symlink("/dev/null", os.path.join(root, "etc/sysctl.d/50-vendor.conf"))
+    os.symlink("../sysctl.conf", os.path.join(root, "etc/sysctl.d/99-sysctl.conf"))
+    for tool in ("systemd", "procps"):
+        # The mask hides the vendor file; /etc/sysctl.conf is read once, as 99-sysctl.conf.
+        assert [f[0] for f in conf.config_files(root, tool)] == ["/etc/sysctl.d/50-vendor.conf", "/etc/sysctl.d/99-sysctl.conf"]
+        chains = conf.assignments(root, tool)
+        assert "net.core.somaxconn" not in chains
+        assert chains["net.ipv4.tcp_fin_timeout"] == [{"file": "/etc/sysctl.d/99-sysctl.conf", "value": "30"}]
+
+
+def test_unreadable_name_still_hides_lower_directories(tmp_path):
+    root = str(tmp_path)
+    put(root, "/usr/lib/sysctl.d/50-a.conf", "net.core.somaxconn = 1024\n")
+    os.makedirs(os.path.join(root, "etc/sysctl.d/50-a.conf"))  # a directory of that name: systemd reads nothing
+    assert conf.BootConfig(root).effective("net.core.somaxconn") is None
+
+
+def test_globs_and_exclusions(tmp_path):
+    root = str(tmp_path)
+    put(root, "/etc/sysctl.d/50-rp.conf", "net.ipv4.conf.*.rp_filter = 2\n-net.ipv4.conf.lo.rp_filter\nnet.ipv4.conf.eth1.rp_filter = 0\n")
+    boot = conf.BootConfig(root)
+    assert boot.effective("net.ipv4.conf.eth0.rp_filter")["value"] == "2"
+    assert boot.effective("net.ipv4.conf.eth0/100.rp_filter")["value"] == "2"  # '*' matches the dot of eth0.100
+    assert boot.effective("net.ipv4.conf.eth1.rp_filter")["value"] == "0"
+    # lo is excluded from the glob, but the glob also writes default, which the kernel copies to lo.
+    assert boot.effective("net.ipv4.conf.lo.rp_filter")["via"] == "net.ipv4.conf.default.rp_filter"
+    # A glob applies only to keys that exist with a write bit.
+    assert boot.effective("net.ipv4.conf.eth0.rp_filter", settable=lambda key: False) is None
+
+
+@pytest.mark.parametrize("lines, key, expected", [
+    # An explicit key beats a glob whatever the order.
+    (["10:net.ipv4.conf.eth0.rp_filter = 1", "20:net.ipv4.conf.*.rp_filter = 2"], "net.ipv4.conf.eth0.rp_filter", "1"),
+    # Of two globs, the later in the map wins...
+    (["10:net.ipv4.conf.*.rp_filter = 1", "20:net.ipv4.conf.e*.rp_filter = 2"], "net.ipv4.conf.eth0.rp_filter", "2"),
+    # ...and an assignment of the same value keeps its place, so here the other glob stays last and wins.
+    (["10:net.ipv4.conf.*.rp_filter = 1", "20:net.ipv4.conf.e*.rp_filter = 2", "30:net.ipv4.conf.*.rp_filter = 1"],
+     "net.ipv4.conf.eth0.rp_filter", "2"),
+    # A different value moves the entry to the end.
+    (["10:net.ipv4.conf.*.rp_filter = 1", "20:net.ipv4.conf.e*.rp_filter = 2", "30:net.ipv4.conf.*.rp_filter = 0"],
+     "net.ipv4.conf.eth0.rp_filter", "0"),
+    # An exclusion replaces an earlier assignment of the same key, and a later assignment replaces it.
+    (["10:net.ipv4.conf.eth0.rp_filter = 1", "20:-net.ipv4.conf.eth0.rp_filter", "30:net.ipv4.conf.l*.rp_filter = 2"],
+     "net.ipv4.conf.eth0.rp_filter", None),
+    (["10:-net.ipv4.conf.eth0.rp_filter", "20:net.ipv4.conf.eth0.rp_filter = 1"], "net.ipv4.conf.eth0.rp_filter", "1"),
+    # An exclusion given as a glob excludes nothing.
+    (["10:net.ipv4.conf.*.rp_filter = 2", "20:-net.ipv4.conf.e*.rp_filter"], "net.ipv4.conf.eth0.rp_filter", "2"),
+    # The same key in both spellings is one entry.
+    (["10:net/ipv4/conf/eth0.100/rp_filter = 1", "20:net.ipv4.conf.eth0/100.rp_filter = 0"], "net.ipv4.conf.eth0/100.rp_filter", "0"),
+    # glob(3): '?' matches the dot, braces expand, [^...] negates.
+    (["10:net.ipv4.conf.eth0?100.rp_filter = 2"], "net.ipv4.conf.eth0/100.rp_filter", "2"),
+    (["10:net.ipv4.conf.{lo,eth0}.rp_*lter = 2"], "net.ipv4.conf.eth0.rp_filter", "2"),
+    (["10:net.ipv4.conf.[^ed]*.rp_filter = 2"], "net.ipv4.conf.eth0.rp_filter", None),
+    (["10:net.ipv4.conf.[^e]*.rp_filter = 2"], "net.ipv4.conf.lo.rp_filter", "2"),
+])
+def test_boot_map_order(tmp_path, lines, key, expected):
+    root = str(tmp_path)
+    for item in lines:
+        prefix, line = item.split(":", 1)
+        put(root, "/usr/lib/sysctl.d/%s-x.conf" % prefix, line + "\n")
+    eff = conf.BootConfig(root).effective(key)
+    assert (eff and eff["value"]) == expected
+
+
+@pytest.mark.parametrize("lines, key, expected, via", [
+    # The kernel copies a write to default.X to every interface whose X was never written.
+    (["10:net.ipv4.conf.default.rp_filter = 1"], "net.ipv4.conf.eth0/100.rp_filter", "1", "net.ipv4.conf.default.rp_filter"),
+    (["10:net.ipv4.conf.default.rp_filter = 1", "20:net.ipv4.conf.eth0/100.rp_filter = 2"], "net.ipv4.conf.eth0/100.rp_filter",
+     "2", None),
+    # An exclusion stops the interface's own write, not the copy from default.
+    (["10:net.ipv4.conf.default.rp_filter = 1", "20:-net.ipv4.conf.eth0.rp_filter"], "net.ipv4.conf.eth0.rp_filter", "1",
+     "net.ipv4.conf.default.rp_filter"),
+    # Not copied: all is no interface, forwarding has its own handler (devinet_sysctl_forward()), IPv6 has no copy.
+    (["10:net.ipv4.conf.default.rp_filter = 1"], "net.ipv4.conf.all.rp_filter", None, None),
+    (["10:net.ipv4.conf.default.forwarding = 1"], "net.ipv4.conf.eth0.forwarding", None, None),
+    (["10:net.ipv6.conf.default.accept_ra = 0"], "net.ipv6.conf.eth0.accept_ra", None, None),
+])
+def test_interfaces_copy_default(tmp_path, lines, key, expected, via):
+    root = str(tmp_path)
+    for item in lines:
+        prefix, line = item.split(":", 1)
+        put(root, "/usr/lib/sysctl.d/%s-x.conf" % prefix, line + "\n")
+    eff = conf.BootConfig(root).effective(key)
+    assert (eff and eff["value"]) == expected and (eff and eff.get("via")) == via
+
+
+def test_replace_resolves_as_after_a_write(tmp_path):
+    root = str(tmp_path)
+    put(root, "/usr/lib/sysctl.d/90-linuxnet-web.conf", "net.core.somaxconn = 1\n")
+    boot = conf.BootConfig(root, {"/etc/sysctl.d/90-linuxnet-web.conf": "net.core.somaxconn = 8192\n"})
+    assert boot.effective("net.core.somaxconn") == boot.effective("net/core/somaxconn")
+    assert boot.effective("net.core.somaxconn")["file"] == "/etc/sysctl.d/90-linuxnet-web.conf"
+    assert conf.BootConfig(root, {"/usr/lib/sysctl.d/90-linuxnet-web.conf": None}).effective("net.core.somaxconn") is None
+
+
+def test_what_loads_a_module_before_systemd_sysctl(tmp_path):
+    root = str(tmp_path)
+    put(root, "/usr/lib/modules-load.d/modules.conf", "# /etc/modules\nnf_nat\n")
+    put(root, "/etc/modules-load.d/90-linuxnet-lvs.conf", "ip_vs\n")
+    put(root, "/etc/modules-load.d/.hidden.conf", "sctp\n")
+    put(root, "/proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda rd.modules-load=tcp_bbr,8021q quiet\n")
+    put(root, "/lib/modules/6.18.44-test/modules.dep",
+        "kernel/net/netfilter/nf_nat.ko.xz: kernel/net/netfilter/nf_conntrack.ko.xz kernel/lib/libcrc32c.ko.xz\n"
+        "kernel/net/netfilter/nf_conntrack.ko.xz: kernel/lib/libcrc32c.ko.xz\n"
+        "kernel/net/bridge/br_netfilter.ko.xz: kernel/net/bridge/bridge.ko.xz\n")
+    put(root, "/lib/modules/6.18.44-test/modules.builtin", "kernel/net/ipv4/tcp_cubic.ko\n")
+    put(root, "/etc/udev/rules.d/99-bridge.rules",
+        'ACTION=="add", SUBSYSTEM=="module", KERNEL=="br_netfilter", RUN+="/usr/lib/systemd/systemd-sysctl --prefix=/net/bridge"\n')
+    boot = conf.ModuleBoot(root, "6.18.44-test")
+    assert boot.loaded_by("ip_vs") == "modules-load.d: /etc/modules-load.d/90-linuxnet-lvs.conf"
+    assert boot.loaded_by("nf-conntrack") == "modules-load.d: /usr/lib/modules-load.d/modules.conf loads nf_nat, which needs nf_conntrack"
+    assert boot.loaded_by("tcp_bbr") == "modules-load.d: kernel command line (rd.modules-load)"
+    assert boot.loaded_by("tcp_cubic") == "built into the kernel"
+    assert boot.loaded_by("sctp") is None
+    assert boot.loaded_by("br_netfilter", "net.bridge.bridge-nf-call-iptables").startswith("udev rule /etc/udev/rules.d/99-bridge.rules")
+    assert boot.loaded_by("br_netfilter", "net.ipv4.tcp_fin_timeout") is None
+    # As it will be once a run writes (or removes) its modules-load.d file.
+    after = conf.ModuleBoot(root, "6.18.44-test", {"/etc/modules-load.d/90-linuxnet-lvs.conf": None})
+    assert after.loaded_by("ip_vs") is None
+
+
+def test_builtin_module_with_parameters_is_seen_in_sys_module(tmp_path):
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "sys/module/nf_conntrack/parameters"))
+    os.makedirs(os.path.join(root, "sys/module/ip_vs"))
+    put(root, "/sys/module/ip_vs/initstate", "live\n")  # a loadable module that is loaded: not built in
+    boot = conf.ModuleBoot(root, None)
+    assert boot.loaded_by("nf_conntrack") == "built into the kernel" and boot.loaded_by("ip_vs") is None
+
+
+def test_modprobe_options_and_live_parameters(tmp_path):
+    root = str(tmp_path)
+    put(root, "/lib/modprobe.d/50-vendor.conf", "options nf_conntrack hashsize=16384 expect_hashsize=1024\n")
+    put(root, "/etc/modprobe.d/90-linuxnet-proxy.conf", "# x\noptions nf-conntrack hashsize=262144  # comment\nblacklist sctp\n")
+    options = conf.modprobe_options(root)
+    assert options == {"nf_conntrack": {"hashsize": {"value": "262144", "file": "/etc/modprobe.d/90-linuxnet-proxy.conf"},
+                                        "expect_hashsize": {"value": "1024", "file": "/lib/modprobe.d/50-vendor.conf"}}}
+    put(root, "/sys/module/nf_conntrack/parameters/hashsize", "65536\n")
+    put(root, "/sys/module/nf_conntrack/parameters/expect_hashsize", "1024\n")
+    rows = conf.module_options_state(root, lambda module: True, options)
+    assert [(r["param"], r["live"], r["needs_module_reload"]) for r in rows] == [("expect_hashsize", "1024", False),
+                                                                               ("hashsize", "65536", True)]
+    assert all(not r["needs_module_reload"] for r in conf.module_options_state(root, lambda module: False, options))

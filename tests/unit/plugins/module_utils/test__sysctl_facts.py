@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_facts as sysctl_facts
+
+from sysctl_fixtures import HOST, make_tree, put  # pylint: disable=wrong-import-order
+from test__sysctl_conf import reference_layout  # pylint: disable=wrong-import-order
+
+
+def test_facts(tmp_path):
+    root = make_tree(tmp_path, child=True)
+    reference_layout(root)
+    put(root, "/etc/sysctl.d/70-x.conf", "net.core.somaxconn = 8192\n")
+    facts = sysctl_facts.gather_facts(root, ["net.ipv4.tcp_*", "net.core.somaxconn", "net.ipv4.tcp_tw_recycle", "net.ipv4.vs.conntrack"])
+    assert "net.ipv4.ip_local_port_range" not in facts["values"]  # not matched by the patterns
+    assert facts["values"]["net.ipv4.tcp_rmem"] == "4096 131072 33554432"
+    assert facts["values"]["net.core.somaxconn"] == "4096"
+    assert facts["missing"]["net.ipv4.tcp_tw_recycle"]["classification"] == "removed"
+    assert facts["missing"]["net.ipv4.vs.conntrack"]["classification"] == "module_not_loaded"
+    assert facts["missing"]["net.ipv4.tcp_max_orphans"]["classification"] == "global_in_child_netns"
+    assert facts["persisted"]["net.core.somaxconn"] == {"value": "8192", "file": "/etc/sysctl.d/70-x.conf"}
+    assert facts["drift"]["net.ipv4.tcp_fin_timeout"] == {"runtime": "60", "persisted": "20", "file": "/etc/sysctl.d/50-a.conf"}
+    assert facts["drift"]["net.core.somaxconn"]["runtime"] == "4096"
+    assert facts["overrides"]["net.ipv4.tcp_keepalive_intvl"] == [
+        {"file": "/etc/sysctl.d/99-z.conf", "value": "40"}, {"file": "/etc/sysctl.conf", "value": "30"}]
+    assert "net.ipv4.tcp_fin_timeout" not in facts["overrides"]
+    assert facts["kernel"] == {"release": "6.18.44-test", "initial_netns": False, "proc_sys_writable": True,
+                               "proc_sys_net_writable": True}
+    assert "net.core.rmem_max" not in facts["values"]
+    quick = sysctl_facts.gather_facts(root, None, persisted=False)
+    assert quick["persisted"] == {} and "net.ipv4.tcp_fin_timeout" in quick["values"]
+    assert "net.core.netdev_max_backlog" in quick["missing"]
+    assert set(quick["values"]) <= set(k.replace("/", ".") for k in HOST)
+
+
+VLAN = dict(HOST, **{"net/ipv4/conf/eth0.100/send_redirects": "1", "net/ipv4/conf/eth0/send_redirects": "1",
+                     "net/ipv4/conf/all/send_redirects": "1"})
+
+
+def test_facts_of_an_interface_with_a_dot(tmp_path):
+    """The layout of issue 11: two spellings of one key across /etc and /usr/lib, and a glob."""
+    root = make_tree(tmp_path, VLAN)
+    put(root, "/etc/sysctl.d/34-b.conf", "net.ipv4.conf.eth0/100.send_redirects = 1\n")
+    put(root, "/usr/lib/sysctl.d/75-b.conf", "net/ipv4/conf/eth0.100/send_redirects = 0\n")
+    put(root, "/usr/lib/sysctl.d/80-glob.conf", "net.ipv4.conf.*.send_redirects = 0\n")
+    for pattern in ("net.ipv4.conf.*.*", "net/ipv4/conf/*/*", "net.ipv4.conf.eth0/100.send_redirects",
+                    "net/ipv4/conf/eth0.100/send_redirects"):
+        facts = sysctl_facts.gather_facts(root, [pattern])
+        key = "net.ipv4.conf.eth0/100.send_redirects"
+        assert facts["values"][key] == "1"
+        # The explicit key (two spellings, one entry) beats the later glob; 75-b wins over 34-b by name.
+        assert facts["persisted"][key] == {"value": "0", "file": "/usr/lib/sysctl.d/75-b.conf"}
+        assert facts["drift"][key] == {"runtime": "1", "persisted": "0", "file": "/usr/lib/sysctl.d/75-b.conf"}
+        assert facts["overrides"][key] == [{"file": "/etc/sysctl.d/34-b.conf", "value": "1"},
+                                           {"file": "/usr/lib/sysctl.d/75-b.conf", "value": "0"}]
+    facts = sysctl_facts.gather_facts(root, ["net.ipv4.conf.*.send_redirects"])
+    assert facts["persisted"]["net.ipv4.conf.eth0.send_redirects"] == {"value": "0", "file": "/usr/lib/sysctl.d/80-glob.conf"}
+    assert set(facts["drift"]) == {"net.ipv4.conf.all.send_redirects", "net.ipv4.conf.eth0.send_redirects",
+                                   "net.ipv4.conf.eth0/100.send_redirects"}
+    assert all("/" not in key.split(".")[0] for key in facts["values"])
+
+
+def test_boot_report_says_which_keys_boot_cannot_set(tmp_path):
+    files = dict(HOST, **{"net/netfilter/nf_conntrack_tcp_timeout_close_wait": "60"})
+    root = make_tree(tmp_path, files, modules=("nf_conntrack",))
+    put(root, "/sys/module/nf_conntrack/initstate", "live\n")  # loaded now (by iptables, say), not built in
+    put(root, "/etc/sysctl.d/90-x.conf", "-net.netfilter.nf_conntrack_tcp_timeout_established = 86400\n"
+                                          "net.core.somaxconn = 8192\nnet.ipv4.tcp_no_such = 1\n")
+    put(root, "/etc/modprobe.d/90-x.conf", "options nf_conntrack hashsize=262144\n")
+    put(root, "/sys/module/nf_conntrack/parameters/hashsize", "65536\n")
+    facts = sysctl_facts.gather_facts(root, ["net.netfilter.*", "net.core.somaxconn", "net.ipv4.tcp_no_such"])
+    boot = facts["boot"]
+    conntrack = boot["keys"]["net.netfilter.nf_conntrack_tcp_timeout_established"]
+    assert conntrack["applies"] is False and conntrack["module"] == "nf_conntrack" and "modules-load.d" in conntrack["reason"]
+    assert boot["keys"]["net.core.somaxconn"] == {"value": "8192", "file": "/etc/sysctl.d/90-x.conf", "applies": True,
+                                                  "module": None, "module_loaded_by": None, "reason": ""}
+    assert boot["keys"]["net.ipv4.tcp_no_such"]["applies"] is False
+    assert boot["module_options"] == [{"module": "nf_conntrack", "param": "hashsize", "value": "262144",
+                                       "file": "/etc/modprobe.d/90-x.conf", "live": "65536", "needs_module_reload": True}]
+    put(root, "/etc/modules-load.d/nf.conf", "nf_conntrack\n")
+    conntrack = sysctl_facts.gather_facts(root, ["net.netfilter.*"])["boot"]["keys"]["net.netfilter.nf_conntrack_tcp_timeout_established"]
+    assert conntrack["applies"] is True and conntrack["module_loaded_by"] == "modules-load.d: /etc/modules-load.d/nf.conf"
+    assert sysctl_facts.gather_facts(root, ["net.core.somaxconn"], persisted=False)["boot"] == {}

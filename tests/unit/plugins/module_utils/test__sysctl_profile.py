@@ -1,0 +1,547 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import errno
+import json
+import os
+
+import pytest
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_profile as profile
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_tree import ApplyError, SysctlTree
+
+from sysctl_fixtures import (  # pylint: disable=wrong-import-order
+    CONNTRACK, DROPIN, HOST, MODPROBE_FILE, MODULES_FILE, STATE, FakeKernel, FakeModprobe, conntrack_host, make_tree, put, raw, read,
+    snapshot, with_listeners)
+
+
+def test_plan_resolves_raise_only_rename_and_skips(tmp_path):
+    tree = SysctlTree(make_tree(tmp_path, child=True))
+    plan = profile.build_plan({
+        "net.ipv4.tcp_tw_recycle": 1,
+        "net.ipv4.ip_conntrack_max": 524288,
+        "net.core.somaxconn": ">= 1024",
+        "net.ipv4.tcp_max_tw_buckets": ">= 262144",
+        "net.ipv4.tcp_rmem": ">= 4096 262144 16777216",
+        "net.core.rmem_max": ">= 8388608",
+        "net.ipv4.tcp_fin_timeout": 2,
+        "net.ipv4.tcp_keepalive_time": "600",
+    }, tree)
+    entries = dict((e["key"], e) for e in plan["entries"])
+    assert entries["net.core.somaxconn"]["after"] == "4096" and not entries["net.core.somaxconn"]["change"]
+    assert entries["net.ipv4.tcp_max_tw_buckets"]["after"] == "262144" and entries["net.ipv4.tcp_max_tw_buckets"]["change"]
+    assert entries["net.ipv4.tcp_rmem"]["after"] == "4096 262144 33554432"
+    assert entries["net.ipv4.tcp_keepalive_time"]["before"] == "7200"
+    assert "net.ipv4.tcp_fin_timeout" not in entries
+    assert plan["renamed"] == [{"key": "net.ipv4.ip_conntrack_max", "to": "net.netfilter.nf_conntrack_max"}]
+    skipped = dict((s["key"], s["classification"]) for s in plan["skipped"])
+    assert skipped == {"net.ipv4.tcp_tw_recycle": "removed", "net.netfilter.nf_conntrack_max": "global_in_child_netns",
+                       "net.core.rmem_max": "global_in_child_netns"}
+    assert [r["key"] for r in plan["refused"]] == ["net.ipv4.tcp_fin_timeout"]
+
+
+def test_plan_allow_unsafe_keeps_refused_keys(tmp_path):
+    tree = SysctlTree(make_tree(tmp_path))
+    plan = profile.build_plan({"net.ipv4.tcp_fin_timeout": 2}, tree, allow_unsafe=True)
+    assert plan["refused"] == [] and [u["key"] for u in plan["unsafe_allowed"]] == ["net.ipv4.tcp_fin_timeout"]
+    assert plan["entries"][0]["after"] == "2"
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({}, "non-empty"),
+    ([("net.core.somaxconn", 1)], "non-empty mapping"),
+    ({"net.core.somaxconn": 4096, "net/core/somaxconn": 8192}, "set twice"),
+    ({"net.ipv4.ip_conntrack_max": 1, "net.netfilter.nf_conntrack_max": 2}, "set twice"),
+    ({"net.ipv4.tcp_tw_recycle": 1}, "unsupported keys"),
+    ({"net.ipv4.tcp_fin_timeout": "30\nkernel.x = 1"}, "newline"),
+    ({"../../etc/passwd": 1}, "'..'"),
+    ({"net.ipv4.bad key": 1}, "characters"),
+    ({"net/ipv4/conf/eth0.100/forwarding": ">= 1 2"}, "needs a running value with 2 integer(s)"),
+])
+def test_plan_rejects(tmp_path, settings, words):
+    root = make_tree(tmp_path)
+    before = dict((k, raw(root, k)) for k in HOST)
+    with pytest.raises(SysctlError) as err:
+        profile.build_plan(settings, SysctlTree(root), unsupported="fail")
+    assert words in str(err.value)
+    assert before == dict((k, raw(root, k)) for k in HOST)
+
+
+@pytest.mark.parametrize("reserved_now, requested, expected", [
+    ("", ">= 8080", "8080"),
+    ("8080,9000-9001", ">= 9002,12000", "8080,9000-9002,12000"),
+    ("8080,9000-9001", "<= 9000-9100", "9000-9001"),
+    ("8080", "9100-9101", "9100-9101"),
+])
+def test_plan_port_list_operators(tmp_path, reserved_now, requested, expected):
+    files = dict(HOST, **{"net/ipv4/ip_local_reserved_ports": reserved_now})
+    tree = SysctlTree(make_tree(tmp_path, files))
+    entry = profile.build_plan({"net.ipv4.ip_local_reserved_ports": requested}, tree)["entries"][0]
+    assert entry["after"] == expected
+
+
+def test_plan_reserves_listeners_inside_the_new_range(tmp_path):
+    root = with_listeners(make_tree(tmp_path, dict(HOST, **{"net/ipv4/ip_local_reserved_ports": "12000"})), [22, 20080, 5432])
+    tree = SysctlTree(root)
+    settings = {"net.ipv4.ip_local_port_range": "10240 65535"}
+    # Without the option the range over listener 20080 is refused (the safety rule).
+    plain = profile.build_plan(settings, tree)
+    assert [r["key"] for r in plain["refused"]] == ["net.ipv4.ip_local_port_range"] and plain["entries"] == []
+    plan = profile.build_plan(settings, tree, reserve_listener_ports=True)
+    entries = dict((e["key"], e) for e in plan["entries"])
+    assert plan["refused"] == [] and plan["reserved_for_listeners"] == [20080]
+    assert entries["net.ipv4.ip_local_reserved_ports"]["after"] == "12000,20080"  # ports reserved now are kept
+    assert entries["net.ipv4.ip_local_reserved_ports"]["change"] is True
+    # Asked-for ports and listeners add up.
+    plan = profile.build_plan(dict(settings, **{"net.ipv4.ip_local_reserved_ports": ">= 30000-30001"}), tree,
+                              reserve_listener_ports=True)
+    assert dict((e["key"], e["after"]) for e in plan["entries"])["net.ipv4.ip_local_reserved_ports"] == "12000,20080,30000-30001"
+    # A plain value replaces the running reservations (12000 goes) and still gets the listener.
+    plan = profile.build_plan(dict(settings, **{"net.ipv4.ip_local_reserved_ports": "30000"}), tree, reserve_listener_ports=True)
+    assert dict((e["key"], e["after"]) for e in plan["entries"])["net.ipv4.ip_local_reserved_ports"] == "20080,30000"
+
+
+def test_plan_reserve_listeners_is_stable_and_quiet(tmp_path):
+    root = with_listeners(make_tree(tmp_path, dict(HOST, **{"net/ipv4/ip_local_reserved_ports": "20080",
+                                                            "net/ipv4/ip_local_port_range": "10240 65535"})), [20080])
+    plan = profile.build_plan({"net.ipv4.ip_local_port_range": "10240 65535"}, SysctlTree(root), reserve_listener_ports=True)
+    assert [e["change"] for e in plan["entries"]] == [False, False]
+    # No listener inside the range and nothing reserved: the key is not managed at all.
+    bare = with_listeners(make_tree(tmp_path / "bare"), [22])
+    plan = profile.build_plan({"net.ipv4.ip_local_port_range": "10240 65535"}, SysctlTree(bare), reserve_listener_ports=True)
+    assert [e["key"] for e in plan["entries"]] == ["net.ipv4.ip_local_port_range"] and plan["reserved_for_listeners"] == []
+
+
+def test_plan_drops_listener_reservation_with_a_refused_range(tmp_path):
+    root = with_listeners(make_tree(tmp_path), [2000])
+    plan = profile.build_plan({"net.ipv4.ip_local_port_range": "1000 65535"}, SysctlTree(root), reserve_listener_ports=True)
+    assert [r["key"] for r in plan["refused"]] == ["net.ipv4.ip_local_port_range"]
+    assert plan["entries"] == [] and plan["reserved_for_listeners"] == []
+
+
+SETTINGS = {
+    "net.core.somaxconn": ">= 8192",
+    "net.ipv4.tcp_keepalive_time": 600,
+    "net.ipv4.tcp_max_tw_buckets": ">= 262144",
+    "net.ipv4.ip_conntrack_max": ">= 524288",
+    "net.ipv4.tcp_tw_recycle": 1,
+    "net.netfilter.nf_conntrack_tcp_timeout_established": 86400,
+    "net.ipv4.vs.expire_nodest_conn": 1,
+    "net.ipv4.tcp_fin_timeout": 2,
+}
+
+
+def test_present_applies_persists_and_is_idempotent(tmp_path):
+    root = make_tree(tmp_path)
+    check = profile.profile_present(root, "web", SETTINGS, check_mode=True)
+    assert read(root, DROPIN) is None and raw(root, "net/core/somaxconn") == "4096\n"
+
+    first = profile.profile_present(root, "web", SETTINGS)
+    assert first == check
+    assert first["changed"] is True
+    assert first["applied"]["net.core.somaxconn"] == {"before": "4096", "after": "8192"}
+    assert first["applied"]["net.netfilter.nf_conntrack_max"] == {"before": "262144", "after": "524288"}
+    assert first["renamed"] == [{"key": "net.ipv4.ip_conntrack_max", "to": "net.netfilter.nf_conntrack_max"}]
+    assert dict((s["key"], s["classification"]) for s in first["skipped_keys"]) == {
+        "net.ipv4.tcp_tw_recycle": "removed", "net.ipv4.vs.expire_nodest_conn": "module_not_loaded"}
+    assert [r["key"] for r in first["refused"]] == ["net.ipv4.tcp_fin_timeout"]
+    assert raw(root, "net/core/somaxconn") == "8192\n" and raw(root, "net/ipv4/tcp_fin_timeout") == "60\n"
+
+    text = read(root, DROPIN)
+    body = [line for line in text.splitlines() if not line.startswith("#")]
+    assert body == [
+        "net.core.somaxconn = 8192",
+        "net.ipv4.tcp_keepalive_time = 600",
+        "net.ipv4.tcp_max_tw_buckets = 262144",
+        "-net.netfilter.nf_conntrack_max = 524288",
+        "-net.netfilter.nf_conntrack_tcp_timeout_established = 86400",
+    ]
+    for absent in ("tcp_tw_recycle", "ip_conntrack", "vs.expire", "tcp_fin_timeout"):
+        assert absent not in text
+    state = json.loads(read(root, STATE))
+    assert state["originals"] == {"net.core.somaxconn": "4096", "net.ipv4.tcp_keepalive_time": "7200",
+                                  "net.ipv4.tcp_max_tw_buckets": "131072", "net.netfilter.nf_conntrack_max": "262144",
+                                  "net.netfilter.nf_conntrack_tcp_timeout_established": "432000"}
+    assert [d["before_header"] for d in first["diff"]] == ["runtime (/proc/sys)", DROPIN]
+
+    before = snapshot(root)
+    again = profile.profile_present(root, "web", SETTINGS)
+    assert again["changed"] is False and again["diff"] == []
+    assert snapshot(root) == before
+    assert profile.profile_present(root, "web", SETTINGS, check_mode=True)["changed"] is False
+
+
+def test_present_reports_boot_overrides(tmp_path):
+    root = make_tree(tmp_path)
+    put(root, "/etc/sysctl.conf", "net.core.somaxconn = 1024\n")
+    os.makedirs(os.path.join(root, "etc/sysctl.d"))
+    os.symlink("../sysctl.conf", os.path.join(root, "etc/sysctl.d/99-sysctl.conf"))
+    put(root, "/usr/lib/sysctl.d/90-linuxnet-web.conf", "net.ipv4.tcp_keepalive_time = 1\n")
+    result = profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600})
+    assert result["overridden_at_boot"] == [{"key": "net.core.somaxconn", "file": "/etc/sysctl.d/99-sysctl.conf", "value": "1024"}]
+
+
+def test_bad_input_changes_nothing(tmp_path):
+    root = make_tree(tmp_path)
+    before = snapshot(root)
+    bad = [
+        {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": "600\nkernel.core_pattern = |/bin/sh"},
+        {"net.core.somaxconn": 8192, "net.ipv4.tcp_tw_reuse": 5},
+        {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": True},
+        {"net.core.somaxconn": 8192, "/etc/passwd": 1},
+    ]
+    for settings in bad:
+        with pytest.raises(SysctlError):
+            profile.profile_present(root, "web", settings)
+    with pytest.raises(SysctlError):
+        profile.profile_present(root, "../../tmp/x", {"net.core.somaxconn": 8192})
+    with pytest.raises(SysctlError):
+        profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_tw_recycle": 1}, unsupported="fail")
+    assert snapshot(root) == before
+
+
+def test_present_refuses_foreign_file(tmp_path):
+    root = make_tree(tmp_path)
+    put(root, DROPIN, "net.core.somaxconn = 1\n")
+    before = snapshot(root)
+    with pytest.raises(SysctlError) as err:
+        profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    assert "not managed" in str(err.value)
+    assert snapshot(root) == before
+
+
+def test_failed_write_rolls_back_runtime_and_keeps_files(tmp_path):
+    root = make_tree(tmp_path)
+    before = snapshot(root)
+    tree = FakeKernel(root, reject={"net.ipv4.tcp_keepalive_time": {"600": errno.EINVAL}})
+    with pytest.raises(ApplyError) as err:
+        profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600}, tree=tree)
+    assert err.value.key == "net.ipv4.tcp_keepalive_time"
+    after = snapshot(root)
+    assert dict((k, v[0]) for k, v in after.items()) == dict((k, v[0]) for k, v in before.items())
+
+
+def test_failed_file_write_rolls_back_runtime(tmp_path):
+    root = make_tree(tmp_path)
+    os.makedirs(os.path.join(root, DROPIN.lstrip("/")))  # a directory where the file goes: rename fails
+    with pytest.raises(ApplyError) as err:
+        profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    assert "rolled back" in str(err.value)
+    assert raw(root, "net/core/somaxconn") == "4096\n" and read(root, STATE) is None
+
+
+def test_absent_restores_originals_unless_another_file_sets_them(tmp_path):
+    root = make_tree(tmp_path)
+    profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600})
+    SysctlTree(root).write("net.ipv4.tcp_keepalive_time", "900")
+    put(root, "/usr/lib/sysctl.d/60-vendor.conf", "net.core.somaxconn = 16384\n")
+
+    check = profile.profile_absent(root, "web", check_mode=True)
+    assert read(root, DROPIN) is not None
+    result = profile.profile_absent(root, "web")
+    assert result == check
+    assert result["applied"] == {"net.ipv4.tcp_keepalive_time": {"before": "900", "after": "7200"}}
+    assert result["not_restored"] == [{"key": "net.core.somaxconn", "file": "/usr/lib/sysctl.d/60-vendor.conf", "value": "16384"}]
+    assert raw(root, "net/ipv4/tcp_keepalive_time") == "7200\n" and raw(root, "net/core/somaxconn") == "8192\n"
+    assert read(root, DROPIN) is None and read(root, STATE) is None
+    before = snapshot(root)
+    assert profile.profile_absent(root, "web")["changed"] is False
+    assert snapshot(root) == before
+
+
+def test_present_in_child_netns_skips_globals(tmp_path):
+    root = make_tree(tmp_path, child=True)
+    result = profile.profile_present(root, "web", {"net.core.rmem_max": ">= 8388608", "net.ipv4.tcp_max_orphans": ">= 262144",
+                                                   "net.ipv4.ip_conntrack_max": 524288, "net.core.somaxconn": 8192})
+    assert [(s["key"], s["classification"], s["reason"]) for s in result["skipped_keys"]] == [
+        ("net.core.rmem_max", "global_in_child_netns", "global key: set this on the host"),
+        ("net.ipv4.tcp_max_orphans", "global_in_child_netns", "global key: set this on the host"),
+        ("net.netfilter.nf_conntrack_max", "global_in_child_netns", "global key: set this on the host"),
+    ]
+    assert list(result["applied"]) == ["net.core.somaxconn"]
+
+
+def test_apply_false_persists_without_runtime_change(tmp_path):
+    root = make_tree(tmp_path)
+    result = profile.profile_present(root, "web", {"net.core.somaxconn": 8192}, apply=False)
+    assert result["applied"] == {"net.core.somaxconn": {"before": "4096", "after": "4096"}}
+    assert raw(root, "net/core/somaxconn") == "4096\n" and "net.core.somaxconn = 8192" in read(root, DROPIN)
+    assert read(root, STATE) is None
+
+
+def test_present_loads_modules_first_and_persists_boot_files(tmp_path):
+    root, modprobe = conntrack_host(tmp_path)
+    options = {"nf_conntrack": {"hashsize": 262144}}
+    check = profile.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], module_options=options,
+                                    modprobe=modprobe, check_mode=True)
+    assert modprobe.calls == [] and check["changed"] is True and check["modules_loaded"] == ["nf_conntrack"]
+    assert "a real run loads it with modprobe first" in check["skipped_keys"][0]["reason"]
+
+    result = profile.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], module_options=options, modprobe=modprobe)
+    assert modprobe.calls == [["nf_conntrack"]] and result["modules_loaded"] == ["nf_conntrack"]
+    assert result["applied"] == {"net.netfilter.nf_conntrack_tcp_timeout_established": {"before": "432000", "after": "86400"}}
+    assert result["skipped_keys"] == []
+    assert read(root, MODULES_FILE).splitlines()[-1] == "nf_conntrack"
+    assert read(root, MODPROBE_FILE).splitlines()[-1] == "options nf_conntrack hashsize=262144"
+    assert "-net.netfilter.nf_conntrack_tcp_timeout_established = 86400" in read(root, DROPIN)
+    assert result["modules_file"] == MODULES_FILE and result["modprobe_file"] == MODPROBE_FILE
+    assert [d["after_header"] for d in result["diff"]] == ["runtime (/proc/sys)", DROPIN, MODULES_FILE, MODPROBE_FILE]
+
+    before = snapshot(root)
+    again = profile.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], module_options=options, modprobe=modprobe)
+    assert again["changed"] is False and again["modules_loaded"] == [] and len(modprobe.calls) == 1
+    assert snapshot(root) == before
+
+    # A later run without modules removes the boot files it owns; state=absent removes the rest.
+    fewer = profile.profile_present(root, "web", CONNTRACK, modprobe=modprobe)
+    assert fewer["changed"] is True and read(root, MODULES_FILE) is None and read(root, MODPROBE_FILE) is None
+    profile.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], modprobe=modprobe)
+    gone = profile.profile_absent(root, "web")
+    assert MODULES_FILE in [d["before_header"] for d in gone["diff"]]
+    assert read(root, MODULES_FILE) is None and read(root, DROPIN) is None
+    assert raw(root, "net/netfilter/nf_conntrack_tcp_timeout_established") == "432000\n"
+
+
+def test_modules_are_never_loaded_in_a_container(tmp_path):
+    files = dict((k, v) for k, v in HOST.items() if not k.startswith("net/netfilter/"))
+    root = make_tree(tmp_path, files, modules=(), child=True)
+    modprobe = FakeModprobe(root)
+    result = profile.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], modprobe=modprobe)
+    assert modprobe.calls == [] and result["modules_loaded"] == []
+    assert result["skipped_keys"][0]["classification"] == "module_not_loaded"
+    assert result["kernel"]["initial_netns"] is False
+    assert read(root, MODULES_FILE) is not None  # the boot configuration is still written
+
+
+def test_failed_modprobe_is_reported_and_its_keys_skipped(tmp_path):
+    root, _modprobe = conntrack_host(tmp_path)
+    modprobe = FakeModprobe(root, broken=("nf_conntrack",))
+    result = profile.profile_present(root, "web", dict(CONNTRACK, **{"net.core.somaxconn": 8192}), modules=["nf_conntrack"],
+                                     modprobe=modprobe)
+    assert result["modules_loaded"] == [] and "modprobe nf_conntrack failed (rc=1)" in result["warnings"][0]
+    assert [s["classification"] for s in result["skipped_keys"]] == ["module_not_loaded"]
+    assert raw(root, "net/core/somaxconn") == "8192\n"
+    missing = profile.profile_present(root, "other", CONNTRACK, modules=["nf_conntrack"], modprobe=None)
+    assert "modprobe is not installed" in missing["warnings"][0]
+
+
+@pytest.mark.parametrize("modules, options, words", [
+    (["nf_conntrack\nip_vs"], None, "not a kernel module name"),
+    (["../x"], None, "not a kernel module name"),
+    ("nf_conntrack", None, "must be a list"),
+    ([], {"nf_conntrack": {"hashsize": "1 2"}}, "module_options.nf_conntrack.hashsize"),
+    ([], {"nf_conntrack": {"hash size": 1}}, "not a module parameter name"),
+    ([], {"nf_conntrack": {}}, "non-empty mapping"),
+    ([], {"nf_conntrack": {"hashsize": True}}, "must be an integer or a token"),
+    ([], {"nf conntrack": {"hashsize": 1}}, "module_options: 'nf conntrack' is not a kernel module name"),
+])
+def test_bad_module_input_changes_nothing(tmp_path, modules, options, words):
+    root, modprobe = conntrack_host(tmp_path)
+    before = snapshot(root)
+    with pytest.raises(SysctlError) as err:
+        profile.profile_present(root, "web", CONNTRACK, modules=modules, module_options=options, modprobe=modprobe)
+    assert words in str(err.value)
+    assert snapshot(root) == before and modprobe.calls == []
+
+
+def test_bad_settings_fail_before_a_module_is_loaded(tmp_path):
+    root, modprobe = conntrack_host(tmp_path)
+    with pytest.raises(SysctlError):
+        profile.profile_present(root, "web", {"net.ipv4.tcp_tw_reuse": 7}, modules=["nf_conntrack"], modprobe=modprobe)
+    assert modprobe.calls == []
+
+
+def test_foreign_boot_file_is_never_overwritten_or_removed(tmp_path):
+    root, modprobe = conntrack_host(tmp_path)
+    put(root, MODULES_FILE, "# mine\nnf_conntrack\n")
+    with pytest.raises(SysctlError) as err:
+        profile.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], modprobe=modprobe)
+    assert "not managed by linuxnet.tcp" in str(err.value) and modprobe.calls == []
+    profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    profile.profile_absent(root, "web")
+    assert read(root, MODULES_FILE) == "# mine\nnf_conntrack\n"
+
+
+def test_read_only_proc_sys_writes_nothing(tmp_path, monkeypatch):
+    root = make_tree(tmp_path)
+
+    class Flags(object):
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda path: Flags())
+    before = snapshot(root)
+    result = profile.profile_present(root, "web", {"net.core.somaxconn": 8192}, modules=["nf_conntrack"])
+    assert result["changed"] is False and result["persisted_file"] is None and result["kernel"]["proc_sys_writable"] is False
+    assert [s["classification"] for s in result["skipped_keys"]] == ["proc_sys_read_only"]
+    assert snapshot(root) == before
+
+
+def test_failed_boot_file_restores_the_files_already_written(tmp_path):
+    root, modprobe = conntrack_host(tmp_path)
+    profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    dropin_before = read(root, DROPIN)
+    os.makedirs(os.path.join(root, MODPROBE_FILE.lstrip("/")))  # a directory where the file goes: rename fails
+    with pytest.raises(ApplyError) as err:
+        profile.profile_present(root, "web", {"net.core.somaxconn": 16384}, modules=["ip_vs"],
+                                module_options={"ip_vs": {"conn_tab_bits": 12}}, modprobe=modprobe, load=False)
+    assert "files restored" in str(err.value) and "rolled back" in str(err.value)
+    assert read(root, DROPIN) == dropin_before and read(root, MODULES_FILE) is None
+    assert raw(root, "net/core/somaxconn") == "8192\n"
+
+
+def test_present_reserves_listener_ports_and_persists_them(tmp_path):
+    root = with_listeners(make_tree(tmp_path), [20080, 22])
+    settings = {"net.ipv4.ip_local_port_range": "10240 65535", "net.ipv4.ip_local_reserved_ports": ">= 8080"}
+    result = profile.profile_present(root, "web", settings, reserve_listener_ports=True)
+    assert result["reserved_for_listeners"] == [20080]
+    assert raw(root, "net/ipv4/ip_local_reserved_ports") == "8080,20080\n"
+    assert "net.ipv4.ip_local_reserved_ports = 8080,20080" in read(root, DROPIN)
+    before = snapshot(root)
+    assert profile.profile_present(root, "web", settings, reserve_listener_ports=True)["changed"] is False
+    assert snapshot(root) == before
+
+
+def test_a_key_dropped_from_the_profile_gets_its_original_back(tmp_path):
+    root = make_tree(tmp_path)
+    profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600,
+                                          "net.ipv4.tcp_syn_retries": 6})
+    smaller = {"net.core.somaxconn": 8192}
+    check = profile.profile_present(root, "web", smaller, check_mode=True)
+    assert raw(root, "net/ipv4/tcp_keepalive_time") == "600\n"
+    assert check["restored"] == {"net.ipv4.tcp_keepalive_time": {"before": "600", "after": "7200"}}
+    assert "net.ipv4.tcp_keepalive_time = 600\n" in check["diff"][0]["before"]
+    assert "net.ipv4.tcp_keepalive_time = 7200\n" in check["diff"][0]["after"]
+    result = profile.profile_present(root, "web", smaller)
+    assert result == check
+    assert raw(root, "net/ipv4/tcp_keepalive_time") == "7200\n" and raw(root, "net/core/somaxconn") == "8192\n"
+    assert "tcp_keepalive_time" not in read(root, DROPIN)
+    assert json.loads(read(root, STATE))["originals"] == {"net.core.somaxconn": "4096"}
+    before = snapshot(root)
+    again = profile.profile_present(root, "web", smaller)
+    assert again["changed"] is False and again["restored"] == {}
+    assert snapshot(root) == before
+
+
+def test_a_dropped_key_that_another_file_sets_is_left_alone(tmp_path):
+    root = make_tree(tmp_path)
+    profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600})
+    put(root, "/usr/lib/sysctl.d/60-vendor.conf", "net.ipv4.tcp_keepalive_time = 900\n")
+    result = profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    assert result["restored"] == {}
+    assert result["not_restored"] == [{"key": "net.ipv4.tcp_keepalive_time", "file": "/usr/lib/sysctl.d/60-vendor.conf",
+                                       "value": "900"}]
+    assert raw(root, "net/ipv4/tcp_keepalive_time") == "600\n"
+    assert json.loads(read(root, STATE))["originals"] == {"net.core.somaxconn": "4096"}
+
+
+def test_revert_puts_back_exactly_what_one_run_changed(tmp_path):
+    root = make_tree(tmp_path)
+    profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    tuned = snapshot(root)
+    second = profile.profile_present(root, "web", {"net.core.somaxconn": 16384, "net.ipv4.tcp_keepalive_time": 600},
+                                     modules=["nf_conntrack"])
+    assert second["revert"]["runtime"] == {"net.core.somaxconn": "8192", "net.ipv4.tcp_keepalive_time": "7200"}
+    assert second["revert"]["files"][MODULES_FILE] is None
+    check = profile.profile_reverted(root, "web", second["revert"], check_mode=True)
+    assert check["changed"] is True and raw(root, "net/core/somaxconn") == "16384\n"
+    assert check["restored"] == {"net.core.somaxconn": {"before": "16384", "after": "8192"},
+                                 "net.ipv4.tcp_keepalive_time": {"before": "600", "after": "7200"}}
+    result = profile.profile_reverted(root, "web", second["revert"])
+    assert result == check
+    assert dict((k, v[0]) for k, v in snapshot(root).items()) == dict((k, v[0]) for k, v in tuned.items())
+    assert profile.profile_reverted(root, "web", second["revert"])["changed"] is False
+    # Reverting the first run as well leaves the host as it was before the profile existed.
+    first_again = profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    assert first_again["changed"] is False and first_again["revert"] is None
+
+
+def test_revert_of_a_first_run_removes_the_profile(tmp_path):
+    root = make_tree(tmp_path)
+    before = snapshot(root)
+    first = profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    assert first["revert"]["files"] == {DROPIN: None} and first["revert"]["state"] == {"changed": True, "text": None}
+    profile.profile_reverted(root, "web", first["revert"])
+    assert dict((k, v[0]) for k, v in snapshot(root).items()) == dict((k, v[0]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("revert, words", [
+    ({"profile": "db"}, "of profile 'web'"),
+    ("nope", "of profile 'web'"),
+    ({"profile": "web", "files": {"/etc/passwd": None}}, "/etc/passwd is not a file of profile 'web'"),
+    ({"profile": "web", "files": {DROPIN: "kernel.core_pattern = |/bin/sh\n"}}, "not one of this collection's files"),
+    ({"profile": "web", "runtime": {"net.core.somaxconn": "1\nx"}}, "newline"),
+    ({"profile": "web", "runtime": {"../x": "1"}}, "'..'"),
+    ({"profile": "web", "state": {"changed": True, "text": "[]"}}, "not a state file"),
+])
+def test_revert_refuses_what_is_not_this_profiles(tmp_path, revert, words):
+    root = make_tree(tmp_path)
+    profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    before = snapshot(root)
+    with pytest.raises(SysctlError) as err:
+        profile.profile_reverted(root, "web", revert)
+    assert words in str(err.value)
+    assert snapshot(root) == before
+
+
+def test_state_file_of_older_releases_reads_the_same(tmp_path):
+    root = make_tree(tmp_path)
+    put(root, DROPIN, "# Managed by linuxnet.tcp.sysctl_profile (profile \"web\").\nnet/ipv4/conf/eth0.100/forwarding = 1\n")
+    put(root, STATE, json.dumps({"profile": "web", "file": DROPIN, "originals": {"net/ipv4/conf/eth0.100/forwarding": "0"}}))
+    SysctlTree(root).write("net.ipv4.conf.eth0/100.forwarding", "1")
+    result = profile.profile_absent(root, "web")
+    assert result["restored"] == {"net.ipv4.conf.eth0/100.forwarding": {"before": "1", "after": "0"}}
+    assert raw(root, "net/ipv4/conf/eth0.100/forwarding") == "0\n"
+
+
+def test_interface_keys_in_either_spelling_are_one_key(tmp_path):
+    root = make_tree(tmp_path)
+    with pytest.raises(SysctlError) as err:
+        profile.profile_present(root, "web", {"net.ipv4.conf.eth0/100.forwarding": 1, "net/ipv4/conf/eth0.100/forwarding": 1})
+    assert "net.ipv4.conf.eth0/100.forwarding is set twice" in str(err.value)
+    result = profile.profile_present(root, "web", {"net/ipv4/conf/eth0.100/forwarding": 1})
+    assert result["applied"] == {"net.ipv4.conf.eth0/100.forwarding": {"before": "0", "after": "1"}}
+    assert "net.ipv4.conf.eth0/100.forwarding = 1" in read(root, DROPIN)
+    assert json.loads(read(root, STATE))["originals"] == {"net.ipv4.conf.eth0/100.forwarding": "0"}
+
+
+def test_pending_reboot_when_persisting_only(tmp_path):
+    root = make_tree(tmp_path)
+    result = profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_fin_timeout": 60}, apply=False)
+    assert result["pending_reboot"] == [{"key": "net.core.somaxconn", "value": "8192",
+                                         "reason": "apply=false: persisted only, the running value is 4096"}]
+
+
+def test_keys_of_a_module_not_loaded_now_are_persisted_for_boot(tmp_path):
+    root, modprobe = conntrack_host(tmp_path)
+    settings = dict(CONNTRACK, **{"net.netfilter.nf_conntrack_max": ">= 262144"})
+    check = profile.profile_present(root, "web", settings, modules=["nf_conntrack"], load=False, modprobe=modprobe, check_mode=True)
+    result = profile.profile_present(root, "web", settings, modules=["nf_conntrack"], load=False, modprobe=modprobe)
+    assert result == check and modprobe.calls == []
+    assert result["pending_reboot"] == [{"key": "net.netfilter.nf_conntrack_tcp_timeout_established", "value": "86400",
+                                         "reason": "nf_conntrack is not loaded now; the profile's modules-load.d file loads it at "
+                                                   "the next boot, before systemd-sysctl applies this value"}]
+    assert "-net.netfilter.nf_conntrack_tcp_timeout_established = 86400" in read(root, DROPIN)
+    assert read(root, MODULES_FILE).splitlines()[-1] == "nf_conntrack"
+    # '>= N' needs the running value: not persisted, and the reason says why.
+    assert [s["key"] for s in result["skipped_keys"]] == ["net.netfilter.nf_conntrack_max"]
+    assert "needs the running value" in result["skipped_keys"][0]["reason"]
+    assert "nf_conntrack_max" not in read(root, DROPIN)
+    assert profile.profile_present(root, "web", settings, modules=["nf_conntrack"], load=False, modprobe=modprobe)["changed"] is False
+
+
+def test_lost_at_boot_and_module_reload(tmp_path):
+    root = make_tree(tmp_path)
+    put(root, "/sys/module/nf_conntrack/initstate", "live\n")  # loaded now by something else, not built in
+    put(root, "/sys/module/nf_conntrack/parameters/hashsize", "65536\n")
+    options = {"nf_conntrack": {"hashsize": 262144}}
+    result = profile.profile_present(root, "web", CONNTRACK, module_options=options)
+    assert result["applied"]["net.netfilter.nf_conntrack_tcp_timeout_established"]["after"] == "86400"
+    assert [item["key"] for item in result["lost_at_boot"]] == ["net.netfilter.nf_conntrack_tcp_timeout_established"]
+    assert "nothing loads before systemd-sysctl" in result["lost_at_boot"][0]["reason"]
+    assert result["needs_module_reload"] == [{"module": "nf_conntrack", "param": "hashsize", "value": "262144", "live": "65536"}]
+    # Listing the module puts it in modules-load.d: then boot does set the key.
+    listed = profile.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], module_options=options)
+    assert listed["lost_at_boot"] == [] and listed["needs_module_reload"] == result["needs_module_reload"]
