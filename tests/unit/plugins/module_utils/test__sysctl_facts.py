@@ -66,8 +66,8 @@ def test_boot_report_says_which_keys_boot_cannot_set(tmp_path):
     files = dict(HOST, **{"net/netfilter/nf_conntrack_tcp_timeout_close_wait": "60"})
     root = make_tree(tmp_path, files, modules=("nf_conntrack",))
     put(root, "/sys/module/nf_conntrack/initstate", "live\n")  # loaded now (by iptables, say), not built in
-    put(root, "/etc/sysctl.d/90-x.conf", "-net.netfilter.nf_conntrack_tcp_timeout_established = 86400\n"
-                                          "net.core.somaxconn = 8192\nnet.ipv4.tcp_no_such = 1\n")
+    put(root, "/etc/sysctl.d/90-x.conf",
+        "-net.netfilter.nf_conntrack_tcp_timeout_established = 86400\nnet.core.somaxconn = 8192\nnet.ipv4.tcp_no_such = 1\n")
     put(root, "/etc/modprobe.d/90-x.conf", "options nf_conntrack hashsize=262144\n")
     put(root, "/sys/module/nf_conntrack/parameters/hashsize", "65536\n")
     facts = sysctl_facts.gather_facts(root, ["net.netfilter.*", "net.core.somaxconn", "net.ipv4.tcp_no_such"])
