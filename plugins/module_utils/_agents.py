@@ -377,8 +377,9 @@ def _set(agent, key, value, source, advice=None):
         key = canonical_key(key)
     except SysctlError:
         return
+    advice = advice or agent["advice"]
     agent["keys"][key] = {"value": None if value is None else str(value), "source": source,
-                          "advice": advice or agent["advice"]}
+                          "advice": advice if advice.endswith(".") else advice + "."}
 
 
 def _cmdline(proc):
@@ -510,7 +511,7 @@ def _kube_proxy(root, procs):
             problem += " (read through %s)" % cfg.read_from
 
         per_core, per_core_from, per_core_knob = cfg.conntrack("maxPerCore")
-        floor, _floor_from, floor_knob = cfg.conntrack("min")
+        floor = cfg.conntrack("min")[0]
         if per_core is None or per_core > 0:
             cpus, cpu_source = cpu_count(root, proc["pid"])
             value = None
@@ -522,8 +523,12 @@ def _kube_proxy(root, procs):
                 if scaled > KUBE_PROXY_CONNTRACK_MAX_CAP:
                     value = KUBE_PROXY_CONNTRACK_MAX_CAP
                     how += "; releases with the 1M cap write %d, older ones %d" % (KUBE_PROXY_CONNTRACK_MAX_CAP, scaled)
-            advice = ("set %s (and %s) instead; maxPerCore 0 makes kube-proxy leave nf_conntrack_max alone"
-                      % (per_core_knob, floor_knob))
+            if cfg.path:
+                advice = ("Set %smaxPerCore (and %smin) in kube-proxy's config (%s) instead; maxPerCore 0 makes "
+                          "kube-proxy leave nf_conntrack_max alone" % (cfg.prefix, cfg.prefix, cfg.path))
+            else:
+                advice = ("Set %s (and --conntrack-min) instead; 0 makes kube-proxy leave nf_conntrack_max alone"
+                          % per_core_knob)
             _set(agent, "net.netfilter.nf_conntrack_max", value,
                  "kube-proxy sets it at start: %s; from %s%s" % (how, per_core_from, problem), advice)
             _set(agent, "net.netfilter.nf_conntrack_buckets", None if value is None else value // 4,
@@ -537,11 +542,11 @@ def _kube_proxy(root, procs):
             if seconds is None or seconds > 0:
                 _set(agent, "net.netfilter." + key, None if seconds is None else int(seconds),
                      "kube-proxy sets it at start from %s%s" % (origin, problem),
-                     "set %s instead (0s makes kube-proxy leave the key alone)" % knob)
+                     "Set %s instead (0s makes kube-proxy leave the key alone)" % knob)
         liberal, origin, knob = cfg.conntrack("tcpBeLiberal")
         if liberal is None or liberal:
             _set(agent, "net.netfilter.nf_conntrack_tcp_be_liberal", None if liberal is None else 1,
-                 "kube-proxy sets it at start from %s%s" % (origin, problem), "set %s to false instead" % knob)
+                 "kube-proxy sets it at start from %s%s" % (origin, problem), "Set %s to false instead" % knob)
 
         mode, mode_from, _knob = cfg.get("mode", "proxy-mode", lambda v: str(v).strip() or None, "iptables")
         if mode == "ipvs":
@@ -554,7 +559,7 @@ def _kube_proxy(root, procs):
             if local is None or (local and _contains_loopback(addresses or [])):
                 _set(agent, "net.ipv4.conf.all.route_localnet", None if local is None else 1,
                      "kube-proxy (iptables mode) sets it at start for NodePorts on localhost, from %s%s" % (origin, problem),
-                     "set %s to false, or nodePortAddresses without 127.0.0.0/8, instead" % knob)
+                     "Set %s to false, or nodePortAddresses without 127.0.0.0/8, instead" % knob)
         agents.append(agent)
     return agents
 
@@ -573,7 +578,7 @@ def _kube_proxy_ipvs(root, agent, cfg, mode_from):
     if strict is None or strict:
         for key, value in (("net.ipv4.conf.all.arp_ignore", 1), ("net.ipv4.conf.all.arp_announce", 2)):
             _set(agent, key, None if strict is None else value, "kube-proxy sets it at start for %s" % origin,
-                 "set %s to false instead" % knob)
+                 "Set %s to false instead" % knob)
     timeouts = {}
     for field, name, flag in (("tcp", "tcpTimeout", "ipvs-tcp-timeout"), ("tcpfin", "tcpFinTimeout", "ipvs-tcpfin-timeout"),
                               ("udp", "udpTimeout", "ipvs-udp-timeout")):
@@ -641,11 +646,11 @@ def _docker(root, procs):
                 why = "dockerd sets it: it needs br_netfilter because %s" % ("icc is false" if not icc else "userland-proxy is false")
             else:
                 why = "Docker before 27.4 sets it whenever forwarding is on; 27.4 and later only with icc=false or userland-proxy=false"
-            _set(agent, key, 1, why + problem, "set it in /etc/sysctl.d and keep Docker's icc/userland-proxy settings in mind")
+            _set(agent, key, 1, why + problem, "Docker writes it whenever it needs br_netfilter; keep the key at 1, or set icc and userland-proxy back to true")
         if not userland and bridge != "none":
             _set(agent, _iface_key("ipv4", bridge, "route_localnet"), 1,
                  "dockerd enables it on its bridge %s for hairpin NAT because userland-proxy is false%s" % (bridge, problem),
-                 "set \"userland-proxy\": true in %s, or leave the key to Docker" % path)
+                 "Set \"userland-proxy\": true in %s, or leave the key to Docker" % path)
         agents.append(agent)
     return agents
 
@@ -700,8 +705,8 @@ def _cni_keys(root, agent, path):
                 key = "net.ipv4.ip_forward" if family == "ipv4" else "net.ipv6.conf.all.forwarding"
                 _set(agent, key, 1, "the CNI %s plugin of %s (network %s) enables forwarding when a container starts (%s)"
                      % (kind, path, conf.get("name"), why),
-                     "forwarding is required by this CNI network; to own the key, set isGateway false in %s" % path
-                     if kind == "bridge" else "forwarding is required by the ptp CNI network of %s" % path)
+                     "Forwarding is required by this CNI network; to own the key, set isGateway false in %s" % path
+                     if kind == "bridge" else "Forwarding is required by the ptp CNI network of %s" % path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -969,7 +974,7 @@ def _networkd(root, procs):
             for scope in ("default", "all"):
                 _set(agent, "net.%s.conf.%s.forwarding" % (key_family, scope), int(value),
                      "systemd-networkd sets it at start from %s= in %s" % (option, conf_path),
-                     "change %s= in %s" % (option, conf_path))
+                     "Change %s= in %s" % (option, conf_path))
     files = _network_files(root, NETWORKD_DIRS, ".network")
     for iface in _interfaces(root):
         for path, ini in files:
@@ -988,9 +993,9 @@ def _networkd_link(agent, iface, path, net, conf):
     def put(family, name, value, option, advice=None):
         _set(agent, _iface_key(family, iface, name), value,
              "systemd-networkd sets it on %s from %s (%s)" % (iface, path, option),
-             advice or "change %s in %s" % (option.split(" ")[0].rstrip(","), path))
+             advice or "Change %s in %s" % (option.split(" ")[0].rstrip(","), path))
 
-    always = ("networkd writes it on every link it configures: leave it to networkd, or set Unmanaged=yes in "
+    always = ("systemd-networkd writes it on every link it configures: leave it to networkd, or set Unmanaged=yes in "
               "[Link] of %s and configure %s yourself" % (path, iface))
     put("ipv6", "accept_ra", 0, "always: networkd runs its own IPv6 RA client, configured by IPv6AcceptRA=", always)
     put("ipv4", "promote_secondaries", 1, "always", always)
@@ -1006,14 +1011,14 @@ def _networkd_link(agent, iface, path, net, conf):
             value, why = _bool(conf.get(option)), "%s= in networkd.conf" % option
         if value is not None:
             put(family, "forwarding", int(value), why,
-                "set %s= in [Network] of %s (per link; the networkd.conf value is the default)" % (option, path))
+                "Set %s= in [Network] of %s (per link; the networkd.conf value is the default)" % (option, path))
     legacy = (net.get("IPForward") or "").strip().lower()
     if legacy in ("yes", "true", "1", "ipv4", "ipv6", "both"):
         for family, key in (("ipv4", "net.ipv4.ip_forward"), ("ipv6", "net.ipv6.conf.all.forwarding")):
             if legacy in ("yes", "true", "1", "both", family):
                 _set(agent, key, 1, "IPForward=%s in %s: systemd before 256 turns the global switch on (never off); "
                      "256 and later read it as per-link forwarding" % (legacy, path),
-                     "replace IPForward= in %s with IPv4Forwarding=/IPv6Forwarding=" % path)
+                     "Replace IPForward= in %s with IPv4Forwarding=/IPv6Forwarding=" % path)
     privacy = (net.get("IPv6PrivacyExtensions") or conf.get("IPv6PrivacyExtensions") or "no").strip().lower()
     if privacy != "kernel" and privacy in _PRIVACY:
         put("ipv6", "use_tempaddr", _PRIVACY[privacy], "IPv6PrivacyExtensions=%s" % privacy
@@ -1075,13 +1080,13 @@ def _network_manager(root, procs):
             if (profile.get("ipv4", {}).get("method") or "").strip() == "shared":
                 _set(agent, "net.ipv4.ip_forward", 1,
                      "NetworkManager sets it when profile %s (%s, ipv4.method=shared) is active%s" % (label, path, when),
-                     "a shared connection needs forwarding: use another ipv4.method on %s to own the key" % label)
+                     "A shared connection needs forwarding: use another ipv4.method on %s to own the key" % label)
             iface = (conn.get("interface-name") or "").strip()
             privacy = (profile.get("ipv6", {}).get("ip6-privacy") or "").strip()
             if iface and privacy in ("0", "1", "2"):
                 _set(agent, _iface_key("ipv6", iface, "use_tempaddr"), privacy,
                      "NetworkManager sets it from ipv6.ip6-privacy=%s of profile %s (%s)%s" % (privacy, label, path, when),
-                     "nmcli connection modify %s ipv6.ip6-privacy -1 to leave it to sysctl" % label)
+                     "Run nmcli connection modify '%s' ipv6.ip6-privacy -1 to leave it to sysctl" % label)
     return [agent]
 
 

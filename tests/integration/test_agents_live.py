@@ -92,7 +92,7 @@ def test_kube_proxy_found_on_the_real_proc_with_its_flags_and_config(fake_kube_p
     assert "read through /proc/%d/root%s" % (pid, fake_kube_proxy["config"]) in source  # its own mount view
     writers = _agents.writers_for(["net.netfilter.nf_conntrack_max", "net.ipv4.tcp_fin_timeout"], live)
     assert list(writers) == ["net.netfilter.nf_conntrack_max"]
-    assert "set conntrack.maxPerCore in kube-proxy's config" in writers["net.netfilter.nf_conntrack_max"][0]["advice"]
+    assert "Set conntrack.maxPerCore (and conntrack.min) in kube-proxy's config" in writers["net.netfilter.nf_conntrack_max"][0]["advice"]
 
     # A recording of the live process gives the same answer: what the unit fixtures are made of.
     recorded = str(tmp_path / "recorded")

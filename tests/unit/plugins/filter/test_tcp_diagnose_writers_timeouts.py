@@ -67,7 +67,7 @@ def test_drift_explained_by_kube_proxy():
     assert message.startswith("net.netfilter.nf_conntrack_max is 262144 at runtime, not the 131072 that "
                               "/etc/sysctl.d/90-linuxnet-tcp.conf sets, and another agent writes it: kube-proxy sets it to 262144 "
                               "(kube-proxy sets it at start: 65536 per core x 4 CPUs"), message
-    assert "set conntrack.maxPerCore in kube-proxy's config (/var/lib/kube-proxy/config.conf)" in remedy, remedy
+    assert "Set conntrack.maxPerCore (and conntrack.min) in kube-proxy's config (/var/lib/kube-proxy/config.conf)" in remedy, remedy
     assert "the agent writes the key again when it restarts" in remedy
     # The plain drift rule still reports both keys; only the one with a writer gets the agent finding.
     assert sorted(f["item"]["key"] for f in found if f["id"] == "sysctl_drift") == sorted(DRIFT)

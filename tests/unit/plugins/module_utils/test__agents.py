@@ -33,7 +33,7 @@ CASES = [
         "net.ipv4.ip_forward": "1", "net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce": "2",
     }, {
         "net.netfilter.nf_conntrack_max": ["65536 per core x 4 CPUs (/sys/devices/system/cpu/online), at least 131072",
-                                           "set conntrack.maxPerCore in kube-proxy's config (/var/lib/kube-proxy/config.conf)"],
+                                           "Set conntrack.maxPerCore (and conntrack.min) in kube-proxy's config (/var/lib/kube-proxy/config.conf)"],
         "net.netfilter.nf_conntrack_tcp_timeout_established": ["conntrack.tcpEstablishedTimeout"],
         "net.netfilter.nf_conntrack_tcp_timeout_close_wait": ["not set there: the default"],
         "net.ipv4.vs.conn_reuse_mode": ["kernels 4.1 to 5.8"],
