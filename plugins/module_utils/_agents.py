@@ -500,8 +500,9 @@ def _kube_proxy(root, procs):
     for proc in _find(procs, "kube-proxy"):
         cfg = _KubeProxySettings(root, proc)
         if cfg.path:
+            kubeadm = cfg.path.startswith("/var/lib/kube-proxy/")
             place = "kube-proxy's config (%s%s)" % (cfg.path, ", from the ConfigMap kube-system/kube-proxy on kubeadm clusters"
-                                                     if cfg.path.startswith("/var/lib/kube-proxy/") else "")
+                                                    if kubeadm else "")
         else:
             place = "kube-proxy's command line (its DaemonSet or unit)"
         agent = _agent("kube-proxy", proc["pid"], _cmdline(proc),

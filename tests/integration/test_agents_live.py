@@ -100,4 +100,3 @@ def test_kube_proxy_found_on_the_real_proc_with_its_flags_and_config(fake_kube_p
                                                    "/proc/sys/kernel/osrelease"])
     again = [a for a in _agents.detect(recorded) if a["agent"] == "kube-proxy"]
     assert len(again) == 1 and _values(again[0]) == values and again[0]["ipvs"] == agent["ipvs"]
-
