@@ -109,6 +109,19 @@ def _unit_enabled(root, unit):
     return None
 
 
+def _instances(root, procs, names, unit):
+    """The running processes named ``names``, or one stand-in (pid None) when only ``unit`` starts at boot."""
+    found = _find(procs, *names)
+    if found:
+        return found
+    link = _unit_enabled(root, unit)
+    return [{"pid": None, "comm": names[0], "argv": [], "enabled": link}] if link else []
+
+
+def _evidence(proc, unit):
+    return _cmdline(proc) if proc["argv"] else "%s (%s enabled, not running)" % (proc["enabled"], unit)
+
+
 def _proc_file(root, pid, path):
     """Read ``path`` as the process sees it (its mount namespace through /proc/PID/root, relative paths from
     its cwd), then as a path of ``root``. Returns (text or None, the path that was read or tried)."""
@@ -609,11 +622,7 @@ DOCKER_BOOL_FLAGS = frozenset(("ip-forward", "ipv6", "icc", "userland-proxy", "i
 
 def _docker(root, procs):
     agents = []
-    found = _find(procs, "dockerd")
-    if not found:
-        link = _unit_enabled(root, "docker.service")
-        found = [{"pid": None, "comm": "dockerd", "argv": [], "enabled": link}] if link else []
-    for proc in found:
+    for proc in _instances(root, procs, ("dockerd",), "docker.service"):
         flags = parse_flags(proc["argv"], DOCKER_BOOL_FLAGS)
         path = flags.get("config-file") or "/etc/docker/daemon.json"
         text, _read_from = _proc_file(root, proc["pid"], path)
@@ -626,8 +635,7 @@ def _docker(root, procs):
         elif "config-file" in flags:
             problem = " (%s is not readable)" % path
 
-        evidence = _cmdline(proc) if proc["argv"] else "%s (docker.service enabled, not running)" % proc.get("enabled")
-        agent = _agent("dockerd", proc["pid"], evidence,
+        agent = _agent("dockerd", proc["pid"], _evidence(proc, "docker.service"),
                        "dockerd writes these when it starts or creates a bridge network; set \"ip-forward\": false in %s "
                        "(or --ip-forward=false) to make it leave forwarding alone." % path)
         forward, ipv6 = _docker_option(flags, config, "ip-forward", True), _docker_option(flags, config, "ipv6", False)
@@ -667,18 +675,13 @@ def _docker_option(flags, config, name, default):
 
 def _containerd(root, procs):
     agents = []
-    found = _find(procs, "containerd")
-    if not found:
-        link = _unit_enabled(root, "containerd.service")
-        found = [{"pid": None, "comm": "containerd", "argv": [], "enabled": link}] if link else []
-    for proc in found:
+    for proc in _instances(root, procs, ("containerd",), "containerd.service"):
         flags = parse_flags(proc["argv"], ())
         config_path = flags.get("config") or flags.get("c") or "/etc/containerd/config.toml"
         toml, _tried = _proc_file(root, proc["pid"], config_path)
         match = re.search(r"^\s*conf_dir\s*=\s*[\"']([^\"']+)[\"']", toml or "", re.MULTILINE)
         conf_dir = match.group(1) if match else "/etc/cni/net.d"
-        evidence = _cmdline(proc) if proc["argv"] else "%s (containerd.service enabled, not running)" % proc.get("enabled")
-        agent = _agent("containerd", proc["pid"], evidence,
+        agent = _agent("containerd", proc["pid"], _evidence(proc, "containerd.service"),
                        "containerd's CNI plugins write these when a pod or container starts; change the CNI network "
                        "configuration in %s." % conf_dir)
         names = [n for n in _listdir(root, conf_dir) if n.endswith((".conf", ".conflist", ".json"))]
@@ -760,10 +763,9 @@ def _tuned_unit_applies(root, unit):
 
 
 def _tuned(root, procs):
-    found = _find(procs, "tuned")
-    link = None if found else _unit_enabled(root, "tuned.service")
+    found = _instances(root, procs, ("tuned",), "tuned.service")
     names = _tuned_profiles(root)
-    if not (found or link) or not names:
+    if not found or not names:
         return []
     dirs, reapply = _tuned_dirs(root)
     loaded, files = [], []
@@ -806,9 +808,8 @@ def _tuned(root, procs):
     active = " ".join(names)
     advice = ("TuneD applies its profile when tuned starts; put the value in the [sysctl] section of your own profile "
               "(for example /etc/tuned/<name>/tuned.conf with include=%s, then tuned-adm profile <name>)" % names[0])
-    evidence = ("%s; active profile %s (/etc/tuned/active_profile)" % (_cmdline(found[0]), active) if found
-                else "%s enabled, tuned not running; active profile %s (/etc/tuned/active_profile)" % (link, active))
-    agent = _agent("tuned", found[0]["pid"] if found else None, evidence, advice + ".")
+    evidence = "%s; active profile %s (/etc/tuned/active_profile)" % (_evidence(found[0], "tuned.service"), active)
+    agent = _agent("tuned", found[0]["pid"], evidence, advice + ".")
     for unit, slot in merged.items():
         if slot["type"] != "sysctl" or _bool(slot["unit"].get("enabled")) is False:
             continue
@@ -954,12 +955,10 @@ def _name_matches(patterns, iface):
 
 
 def _networkd(root, procs):
-    found = _find(procs, "systemd-networkd", "systemd-network")
-    link = None if found else _unit_enabled(root, "systemd-networkd.service")
-    if not (found or link):
+    found = _instances(root, procs, ("systemd-networkd", "systemd-network"), "systemd-networkd.service")
+    if not found:
         return []
-    evidence = (_cmdline(found[0]) if found else "%s (systemd-networkd not running)" % link)
-    agent = _agent("systemd-networkd", found[0]["pid"] if found else None, evidence,
+    agent = _agent("systemd-networkd", found[0]["pid"], _evidence(found[0], "systemd-networkd.service"),
                    "systemd-networkd writes these when it configures a link; change the .network file or networkd.conf "
                    "instead, then networkctl reload.")
     conf = {}
@@ -1061,12 +1060,10 @@ NM_DIRS = ("/etc/NetworkManager/system-connections", "/run/NetworkManager/system
 
 
 def _network_manager(root, procs):
-    found = _find(procs, "NetworkManager")
-    link = None if found else _unit_enabled(root, "NetworkManager.service")
-    if not (found or link):
+    found = _instances(root, procs, ("NetworkManager",), "NetworkManager.service")
+    if not found:
         return []
-    evidence = _cmdline(found[0]) if found else "%s (NetworkManager not running)" % link
-    agent = _agent("NetworkManager", found[0]["pid"] if found else None, evidence,
+    agent = _agent("NetworkManager", found[0]["pid"], _evidence(found[0], "NetworkManager.service"),
                    "NetworkManager writes these when it activates a connection profile; change the profile "
                    "(nmcli connection modify) instead.")
     for directory in NM_DIRS:

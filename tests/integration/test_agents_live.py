@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 
 import pytest
 
@@ -28,40 +27,28 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(ROOT, "tests", "unit", "fixtures", "agents")
 sys.path.insert(0, FIXTURES)
 import record_fixtures  # noqa: E402  pylint: disable=wrong-import-position
+from _procs import netns, stop  # noqa: E402  pylint: disable=wrong-import-position
 
 if os.geteuid() != 0:
     pytest.skip("live tests need root for ip netns", allow_module_level=True)
 
 
-def sh(*argv):
-    return subprocess.run(list(argv), check=True, capture_output=True, text=True, env=dict(os.environ, LC_ALL="C"),
-                          timeout=30)
-
-
 @pytest.fixture
 def fake_kube_proxy(tmp_path):
-    name = "lntcp-%s" % uuid.uuid4().hex[:8]
     config = str(tmp_path / "var" / "lib" / "kube-proxy" / "config.conf")
     os.makedirs(os.path.dirname(config))
     shutil.copyfile(os.path.join(FIXTURES, "kube-proxy-kubeadm-ipvs", "var", "lib", "kube-proxy", "config.conf"), config)
     argv = ["/usr/local/bin/kube-proxy", "--config=" + config, "--hostname-override=node-1", "--v=2"]
-    sh("ip", "netns", "add", name)
-    proc = None
-    try:
-        proc = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, os.path.join(HERE, "_fake_agent.py"),
-                                 "--comm", "kube-proxy", "--hold", "60", "--"] + argv,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        info = json.loads(proc.stdout.readline())
-        yield {"pid": info["pid"], "argv": argv, "config": config, "netns": name}
-    finally:
-        if proc is not None:
-            proc.stdin.close()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+    with netns() as name:
+        proc = None
+        try:
+            proc = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, os.path.join(HERE, "_fake_agent.py"),
+                                     "--comm", "kube-proxy", "--hold", "60", "--"] + argv,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            info = json.loads(proc.stdout.readline())
+            yield {"pid": info["pid"], "argv": argv, "config": config, "netns": name}
+        finally:
+            stop(proc)
 
 
 def _values(agent):

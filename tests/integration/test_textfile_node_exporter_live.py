@@ -23,10 +23,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 
 import pytest
 import yaml
+from _procs import netns, stop
 
 pytestmark = pytest.mark.live
 
@@ -46,11 +46,6 @@ LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 if os.geteuid() != 0:
     pytest.skip("live tests need root for ip netns", allow_module_level=True)
-
-
-def sh(*argv, **kwargs):
-    return subprocess.run(list(argv), check=True, capture_output=True, text=True, env=dict(os.environ, LC_ALL="C"),
-                          timeout=kwargs.pop("timeout", 60), **kwargs)
 
 
 def free_port():
@@ -82,48 +77,44 @@ def value(samples, name, **labels):
 def audited(tmp_path_factory):
     """The namespace with the storm held, the audit run in it; yields the textfile dir and the audit's facts."""
     base = tmp_path_factory.mktemp("lntcp-textfile")
-    name = "lntcp-%s" % uuid.uuid4().hex[:8]
-    sh("ip", "netns", "add", name)
-    storm = None
-    try:
-        netns = ["ip", "netns", "exec", name]
-        sh(*netns, "ip", "link", "set", "lo", "up")
-        sh(*netns, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=%d %d" % PORT_RANGE)
-        sh(*netns, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=0")
-        storm = subprocess.Popen(netns + [sys.executable, os.path.join(HERE, "_storm.py"), "--time-wait", str(TIME_WAIT),
-                                          "--close-wait", str(CLOSE_WAIT), "--backlog", "4", "--queued", "20", "--hold", "150"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        info = json.loads(storm.stdout.readline())
-        textfile_dir, facts_file = str(base / "textfile"), str(base / "facts.json")
-        play = [{"hosts": "localhost", "connection": "local", "gather_facts": False,
-                 "vars": {"tcp_audit_textfile_dir": textfile_dir, "tcp_audit_report": False, "tcp_audit_show_summary": False,
-                          "tcp_audit_path_idle_timeouts": [{"name": "the test load balancer", "seconds": 350}]},
-                 "roles": ["linuxnet.tcp.audit"],
-                 "post_tasks": [{"name": "Save the facts the audit used", "ansible.builtin.copy": {
-                     "dest": facts_file, "mode": "0600",
-                     "content": "{{ {'tcp': ansible_facts.tcp, 'sysctl': ansible_facts.sysctl, "
-                                "'findings': ansible_facts.tcp_findings} | to_json }}"}}]}]
-        play_file = str(base / "play.yml")
-        with open(play_file, "w") as handle:
-            json.dump(play, handle)
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_LOCAL_TEMP=str(base / "tmp"),
-                   ANSIBLE_REMOTE_TEMP=str(base / "tmp"), ANSIBLE_NOCOLOR="1")
-        proc = subprocess.run(netns + [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-e",
-                                       "ansible_python_interpreter=/usr/bin/python3", play_file],
-                              capture_output=True, text=True, env=env, timeout=240, check=False)
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-        with open(facts_file) as handle:
-            facts = json.load(handle)
-        yield {"dir": textfile_dir, "facts": facts, "storm_pid": info["pid"], "base": str(base)}
-    finally:
-        if storm is not None:
-            storm.stdin.close()
-            try:
-                storm.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                storm.kill()
-                storm.wait(timeout=10)
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+    with netns("net.ipv4.ip_local_port_range=%d %d" % PORT_RANGE, "net.ipv4.tcp_tw_reuse=0") as name:
+        inside = ["ip", "netns", "exec", name]
+        storm = None
+        try:
+            storm = subprocess.Popen(inside + [sys.executable, os.path.join(HERE, "_storm.py"), "--time-wait", str(TIME_WAIT),
+                                               "--close-wait", str(CLOSE_WAIT), "--backlog", "4", "--queued", "20",
+                                               "--hold", "150"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            info = json.loads(storm.stdout.readline())
+            facts = run_audit(base, inside)
+            yield {"dir": str(base / "textfile"), "facts": facts, "storm_pid": info["pid"]}
+        finally:
+            stop(storm, timeout=15)
+
+
+def run_audit(base, inside):
+    """ansible-playbook with linuxnet.tcp.audit writing its textfile under ``base``; returns the facts it used."""
+    facts_file = str(base / "facts.json")
+    play = [{"hosts": "localhost", "connection": "local", "gather_facts": False,
+             "vars": {"tcp_audit_textfile_dir": str(base / "textfile"), "tcp_audit_report": False,
+                      "tcp_audit_show_summary": False,
+                      "tcp_audit_path_idle_timeouts": [{"name": "the test load balancer", "seconds": 350}]},
+             "roles": ["linuxnet.tcp.audit"],
+             "post_tasks": [{"name": "Save the facts the audit used", "ansible.builtin.copy": {
+                 "dest": facts_file, "mode": "0600",
+                 "content": "{{ {'tcp': ansible_facts.tcp, 'sysctl': ansible_facts.sysctl, "
+                            "'findings': ansible_facts.tcp_findings} | to_json }}"}}]}]
+    play_file = str(base / "play.yml")
+    with open(play_file, "w") as handle:
+        json.dump(play, handle)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_LOCAL_TEMP=str(base / "tmp"),
+               ANSIBLE_REMOTE_TEMP=str(base / "tmp"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(inside + [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-e",
+                                    "ansible_python_interpreter=/usr/bin/python3", play_file],
+                          capture_output=True, text=True, env=env, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    with open(facts_file) as handle:
+        return json.load(handle)
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +138,7 @@ def scraped(audited):
                 time.sleep(0.2)
         yield text
     finally:
-        exporter.terminate()
-        try:
-            exporter.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            exporter.kill()
-            exporter.wait(timeout=10)
+        stop(exporter, close_stdin=False)
 
 
 def test_node_exporter_serves_every_series_with_the_audit_values(audited, scraped):
