@@ -229,6 +229,8 @@ def go_duration(value):
         return None
     if isinstance(value, (int, float)):
         return float(value) / 1e9  # a bare number in a Go config file is nanoseconds
+    if not isinstance(value, str):
+        return None
     text = value.strip()
     sign = -1.0 if text.startswith("-") else 1.0
     text = text.lstrip("+-")
@@ -486,7 +488,10 @@ class _KubeProxySettings(object):
             raw = self.flags.get(flag)
             if raw is None:
                 return default, "the default of --%s" % flag, knob
-        value = parse(raw)
+        try:
+            value = parse(raw)
+        except (TypeError, ValueError):
+            return None, "%s (unreadable value %r)" % (knob, raw), knob
         return (default if value is None else value), knob, knob
 
     def conntrack(self, field):
@@ -695,6 +700,8 @@ def _cni_keys(root, agent, path):
     try:
         conf = json.loads(_read(root, path) or "")
     except ValueError:
+        return
+    if not isinstance(conf, dict):
         return
     plugins = conf.get("plugins") if isinstance(conf.get("plugins"), list) else [conf]
     for plugin in plugins:

@@ -278,3 +278,20 @@ def test_writers_for_takes_a_dict_and_no_agents():
     assert A.writers_for({"net.core.somaxconn": "4096"}, []) == {}
     tuned = A.detect(case("tuned-network-throughput"))
     assert A.writers_for({"net.core.somaxconn": "4096"}, tuned)["net.core.somaxconn"][0]["value"] == ">2048"
+
+
+def test_bad_values_never_break_detection(tmp_path):
+    """Values an agent would reject make the key's value unknown, not the detection fail."""
+    root = tmp_path / "root"
+    shutil.copytree(case("kube-proxy-kubeadm-ipvs"), str(root))
+    (root / "var/lib/kube-proxy/config.conf").write_text(
+        "conntrack:\n  maxPerCore: lots\n  tcpEstablishedTimeout: {a: 1}\nmode: ipvs\n")
+    keys = by_agent(A.detect(str(root)))["kube-proxy"]["keys"]
+    assert keys["net.netfilter.nf_conntrack_max"]["value"] is None
+    assert "unreadable value 'lots'" in keys["net.netfilter.nf_conntrack_max"]["source"]
+    assert keys["net.netfilter.nf_conntrack_tcp_timeout_established"]["value"] == "86400"  # not a duration: default
+    cni = tmp_path / "cni"
+    shutil.copytree(case("containerd-cni-bridge"), str(cni))
+    (cni / "etc/cni/net.d/10-containerd-net.conflist").write_text("[1, 2]")
+    (cni / "etc/cni/net.d/11-broken.conf").write_text("{")
+    assert by_agent(A.detect(str(cni)))["containerd"]["keys"] == {}
