@@ -59,7 +59,9 @@ def _require_jmespath():
 
 
 def _functions():
-    """Two small helpers JMESPath lacks, for ratios and for iterating over dicts keyed by sysctl name."""
+    """Small helpers JMESPath lacks: ratios, iterating over dicts keyed by sysctl name, and joining two such
+    dicts on their keys (JMESPath 1.x has no variables, so a filter cannot look one object up by another's key).
+    """
 
     class Functions(jmespath_functions.Functions):
         @jmespath_functions.signature({"types": ["number", "null"]}, {"types": ["number", "null"]})
@@ -71,6 +73,11 @@ def _functions():
         @jmespath_functions.signature({"types": ["object", "null"]})
         def _func_to_entries(self, obj):
             return [{"key": key, "value": obj[key]} for key in sorted(obj or {})]
+
+        @jmespath_functions.signature({"types": ["object", "null"]}, {"types": ["object", "null"]})
+        def _func_join_entries(self, left, right):
+            left, right = left or {}, right or {}
+            return [{"key": key, "left": left[key], "right": right[key]} for key in sorted(left) if key in right]
 
     return Functions()
 

@@ -1,0 +1,89 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Agent detection on the real /proc: a process named like kube-proxy, with kubeadm's command line and a
+--config file, started in a network namespace the test creates.
+
+The process (_fake_agent.py) has comm "kube-proxy" and exactly the wanted /proc/PID/cmdline; its --config
+points at the recorded KubeProxyConfiguration of the kube-proxy-kubeadm-ipvs fixture, copied to a scratch
+directory. It is bounded (60 s, or until the test closes its stdin) and is killed and the namespace deleted
+in teardown. Needs root for ip netns.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _agents
+
+pytestmark = pytest.mark.live
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+FIXTURES = os.path.join(ROOT, "tests", "unit", "fixtures", "agents")
+sys.path.insert(0, FIXTURES)
+import record_fixtures  # noqa: E402  pylint: disable=wrong-import-position
+from _procs import netns, stop  # noqa: E402  pylint: disable=wrong-import-position
+
+if os.geteuid() != 0:
+    pytest.skip("live tests need root for ip netns", allow_module_level=True)
+
+
+@pytest.fixture
+def fake_kube_proxy(tmp_path):
+    config = str(tmp_path / "var" / "lib" / "kube-proxy" / "config.conf")
+    os.makedirs(os.path.dirname(config))
+    shutil.copyfile(os.path.join(FIXTURES, "kube-proxy-kubeadm-ipvs", "var", "lib", "kube-proxy", "config.conf"), config)
+    argv = ["/usr/local/bin/kube-proxy", "--config=" + config, "--hostname-override=node-1", "--v=2"]
+    with netns() as name:
+        proc = None
+        try:
+            proc = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, os.path.join(HERE, "_fake_agent.py"),
+                                     "--comm", "kube-proxy", "--hold", "60", "--"] + argv,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            info = json.loads(proc.stdout.readline())
+            yield {"pid": info["pid"], "argv": argv, "config": config, "netns": name}
+        finally:
+            stop(proc)
+
+
+def _values(agent):
+    return {key: entry["value"] for key, entry in agent["keys"].items()}
+
+
+def test_kube_proxy_found_on_the_real_proc_with_its_flags_and_config(fake_kube_proxy, tmp_path):
+    pid = fake_kube_proxy["pid"]
+    # It is what the test says it is: in the namespace, named kube-proxy, with exactly that command line.
+    assert os.stat("/proc/%d/ns/net" % pid).st_ino == os.stat("/run/netns/%s" % fake_kube_proxy["netns"]).st_ino
+    with open("/proc/%d/comm" % pid) as handle:
+        assert handle.read() == "kube-proxy\n"
+    with open("/proc/%d/cmdline" % pid, "rb") as handle:
+        assert handle.read() == b"".join(arg.encode() + b"\0" for arg in fake_kube_proxy["argv"])
+
+    live = [agent for agent in _agents.detect("/") if agent["pid"] == pid]
+    assert len(live) == 1 and live[0]["agent"] == "kube-proxy", live
+    agent = live[0]
+    assert agent["evidence"] == " ".join(fake_kube_proxy["argv"])
+    cpus = _agents._cpu_list_count(open("/sys/devices/system/cpu/online").read())
+    values = _values(agent)
+    assert values["net.netfilter.nf_conntrack_max"] == str(max(65536 * cpus, 131072))
+    assert values["net.netfilter.nf_conntrack_tcp_timeout_established"] == "7200"  # tcpEstablishedTimeout: 2h0m0s
+    assert values["net.ipv4.vs.conntrack"] == "1" and values["net.ipv4.conf.all.arp_announce"] == "2"
+    assert agent["ipvs"] == {"tcp": 900, "tcpfin": None, "udp": None}
+    source = agent["keys"]["net.netfilter.nf_conntrack_max"]["source"]
+    assert "conntrack.maxPerCore in kube-proxy's config (%s)" % fake_kube_proxy["config"] in source
+    assert "read through /proc/%d/root%s" % (pid, fake_kube_proxy["config"]) in source  # its own mount view
+    writers = _agents.writers_for(["net.netfilter.nf_conntrack_max", "net.ipv4.tcp_fin_timeout"], live)
+    assert list(writers) == ["net.netfilter.nf_conntrack_max"]
+    assert "Set conntrack.maxPerCore (and conntrack.min) in kube-proxy's config" in writers["net.netfilter.nf_conntrack_max"][0]["advice"]
+
+    # A recording of the live process gives the same answer: what the unit fixtures are made of.
+    recorded = str(tmp_path / "recorded")
+    record_fixtures.record_process(pid, recorded, [fake_kube_proxy["config"], "/sys/devices/system/cpu/online",
+                                                   "/proc/sys/kernel/osrelease"])
+    again = [a for a in _agents.detect(recorded) if a["agent"] == "kube-proxy"]
+    assert len(again) == 1 and _values(again[0]) == values and again[0]["ipvs"] == agent["ipvs"]
