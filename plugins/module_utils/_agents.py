@@ -12,8 +12,8 @@ their own configuration files) and says, per key, what the agent writes and wher
                           "keys": {key: {"value": str or None, "source": str, "advice": str}}, "advice": str}]
     writers_for(keys, agents) -> {key: [{"agent", "value", "source", "advice"}]}
 
-Keys use the canonical sysctl(8) spelling of _sysctl.canonical_key (``net.ipv4.conf.eth0/100.forwarding``
-style for components with dots). ``value`` is None when the agent decides it at runtime (bpftune) or when
+Keys use the sysctl(8) spelling of _sysctl_keys.canonical_key (``net.ipv4.conf.eth0/100.forwarding``
+for components with dots). ``value`` is None when the agent decides it at runtime (bpftune) or when
 its configuration cannot be read. kube-proxy in IPVS mode also gets ``ipvs`` ({tcp, tcpfin, udp}: the
 ``ipvsadm --set`` timeouts it configures, None for "left as is").
 
@@ -30,7 +30,8 @@ import json
 import os
 import re
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import SysctlError, canonical_key, join_parts
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError, canonical_key
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import name as key_name
 
 # net.ipv4.ip_forward and net.ipv4.conf.all.forwarding are one kernel variable (net/ipv4/devinet.c: the
 # ip_forward entry points at ipv4_devconf's FORWARDING slot), so a writer of one is a writer of the other.
@@ -402,8 +403,8 @@ def _cmdline(proc):
 
 
 def _iface_key(family, iface, name):
-    """``net.<family>.conf.<iface>.<name>`` with the slash spelling when the interface name has a dot."""
-    return join_parts(["net", family, "conf", iface, name])
+    """``net.<family>.conf.<iface>.<name>``, a dot in the interface name written '/' (sysctl(8) spelling)."""
+    return key_name(["net", family, "conf", iface, name])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1108,6 +1109,32 @@ def detect(root="/"):
     for detector in DETECTORS:
         agents.extend(detector(root, procs))
     return agents
+
+
+def _netns_inode(root, pid):
+    try:
+        return os.stat(_host(root, "/proc/%s/ns/net" % pid)).st_ino
+    except OSError:
+        return None
+
+
+def in_this_netns(agents, root="/"):
+    """The agents that write the keys of the caller's network namespace.
+
+    sysctl keys under net.* belong to a network namespace, and an agent writes those of its own: kube-proxy on a
+    node (hostNetwork) does not touch a pod's keys. An agent that only has an enabled unit (pid None) runs in the
+    initial namespace. Where a namespace cannot be told (a recorded tree without ns links), the agent is kept.
+    """
+    own = _netns_inode(root, "self")
+    if own is None:
+        return list(agents)
+    init = _netns_inode(root, 1)
+    out = []
+    for agent in agents:
+        theirs = _netns_inode(root, agent["pid"]) if agent.get("pid") else init
+        if theirs is None or theirs == own:
+            out.append(agent)
+    return out
 
 
 def _canonical(key):

@@ -5,6 +5,7 @@
 """``ansible_facts.sysctl``: runtime values, what boot applies, drift and overrides. Reads only."""
 from __future__ import annotations
 
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _agents as agents
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as catalog
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_conf as conf
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_keys as keys
@@ -16,7 +17,7 @@ def default_fact_keys():
 
 
 def gather_facts(root="/", patterns=None, persisted=True):
-    """Build ``ansible_facts.sysctl``: values, missing, persisted, drift, overrides, kernel.
+    """Build ``ansible_facts.sysctl``: values, missing, persisted, drift, overrides, kernel, boot, agents, writers.
 
     ``patterns`` are keys or globs in either sysctl.d(5) spelling; every key in the result is spelled the
     sysctl(8) way (``net.ipv4.conf.eth0/100.rp_filter``).
@@ -74,6 +75,9 @@ def gather_facts(root="/", patterns=None, persisted=True):
                 facts["overrides"][key] = items
     facts["kernel"] = systree.context(tree)
     facts["boot"] = boot_report(root, tree, facts["persisted"], missing, facts["kernel"]) if persisted else {}
+    found = agents.in_this_netns(agents.detect(root), root)
+    facts["agents"] = [dict((k, a[k]) for k in ("agent", "pid", "evidence", "advice")) for a in found]
+    facts["writers"] = agents.writers_for(sorted(set(values) | set(missing) | set(facts["persisted"])), found)
     return facts
 
 

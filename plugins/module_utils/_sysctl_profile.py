@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _agents as agents
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as catalog
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_conf as conf
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_files as files
@@ -22,6 +23,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_tree a
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_tree import ApplyError
 
+OWNED_BY_AGENT = "owned_by_agent"
 RANGE_KEY = "net.ipv4.ip_local_port_range"
 RESERVED_KEY = "net.ipv4.ip_local_reserved_ports"
 
@@ -67,11 +69,13 @@ def parse_settings(settings, tree):
     return parsed, renamed
 
 
-def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_listener_ports=False):
+def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_listener_ports=False, writers=None, force=()):
     """Validate, map, classify and resolve every setting; decide what would change. Writes nothing.
 
     With ``reserve_listener_ports``, a profile that sets ip_local_port_range also reserves the ports of
     local listeners inside the new range (added to ip_local_reserved_ports, never removing one).
+    ``writers`` (``_agents.writers_for()``) name other agents that set keys at runtime: a key one of them sets to
+    another value (or to a value it decides itself) is skipped as ``owned_by_agent``, unless named in ``force``.
 
     Returns a dict: ``entries`` (ok keys in input order: key, requested, op, before, after, change,
     module), ``managed`` (every key of the settings, by its applied name), ``skipped``, ``refused``,
@@ -102,6 +106,10 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_l
             skipped.append({"key": key, "classification": systree.READ_ONLY, "reason": "cannot read %s: %s" % (key, exc.strerror)})
             continue
         after = _resolve(key, op, value, before)
+        owner = _other_writer(key, after, writers, force)
+        if owner:
+            skipped.append({"key": key, "classification": OWNED_BY_AGENT, "reason": owner})
+            continue
         entries.append({"key": key, "requested": requested, "op": op, "value": value, "before": before, "after": after,
                         "change": not keys.values_equal(before, after), "module": catalog.module_for(key)})
 
@@ -136,6 +144,20 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_l
     return {"entries": entries, "managed": managed, "skipped": skipped, "refused": refused, "renamed": renamed,
             "unsafe_allowed": unsafe_allowed, "reserved_for_listeners": reserved_for_listeners,
             "requested": dict((key, (op, value)) for _requested, key, op, value in parsed)}
+
+
+def _other_writer(key, value, writers, force):
+    """Why another agent owns ``key`` (it would rewrite ``value``), or None. Keys in ``force`` are never owned."""
+    if not writers or key in force:
+        return None
+    fights = [w for w in writers.get(key, ()) if w["value"] is None or not keys.values_equal(w["value"], value)]
+    if not fights:
+        return None
+    parts = []
+    for writer in fights:
+        value = "" if writer["value"] is None else " to %s" % writer["value"]
+        parts.append("%s sets it%s (%s); %s" % (writer["agent"], value, writer["source"], writer["advice"]))
+    return "; ".join(parts) + "; skipped so the two do not fight (force_owned_keys applies it anyway)"
 
 
 def _reserve_listeners(tree, entries, listeners):
@@ -323,7 +345,7 @@ def _commit(root, tree, name, runtime_changes, file_changes, state=None):
 
 def profile_present(root, name, settings, persist=True, apply=True, file=None, unsupported="skip", allow_unsafe=False,
                     check_mode=False, tree=None, modules=None, module_options=None, load=True,
-                    reserve_listener_ports=False, modprobe=None):
+                    reserve_listener_ports=False, modprobe=None, force_owned_keys=None):
     """Plan and (unless check mode) apply a profile. Raises SysctlError before any change, ApplyError after rollback.
 
     ``modules`` are listed in the profile's modules-load.d file and, with ``load`` in the initial network
@@ -331,6 +353,8 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     ``module_options`` (``{module: {param: value}}``) go to the profile's modprobe.d file.
     A key that an earlier run of this profile changed and that ``settings`` no longer name gets its saved
     original back (``restored``), unless another file now sets it at boot.
+    A key that another agent on the host rewrites (kube-proxy, dockerd, TuneD, ...) with another value is skipped
+    as ``owned_by_agent`` unless listed in ``force_owned_keys``.
     ``tree`` defaults to ``SysctlTree(root)``; tests pass a tree that models kernel write errors.
     """
     path = files.dropin_path(name, file)
@@ -340,10 +364,17 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     options = files.validate_module_options(module_options)
     tree = tree or systree.SysctlTree(root)
     kernel = systree.context(tree)
+    force = set(keys.canonical_key(k) for k in (force_owned_keys or []))
+    named = set()
+    for raw_key in (settings if isinstance(settings, dict) else {}):
+        key = keys.canonical_key(raw_key)
+        named.update((key, catalog.renamed_to(key) or key))
+    writers = agents.writers_for(sorted(named), agents.in_this_netns(agents.detect(root), root)) if named else {}
+    forced = [k for k in sorted(force) if k in writers]
 
     def plan_now():
         return build_plan(settings, tree, unsupported=unsupported, allow_unsafe=allow_unsafe,
-                          reserve_listener_ports=reserve_listener_ports)
+                          reserve_listener_ports=reserve_listener_ports, writers=writers, force=force)
 
     # The first plan validates every key and value, so bad input fails before a module is loaded.
     plan = plan_now()
@@ -422,6 +453,9 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
         warnings.append("%s is not in a directory systemd-sysctl reads; it will not be applied at boot" % path)
     for item in plan["unsafe_allowed"]:
         warnings.append("allow_unsafe: applying %s = %s although %s" % (item["key"], item["value"], item["reason"]))
+    for key in forced:
+        warnings.append("force_owned_keys: applying %s although %s also sets it; it writes its own value again when it "
+                        "restarts" % (key, ", ".join(w["agent"] for w in writers[key])))
     for item in plan["refused"]:
         warnings.append("refused %s = %s: %s; %s" % (item["key"], item["value"], item["reason"], item["suggestion"]))
 

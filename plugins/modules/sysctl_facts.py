@@ -131,6 +131,27 @@ ansible_facts:
                    "reason": "needs kernel module nf_conntrack, which nothing loads before systemd-sysctl runs ..."}},
                    "module_options": [{"module": "nf_conntrack", "param": "hashsize", "value": "262144",
                    "file": "/etc/modprobe.d/90-linuxnet-proxy.conf", "live": "65536", "needs_module_reload": true}]}
+        agents:
+          description:
+            - Other agents found on the target that write sysctl keys at runtime - kube-proxy, dockerd, containerd (its CNI
+              bridge), TuneD, bpftune, systemd-networkd, NetworkManager - with the process (C(pid), V(null) when only its
+              unit is enabled), the C(evidence) (command line or unit and configuration) and general C(advice).
+          type: list
+          elements: dict
+          returned: always
+          sample: [{"agent": "kube-proxy", "pid": 2790, "evidence": "/usr/local/bin/kube-proxy --config=/var/lib/kube-proxy/config.conf",
+                    "advice": "kube-proxy writes these keys when it starts; change them in its configuration."}]
+        writers:
+          description:
+            - For every reported key that one of RV(ansible_facts.sysctl.agents) writes, who, with which value (V(null) when
+              the agent decides at runtime), from where, and where to change it instead.
+            - A runtime value that differs from RV(ansible_facts.sysctl.persisted) and matches a writer's value is that agent's
+              doing, not a drift the sysctl files can fix.
+          type: dict
+          returned: always
+          sample: {"net.netfilter.nf_conntrack_max": [{"agent": "kube-proxy", "value": "131072",
+                   "source": "kube-proxy sets it at start from conntrack.maxPerCore (32768) x 4 CPUs in /var/lib/kube-proxy/config.conf",
+                   "advice": "Set conntrack.maxPerCore in kube-proxy's configuration instead."}]}
         ipvs:
           description:
             - IPVS connection timeouts of this network namespace in seconds (C(tcp), C(tcpfin), C(udp)), read with

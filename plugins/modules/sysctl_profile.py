@@ -150,6 +150,18 @@ options:
         without this option.
     type: bool
     default: false
+  force_owned_keys:
+    description:
+      - Keys to apply even though another agent on the host rewrites them with another value at runtime. By default such
+        a key is skipped with classification V(owned_by_agent) and a reason naming the agent, where it takes the value
+        from and where to change it instead (for example kube-proxy's C(--conntrack-tcp-timeout-established) or
+        C(conntrack.maxPerCore), dockerd's C(ip-forward), a TuneD profile's C([sysctl]) section), because the agent would
+        write its own value again at its next start and the two would take turns.
+      - Agents detected from the target alone, see RV(linuxnet.tcp.sysctl_facts#module:ansible_facts.sysctl.writers).
+      - Both key spellings are accepted. A forced key is applied with a warning.
+    type: list
+    elements: str
+    default: []
   allow_unsafe:
     description:
       - Apply known-harmful settings anyway (with a warning). By default they are refused and reported in
@@ -426,6 +438,7 @@ def main():
             module_options=dict(type="dict", default={}),
             load_modules=dict(type="bool", default=True),
             reserve_listener_ports=dict(type="bool", default=False),
+            force_owned_keys=dict(type="list", elements="str", default=[], no_log=False),
         ),
         required_if=[("state", "present", ("settings",)), ("state", "reverted", ("revert",))],
         supports_check_mode=True,
@@ -441,7 +454,8 @@ def main():
             result = profile_present("/", p["name"], p["settings"], persist=p["persist"], apply=p["apply"], file=p["file"],
                                      unsupported=p["unsupported"], allow_unsafe=p["allow_unsafe"], check_mode=module.check_mode,
                                      modules=p["modules"], module_options=p["module_options"], load=p["load_modules"],
-                                     reserve_listener_ports=p["reserve_listener_ports"], modprobe=modprobe if modprobe_bin else None)
+                                     reserve_listener_ports=p["reserve_listener_ports"], modprobe=modprobe if modprobe_bin else None,
+                                     force_owned_keys=p["force_owned_keys"])
         elif p["state"] == "absent":
             result = profile_absent("/", p["name"], persist=p["persist"], apply=p["apply"], file=p["file"],
                                     check_mode=module.check_mode)

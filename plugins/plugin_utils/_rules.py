@@ -79,6 +79,11 @@ def _functions():
             left, right = left or {}, right or {}
             return [{"key": key, "left": left[key], "right": right[key]} for key in sorted(left) if key in right]
 
+        @jmespath_functions.signature({"types": ["object", "null"]}, {"types": ["object", "null"]})
+        def _func_entries_without(self, left, right):
+            left, right = left or {}, right or {}
+            return [{"key": key, "value": left[key]} for key in sorted(left) if key not in right]
+
     return Functions()
 
 

@@ -87,3 +87,46 @@ def test_kube_proxy_found_on_the_real_proc_with_its_flags_and_config(fake_kube_p
                                                    "/proc/sys/kernel/osrelease"])
     again = [a for a in _agents.detect(recorded) if a["agent"] == "kube-proxy"]
     assert len(again) == 1 and _values(again[0]) == values and again[0]["ipvs"] == agent["ipvs"]
+
+
+def test_profile_does_not_fight_the_live_agent(fake_kube_proxy, tmp_path):
+    """sysctl_profile and sysctl_facts through ansible-playbook in the fake kube-proxy's own namespace."""
+    bin_dir = os.path.dirname(sys.executable)
+    scratch = dict((d, str(tmp_path / d)) for d in ("etc", "usrlib", "varlib"))
+    for path in scratch.values():
+        os.makedirs(path)
+    play = [{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
+        {"linuxnet.tcp.sysctl_profile": {"name": "node", "settings": {
+            "net.netfilter.nf_conntrack_tcp_timeout_established": 86400,   # kube-proxy sets 7200 from its config
+            "net.ipv4.conf.all.arp_announce": 2,                           # kube-proxy sets 2 as well: no fight
+            "net.ipv4.tcp_keepalive_time": 600}}},
+        {"linuxnet.tcp.sysctl_facts": {"keys": ["net.netfilter.nf_conntrack_tcp_timeout_established", "net.ipv4.tcp_keepalive_time"]}},
+    ]}]
+    path = str(tmp_path / "play.json")
+    with open(path, "w") as handle:
+        json.dump(play, handle)
+    mounts = ('mount --bind "$1" /etc/sysctl.d && mount --bind "$2" /usr/lib/sysctl.d && mount --bind "$3" /var/lib && '
+              'shift 3 && exec "$@"')
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+    proc = subprocess.run(["ip", "netns", "exec", fake_kube_proxy["netns"], "unshare", "-m", "--propagation", "private",
+                           "sh", "-c", mounts, "sh", scratch["etc"], scratch["usrlib"], scratch["varlib"],
+                           os.path.join(bin_dir, "ansible-playbook"), "-i", "localhost,",
+                           "-e", "ansible_python_interpreter=/usr/bin/python3", path],
+                          capture_output=True, text=True, env=env, timeout=180, check=False)
+    doc = json.loads(proc.stdout[proc.stdout.find("{"):])
+    profile, facts = [t["hosts"]["localhost"] for t in doc["plays"][0]["tasks"]]
+    owned = [s for s in profile["skipped_keys"] if s["classification"] == "owned_by_agent"]
+    assert [s["key"] for s in owned] == ["net.netfilter.nf_conntrack_tcp_timeout_established"], profile
+    assert "kube-proxy sets it to 7200" in owned[0]["reason"] and "kube-proxy's config" in owned[0]["reason"]
+    assert set(profile["applied"]) == {"net.ipv4.conf.all.arp_announce", "net.ipv4.tcp_keepalive_time"}
+    with open(os.path.join(scratch["etc"], "90-linuxnet-node.conf")) as handle:
+        assert "nf_conntrack_tcp_timeout_established" not in handle.read()
+    established = subprocess.run(["ip", "netns", "exec", fake_kube_proxy["netns"], "cat",
+                                  "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    assert established != "86400"
+    sysctl = facts["ansible_facts"]["sysctl"]
+    assert [a["agent"] for a in sysctl["agents"] if a["pid"] == fake_kube_proxy["pid"]] == ["kube-proxy"]
+    assert [w["agent"] for w in sysctl["writers"]["net.netfilter.nf_conntrack_tcp_timeout_established"]] == ["kube-proxy"]
+    assert "net.ipv4.tcp_keepalive_time" not in sysctl["writers"]

@@ -140,8 +140,8 @@ def test_networkd_links():
     assert keys["net.ipv4.conf.eth0.forwarding"] == "1" and keys["net.ipv6.conf.eth0.forwarding"] == "0"
     assert keys["net.ipv6.conf.eth0.use_tempaddr"] == "2" and keys["net.ipv4.conf.eth0.rp_filter"] == "2"
     assert keys["net.ipv6.conf.eth0.accept_ra"] == "0"
-    # eth0.100: a dot in the interface name gives the slash spelling; IPMasquerade/IPv6SendRA imply forwarding.
-    assert keys["net/ipv4/conf/eth0.100/forwarding"] == "1" and keys["net/ipv6/conf/eth0.100/forwarding"] == "1"
+    # eth0.100: a dot in the interface name is written '/' (sysctl(8) spelling); IPMasquerade/IPv6SendRA imply forwarding.
+    assert keys["net.ipv4.conf.eth0/100.forwarding"] == "1" and keys["net.ipv6.conf.eth0/100.forwarding"] == "1"
     # Legacy IPForward= turns the global switches on.
     assert keys["net.ipv4.ip_forward"] == "1"
     assert keys["net.ipv6.conf.default.forwarding"] == "0"  # networkd.conf IPv6Forwarding=no

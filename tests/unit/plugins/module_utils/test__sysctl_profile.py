@@ -545,3 +545,24 @@ def test_lost_at_boot_and_module_reload(tmp_path):
     # Listing the module puts it in modules-load.d: then boot does set the key.
     listed = profile.profile_present(root, "web", CONNTRACK, modules=["nf_conntrack"], module_options=options)
     assert listed["lost_at_boot"] == [] and listed["needs_module_reload"] == result["needs_module_reload"]
+
+
+def test_a_key_another_agent_rewrites_is_skipped_unless_forced(tmp_path):
+    """kube-proxy's recorded command line (tests/unit/fixtures/agents) sets the conntrack established timeout to 12 h."""
+    import shutil  # pylint: disable=import-outside-toplevel
+    root = make_tree(tmp_path)
+    fixture = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "agents", "kube-proxy-flags-iptables", "proc", "911")
+    shutil.copytree(fixture, os.path.join(root, "proc", "911"))
+    settings = {"net.netfilter.nf_conntrack_tcp_timeout_established": 86400, "net.core.somaxconn": 8192}
+    result = profile.profile_present(root, "web", settings)
+    owned = [s for s in result["skipped_keys"] if s["classification"] == "owned_by_agent"]
+    assert [s["key"] for s in owned] == ["net.netfilter.nf_conntrack_tcp_timeout_established"]
+    assert "kube-proxy sets it to 43200" in owned[0]["reason"] and "--conntrack-tcp-timeout-established" in owned[0]["reason"]
+    assert raw(root, "net/netfilter/nf_conntrack_tcp_timeout_established") == "432000\n"
+    assert "nf_conntrack_tcp_timeout_established" not in read(root, DROPIN)
+    # The same value as the agent's is no fight: applied.
+    same = profile.profile_present(root, "web", {"net.netfilter.nf_conntrack_tcp_timeout_established": 43200})
+    assert same["applied"]["net.netfilter.nf_conntrack_tcp_timeout_established"]["after"] == "43200"
+    forced = profile.profile_present(root, "web", settings, force_owned_keys=["net/netfilter/nf_conntrack_tcp_timeout_established"])
+    assert forced["applied"]["net.netfilter.nf_conntrack_tcp_timeout_established"]["after"] == "86400"
+    assert any("force_owned_keys" in w and "kube-proxy" in w for w in forced["warnings"])
