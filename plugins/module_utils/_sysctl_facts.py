@@ -74,7 +74,8 @@ def gather_facts(root="/", patterns=None, persisted=True):
             if is_wanted(key) and len(set(i["file"] for i in items)) > 1:
                 facts["overrides"][key] = items
     facts["kernel"] = systree.context(tree)
-    facts["boot"] = boot_report(root, tree, facts["persisted"], missing, facts["kernel"]) if persisted else {}
+    facts["boot"], facts["module_options"] = boot_report(root, tree, facts["persisted"], missing, facts["kernel"]) \
+        if persisted else ({}, [])
     found = agents.in_this_netns(agents.detect(root), root)
     facts["agents"] = [dict((k, a[k]) for k in ("agent", "pid", "evidence", "advice")) for a in found]
     facts["writers"] = agents.writers_for(sorted(set(values) | set(missing) | set(facts["persisted"])), found)
@@ -84,9 +85,9 @@ def gather_facts(root="/", patterns=None, persisted=True):
 def boot_report(root, tree, persisted, missing, kernel):
     """For each key boot sets, whether the write takes effect; for each modprobe.d option, whether it is live.
 
-    ``keys``: key -> {value, file, applies, module, module_loaded_by, reason}. ``module_options``: the modprobe.d
-    options of the modules the keys need (and of every loaded module), with the live value and whether the module
-    must be reloaded (or the host rebooted) for the file's value to take effect.
+    Returns ``(boot, module_options)``: ``boot`` key -> {value, file, applies, module, module_loaded_by, reason};
+    ``module_options`` the modprobe.d options with the live value of a loaded module and whether it must be loaded
+    again (or the host rebooted) for the file's value to take effect.
     """
     modules = conf.ModuleBoot(root, tree.kernel_release())
     out = {}
@@ -95,4 +96,4 @@ def boot_report(root, tree, persisted, missing, kernel):
         applies, module, loaded_by, reason = conf.boot_reason(modules, key, kernel, exists=not unknown)
         out[key] = {"value": persisted[key]["value"], "file": persisted[key]["file"], "applies": applies, "module": module,
                     "module_loaded_by": loaded_by, "reason": reason}
-    return {"keys": out, "module_options": conf.module_options_state(root, tree.module_loaded, conf.modprobe_options(root))}
+    return out, conf.module_options_state(root, tree.module_loaded, conf.modprobe_options(root))

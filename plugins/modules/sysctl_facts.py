@@ -114,23 +114,28 @@ ansible_facts:
                                                    {"file": "/usr/lib/sysctl.d/60-b.conf", "value": "100"}]}
         boot:
           description:
-            - Whether what boot applies takes effect at all (empty with O(persisted=false)).
-            - C(keys) has, for every key of RV(ansible_facts.sysctl.persisted), C(applies) and the C(reason) when it does
-              not. A key that needs a kernel module (C(nf_conntrack), C(ip_vs), C(br_netfilter)) applies only when the module
+            - Whether what boot applies takes effect at all (empty with O(persisted=false)). For every key of
+              RV(ansible_facts.sysctl.persisted), C(applies) and the C(reason) when it does not.
+            - A key that needs a kernel module (C(nf_conntrack), C(ip_vs), C(br_netfilter)) applies only when the module
               is there before systemd-sysctl runs; C(module_loaded_by) names what loads it (built into the kernel,
               a modules-load.d file or the kernel command line, directly or as a dependency, or a udev rule that runs
               systemd-sysctl when the module appears). Otherwise the key starts from the kernel default when the module
               is loaded later, and C(applies) is V(false).
-            - C(module_options) lists the modprobe.d C(options) of every module, with the C(live) value of a loaded module
-              (from C(/sys/module)). C(needs_module_reload) is V(true) when the module runs with another value, which the
-              file's value replaces only when the module is loaded again (or at the next boot).
           type: dict
           returned: always
-          sample: {"keys": {"net.netfilter.nf_conntrack_max": {"value": "262144", "file": "/etc/sysctl.d/90-linuxnet-proxy.conf",
+          sample: {"net.netfilter.nf_conntrack_max": {"value": "262144", "file": "/etc/sysctl.d/90-linuxnet-proxy.conf",
                    "applies": false, "module": "nf_conntrack", "module_loaded_by": null,
-                   "reason": "needs kernel module nf_conntrack, which nothing loads before systemd-sysctl runs ..."}},
-                   "module_options": [{"module": "nf_conntrack", "param": "hashsize", "value": "262144",
-                   "file": "/etc/modprobe.d/90-linuxnet-proxy.conf", "live": "65536", "needs_module_reload": true}]}
+                   "reason": "needs kernel module nf_conntrack, which nothing loads before systemd-sysctl runs ..."}}
+        module_options:
+          description:
+            - The modprobe.d C(options) of every module (empty with O(persisted=false)), with the C(live) value of a loaded
+              module (from C(/sys/module)). C(needs_module_reload) is V(true) when the module runs with another value,
+              which the file's value replaces only when the module is loaded again (or at the next boot).
+          type: list
+          elements: dict
+          returned: always
+          sample: [{"module": "nf_conntrack", "param": "hashsize", "value": "262144",
+                    "file": "/etc/modprobe.d/90-linuxnet-proxy.conf", "live": "65536", "needs_module_reload": true}]
         agents:
           description:
             - Other agents found on the target that write sysctl keys at runtime - kube-proxy, dockerd, containerd (its CNI

@@ -305,6 +305,6 @@ def test_next_boot_applies_what_the_profile_persisted(lab, tmp_path):
     for key, item in result["applied"].items():
         expected = overridden.get(key, item["after"])
         assert boot["after"][key] == expected, (key, boot["after"][key], expected)
-        assert boot["facts"]["boot"]["keys"][key]["applies"] is True
+        assert boot["facts"]["boot"][key]["applies"] is True
     # The fresh namespace started from the kernel's defaults, so boot really changed these keys.
     assert boot["before"]["net.ipv4.tcp_keepalive_time"] != "600" and boot["after"]["net.ipv4.tcp_keepalive_time"] == "600"

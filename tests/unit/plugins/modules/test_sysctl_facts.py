@@ -35,7 +35,7 @@ def test_facts_on_fake_tree(tmp_path, monkeypatch, capsys):
     assert facts["missing"]["net.ipv4.tcp_max_orphans"]["classification"] == "global_in_child_netns"
     assert facts["missing"]["net.core.netdev_max_backlog"]["reason"] == "global key: set this on the host"
     assert facts["kernel"]["initial_netns"] is False
-    assert set(facts) == {"values", "missing", "persisted", "drift", "overrides", "kernel", "boot", "ipvs", "agents", "writers"}
+    assert set(facts) == {"values", "missing", "persisted", "drift", "overrides", "kernel", "boot", "module_options", "ipvs", "agents", "writers"}
     assert facts["agents"] == [] and facts["writers"] == {}  # no process table under the fake root
     assert facts["ipvs"] is None  # no ip_vs on the fake tree's host either
 
