@@ -155,9 +155,10 @@ def _other_writer(key, value, writers, force):
         return None
     parts = []
     for writer in fights:
-        value = "" if writer["value"] is None else " to %s" % writer["value"]
-        parts.append("%s sets it%s (%s); %s" % (writer["agent"], value, writer["source"], writer["advice"]))
-    return "; ".join(parts) + "; skipped so the two do not fight (force_owned_keys applies it anyway)"
+        value = "a value it decides at runtime" if writer["value"] is None else writer["value"]
+        advice = writer["advice"].strip()
+        parts.append("%s, to %s. %s" % (writer["source"], value, advice if advice.endswith(".") else advice + "."))
+    return " ".join(parts) + " Skipped so the two do not take turns (force_owned_keys applies it anyway)."
 
 
 def _reserve_listeners(tree, entries, listeners):

@@ -118,7 +118,7 @@ def test_profile_does_not_fight_the_live_agent(fake_kube_proxy, tmp_path):
     profile, facts = [t["hosts"]["localhost"] for t in doc["plays"][0]["tasks"]]
     owned = [s for s in profile["skipped_keys"] if s["classification"] == "owned_by_agent"]
     assert [s["key"] for s in owned] == ["net.netfilter.nf_conntrack_tcp_timeout_established"], profile
-    assert "kube-proxy sets it to 7200" in owned[0]["reason"] and "kube-proxy's config" in owned[0]["reason"]
+    assert owned[0]["reason"].startswith("kube-proxy sets it at start") and ", to 7200. Set " in owned[0]["reason"]
     assert set(profile["applied"]) == {"net.ipv4.conf.all.arp_announce", "net.ipv4.tcp_keepalive_time"}
     with open(os.path.join(scratch["etc"], "90-linuxnet-node.conf")) as handle:
         assert "nf_conntrack_tcp_timeout_established" not in handle.read()

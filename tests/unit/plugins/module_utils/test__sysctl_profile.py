@@ -557,7 +557,9 @@ def test_a_key_another_agent_rewrites_is_skipped_unless_forced(tmp_path):
     result = profile.profile_present(root, "web", settings)
     owned = [s for s in result["skipped_keys"] if s["classification"] == "owned_by_agent"]
     assert [s["key"] for s in owned] == ["net.netfilter.nf_conntrack_tcp_timeout_established"]
-    assert "kube-proxy sets it to 43200" in owned[0]["reason"] and "--conntrack-tcp-timeout-established" in owned[0]["reason"]
+    assert owned[0]["reason"].startswith("kube-proxy sets it at start from --conntrack-tcp-timeout-established")
+    assert ", to 43200. Set --conntrack-tcp-timeout-established" in owned[0]["reason"]
+    assert owned[0]["reason"].endswith(". Skipped so the two do not take turns (force_owned_keys applies it anyway).")
     assert raw(root, "net/netfilter/nf_conntrack_tcp_timeout_established") == "432000\n"
     assert "nf_conntrack_tcp_timeout_established" not in read(root, DROPIN)
     # The same value as the agent's is no fight: applied.
