@@ -177,7 +177,12 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic):
     own = ns_inode(root, "/proc/self/ns/net")
     found = {}
 
-    def note(inode, path, pid=None, name=None):
+    def note(path, pid=None, name=None):
+        try:
+            inode = ns_inode(root, path)
+        except OSError as exc:
+            scan["not_permitted" if exc.errno in (errno.EACCES, errno.EPERM) else "vanished"] += 1
+            return
         if inode == own:
             return
         entry = found.get(inode)
@@ -195,12 +200,7 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic):
         except OSError:
             continue
         for name in names:
-            path = "%s/%s" % (directory, name)
-            try:
-                note(ns_inode(root, path), path, name=name)
-            except OSError as exc:
-                if exc.errno in (errno.EACCES, errno.EPERM):
-                    scan["not_permitted"] += 1
+            note("%s/%s" % (directory, name), name=name)
     try:
         pids = sorted(int(p) for p in os.listdir(_host(root, "/proc")) if p.isdigit())
     except OSError:
@@ -210,14 +210,7 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic):
             scan["timed_out"] = True
             break
         scan["processes"] += 1
-        path = "/proc/%d/ns/net" % pid
-        try:
-            note(ns_inode(root, path), path, pid=pid)
-        except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EPERM):
-                scan["not_permitted"] += 1
-            else:
-                scan["vanished"] += 1
+        note("/proc/%d/ns/net" % pid, pid=pid)
     namespaces = sorted(found.values(), key=lambda e: (e["pids"][0] if e["pids"] else 1 << 30, e["inode"]))
     if len(namespaces) > limit:
         scan["left_out"] = len(namespaces) - limit

@@ -50,19 +50,13 @@ def gather_facts(root="/", patterns=None, persisted=True):
         parts = keys.parts_of(key)
         return any(p.matches(parts) for p in wanted)
 
-    def settable(key):
-        try:
-            return tree.exists(key) and tree.mode_writable(key)
-        except OSError:
-            return False
-
     facts = {"values": values, "missing": missing, "persisted": {}, "drift": {}, "overrides": {}}
     if persisted:
         boot = conf.BootConfig(root)
         for key in sorted(set(boot.explicit_keys()) | set(values) | set(missing)):
             if not is_wanted(key):
                 continue
-            eff = boot.effective(key, settable)
+            eff = boot.effective(key, tree.settable)
             if eff is None:
                 continue
             facts["persisted"][key] = {"value": eff["value"], "file": eff["file"]}

@@ -198,21 +198,30 @@ def restore_plan(tree, originals, candidates, boot):
     alone and reported; a key this kernel cannot take now is skipped and stays saved. ``done`` lists the keys
     whose original is back in place after the run (restored now or already equal).
     """
-    changes, done, not_restored, skipped = [], [], [], []
+    not_restored, own = [], []
     for key in sorted(candidates):
-        other = boot.effective(key, lambda k: tree.exists(k) and tree.mode_writable(k))
+        other = boot.effective(key, tree.settable)
         if other is not None:
             not_restored.append({"key": key, "file": other["file"], "value": other["value"]})
-            continue
+        else:
+            own.append(key)
+    changes, done, skipped = _put_back(tree, dict((key, originals[key]) for key in own))
+    return changes, done, not_restored, skipped
+
+
+def _put_back(tree, wanted):
+    """Plan writing ``{key: value}`` back: ``(changes, done, skipped)``; a key this kernel cannot take now is skipped."""
+    changes, done, skipped = [], [], []
+    for key in sorted(wanted):
         cls = systree.classify(tree, key)
         if cls["classification"] != systree.OK:
             skipped.append(dict(key=key, **cls))
             continue
         before = tree.read(key)
-        if not keys.values_equal(before, originals[key]):
-            changes.append((key, before, originals[key]))
+        if not keys.values_equal(before, wanted[key]):
+            changes.append((key, before, wanted[key]))
         done.append(key)
-    return changes, done, not_restored, skipped
+    return changes, done, skipped
 
 
 def load_modules(tree, modules, modprobe):
@@ -570,15 +579,7 @@ def profile_reverted(root, name, revert, file=None, check_mode=False, tree=None)
     tree = tree or systree.SysctlTree(root)
     kernel = systree.context(tree)
     runtime, texts, state = _check_revert(name, file, revert)
-    changes, skipped = [], []
-    for key in sorted(runtime):
-        cls = systree.classify(tree, key)
-        if cls["classification"] != systree.OK:
-            skipped.append(dict(key=key, **cls))
-            continue
-        before = tree.read(key)
-        if not keys.values_equal(before, runtime[key]):
-            changes.append((key, before, runtime[key]))
+    changes, _done, skipped = _put_back(tree, runtime)
     file_changes = []
     for path in sorted(texts):
         current = conf.read_text(root, path)

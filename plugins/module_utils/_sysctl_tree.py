@@ -70,6 +70,13 @@ class SysctlTree(object):
     def mode_writable(self, key):
         return bool(os.stat(self.path(key)).st_mode & 0o222)
 
+    def settable(self, key):
+        """True when the key exists with a write bit: what a glob line of systemd-sysctl can set."""
+        try:
+            return os.path.isfile(self.path(key)) and self.mode_writable(key)
+        except OSError:
+            return False
+
     def in_child_netns(self):
         """True inside a network namespace other than the initial one.
 
