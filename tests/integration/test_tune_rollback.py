@@ -10,9 +10,12 @@ The kernel and the files are read inside the containers (podman exec), never fro
   second the drop-in is edited by hand during the health window, so its rollback fails and is reported. The host
   of batch 1 keeps its tuning and the host of batch 3 is not reached;
 - check mode changes nothing and says, per host, what a rollback would put back;
-- tcp_tune_rollback=false with max_fail_percentage 50: the worse host keeps the change, the roll goes on.
-Health windows are 1 to 3 seconds. On the 2-core build machine the module took 5 min 55 s at a load average of
-4.5 to 7.4 from other work (the healthy roll alone 75 s at 2.9): eight batches of about 30 tasks per host.
+- tcp_tune_rollback=false with max_fail_percentage 50: the worse host keeps the change, the roll goes on;
+- bad input (a rollback that is no boolean, a zero window, a percentage over 100) stops the run before any change;
+- the summary's own cut of the hosts into batches (which decides the batch that prints it) equals the batches
+  Ansible runs, for numbers, percentages and lists as serial (controller-only plays, no containers).
+Health windows are 1 to 3 seconds. On the 2-core build machine the module took 3 min 24 s at a load average of
+2.9 to 3.5 from other work: eight batches of about 30 tasks per host over the containers.
 """
 from __future__ import annotations
 
@@ -144,6 +147,58 @@ def test_playbook_spec_defaults_are_the_play_defaults():
     for key in ("tcp_tune_hosts", "tcp_tune_serial", "tcp_tune_max_fail_percentage"):
         assert "%s | default(%r)" % (key, spec[key]["default"]) in text.replace('"', "'"), key
     assert set(spec) == set(plays[1]["vars"]) | {"tcp_tune_hosts", "tcp_tune_serial", "tcp_tune_max_fail_percentage"}
+
+
+# The summary decides which batch ends the roll by cutting the play's hosts into batches as Ansible does: checked
+# here against the batches Ansible really runs (a controller-only play: set_fact and assert need no connection).
+BATCHES_PLAY = """
+- hosts: all
+  gather_facts: false
+  serial: "{{ tcp_tune_serial }}"
+  vars:
+    tcp_tune_health_window: 1
+    tcp_tune_rollback: true
+  tasks:
+    - ansible.builtin.set_fact:
+        tcp_tune_host: {status: healthy, changed: false}
+    - ansible.builtin.set_fact:
+        roll: "{{ lookup('ansible.builtin.template', '%s') | from_json }}"
+      run_once: true
+    - ansible.builtin.assert:
+        that:
+          - roll.batch_hosts == ansible_play_batch
+          - roll.ends == (ansible_play_hosts_all[-1] in ansible_play_batch)
+          - not roll.stops
+        fail_msg: "template: batch {{ roll.batch }} of {{ roll.batches }} {{ roll.batch_hosts }}, Ansible: {{ ansible_play_batch }}"
+""" % os.path.join(ROOT, "playbooks", "templates", "tune_summary.j2")
+
+
+@pytest.mark.parametrize("hosts, serial, batches", [
+    (5, 1, 5), (5, 2, 3), (7, "30%", 4), (5, [1, "50%"], 3), (10, [1, 2, 3], 5), (3, 0, 1), (4, "100%", 1), (9, "10%", 9),
+])
+def test_summary_cuts_batches_as_ansible_does(tmp_path, hosts, serial, batches):
+    (tmp_path / "play.yml").write_text(BATCHES_PLAY)
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"h%02d" % i: None for i in range(hosts)}}}))
+    done = run([tool("ansible-playbook"), "-i", tmp_path / "hosts.yml", tmp_path / "play.yml",
+                "-e", json.dumps({"tcp_tune_serial": serial})], cwd=tmp_path, env=json_callback_env())
+    report = parse_json_stdout(done)
+    assert done.returncode == 0, json.dumps(report["stats"])
+    assert len(report["plays"]) == batches
+
+
+def test_bad_input_stops_before_any_change(roll):
+    fleet, names = roll["fleet"], roll["names"]
+    before = snapshot(fleet, names[0])
+    for extra, said in (({"tcp_tune_rollback": "maybe"}, "tcp_tune_rollback"),
+                        ({"tcp_tune_health_window": 0}, "tcp_tune_health_window must be at least 1 second (got 0)"),
+                        ({"tcp_tune_serial": 1, "tcp_tune_max_fail_percentage": 150}, "between 0 and 100 (got 150)")):
+        rc, report = tune(roll, **extra)
+        assert rc == 2, json.dumps(report["stats"])
+        assert not reached(report), extra
+        failed = [result["msg"] for play in report["plays"] for task in play["tasks"]
+                  for result in task["hosts"].values() if result.get("failed")]
+        assert failed and said in failed[0], (extra, failed)
+    assert snapshot(fleet, names[0]) == before
 
 
 def test_healthy_roll_then_nothing_to_change(roll):
