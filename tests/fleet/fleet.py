@@ -124,6 +124,40 @@ os.close(write_end)
 time.sleep(hold)
 """
 
+# Runs inside a member with its python3: an accept-queue load that follows net.core.somaxconn, for a tuning change
+# that makes a host worse on purpose. A listener on 127.0.0.1:port asks for listen(backlog) again every `tick`
+# seconds, as a server does when it reloads, so the kernel caps the queue at the somaxconn of that moment
+# (__sys_listen_socket); it accepts and closes whatever is queued once per tick. A client opens `burst`
+# non-blocking connections per tick and closes them after the tick. While min(backlog, somaxconn) + 1 >= burst
+# nothing overflows; below that, about burst - somaxconn - 1 connections per tick are dropped and the kernel counts
+# them in ListenOverflows and ListenDrops. It stops by itself after `seconds` (started with podman exec --detach).
+ACCEPT_LOAD_SCRIPT = r"""
+import socket, sys, time
+seconds, port, backlog, burst, tick = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", port))
+server.listen(backlog)
+server.setblocking(False)
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline:
+    server.listen(backlog)
+    clients = []
+    for _ in range(burst):
+        cli = socket.socket()
+        cli.setblocking(False)
+        cli.connect_ex(("127.0.0.1", port))
+        clients.append(cli)
+    time.sleep(tick)
+    while True:
+        try:
+            server.accept()[0].close()
+        except OSError:
+            break
+    for cli in clients:
+        cli.close()
+"""
+
 
 class Fleet:
     """N containers named NAME-01..NAME-NN; a context manager that always tears them down."""
@@ -206,6 +240,23 @@ class Fleet:
             raise FleetError("storm is bounded to 20000 TIME_WAIT and 1000 CLOSE_WAIT sockets")
         out = self.exec(member, PYTHON, "-c", STORM_SCRIPT, str(time_wait), str(close_wait), str(hold))
         return json.loads(out)
+
+    def accept_load(self, member: Member, seconds: float, port: int = 20080, backlog: int = 64, burst: int = 24,
+                    tick: float = 0.2) -> int:
+        """Start the accept-queue load of ACCEPT_LOAD_SCRIPT in a member for `seconds` and return once it listens on
+        `port` (returned). With the defaults nothing overflows at somaxconn >= 64, and about 75 connections/s
+        overflow at somaxconn 8."""
+        if not 0 < seconds <= 900 or not 1 <= burst <= 256 or not 0.05 <= tick <= 5:
+            raise FleetError("accept load is bounded to 900 s, bursts of 256 connections and ticks of 0.05 to 5 s")
+        podman("exec", "--detach", member.name, PYTHON, "-c", ACCEPT_LOAD_SCRIPT, str(seconds), str(port), str(backlog),
+               str(burst), str(tick))
+        listening = ":%04X 00000000:0000 0A " % port  # local 127.0.0.1:port, state 0A (LISTEN) in /proc/net/tcp
+        deadline = time.monotonic() + 10
+        while listening not in self.exec(member, "cat", "/proc/net/tcp"):
+            if time.monotonic() > deadline:
+                raise FleetError("the accept load in %s does not listen on port %d after 10 s" % (member.name, port))
+            time.sleep(0.2)
+        return port
 
     def inventory(self) -> dict:
         """The inventory as a dict: group `fleet` with every member, and one group per release."""

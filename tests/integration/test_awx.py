@@ -136,14 +136,20 @@ def test_job_templates_load_into_awx(tmp_path):
 def role_of_playbook(playbook):
     """Name of the linuxnet.tcp role a playbook runs (roles: or import_role/include_role)."""
     found = set()
+
+    def walk(tasks):
+        for task in tasks:
+            for action in ("ansible.builtin.import_role", "ansible.builtin.include_role"):
+                if action in task:
+                    found.add(task[action]["name"])
+            for section in ("block", "rescue", "always"):
+                walk(task.get(section, []))
+
     for play in load_yaml(os.path.join(ROOT, playbook)):
         for role in play.get("roles", []):
             found.add(role if isinstance(role, str) else role.get("role", role.get("name")))
         for section in ("pre_tasks", "tasks", "post_tasks"):
-            for task in play.get(section, []):
-                for action in ("ansible.builtin.import_role", "ansible.builtin.include_role"):
-                    if action in task:
-                        found.add(task[action]["name"])
+            walk(play.get(section, []))
     found = {name for name in found if name and name.startswith("linuxnet.tcp.")}
     assert len(found) == 1, "%s runs %s, expected one linuxnet.tcp role" % (playbook, found)
     return found.pop().split(".")[-1]
@@ -151,6 +157,15 @@ def role_of_playbook(playbook):
 
 def argument_spec(role):
     return load_yaml(os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml"))["argument_specs"]["main"]["options"]
+
+
+def playbook_argument_spec(playbook):
+    """The playbook's own variables, as its ansible.builtin.validate_argument_spec task checks them ({} if none)."""
+    for play in load_yaml(os.path.join(ROOT, playbook)):
+        for task in play.get("tasks", []):
+            if "ansible.builtin.validate_argument_spec" in task:
+                return task["ansible.builtin.validate_argument_spec"]["argument_spec"]
+    return {}
 
 
 def options_read(role, tasks_files, options):
@@ -167,17 +182,30 @@ def test_survey_maps_onto_argument_spec(name):
     template = definition["job_template"]
     role = role_of_playbook(template["playbook"])
     spec = argument_spec(role)
+    # The playbook's own variables (tune.yml: tcp_tune_*) are asked on top of the role's options.
+    own = playbook_argument_spec(template["playbook"])
+    assert not set(own) & set(spec), "playbook and role options share names: %s" % (set(own) & set(spec))
     asked = [q["variable"] for q in survey["spec"]]
     pinned = list(template.get("extra_vars", {}))
     left = list(definition.get("inventory_variables", []))
     everything = asked + pinned + left
     assert len(everything) == len(set(everything)), "a variable is in more than one place: %s" % everything
-    assert set(everything) <= set(spec), "not options of roles/%s: %s" % (role, set(everything) - set(spec))
+    assert set(everything) <= set(spec) | set(own), "not options of roles/%s or %s: %s" % (
+        role, template["playbook"], set(everything) - set(spec) - set(own))
+    assert set(own) & set(everything) <= set(asked), "playbook variables are asked or set at launch, never pinned"
     wanted = set(spec) if name != "restore" else options_read(role, RESTORE_TASKS, spec)
-    assert set(everything) == wanted, "options missing from the template: %s" % (wanted - set(everything))
+    assert set(everything) - set(own) == wanted, "options missing from the template: %s" % (wanted - set(everything))
+    if name == "tune":
+        assert "tcp_tune_rollback" in asked, "the tune survey asks whether a worse host is rolled back"
     for question in survey["spec"]:
-        option = spec[question["variable"]]
+        option = spec.get(question["variable"]) or own[question["variable"]]
         kind = option.get("type", "str")
+        if kind == "bool":
+            # A survey carries no boolean: a choice of "true" and "false", which the playbook reads with | bool.
+            assert question["type"] == "multiplechoice" and sorted(question["choices"]) == ["false", "true"], question
+            assert question["default"] == str(option.get("default")).lower(), (question, option.get("default"))
+            assert question["required"], question
+            continue
         assert SURVEY_TYPES[question["type"]] == kind, (question["variable"], question["type"], kind)
         if kind == "list":
             assert option.get("elements") == "str", question["variable"]
