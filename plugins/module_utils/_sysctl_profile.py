@@ -273,13 +273,27 @@ def _overridden(boot, path, entries):
     return out
 
 
-def _revert_doc(name, runtime_changes, file_changes, old_state_text, state_changes):
-    """What a later ``state=reverted`` run needs to put this run's changes back exactly."""
+def _revert_doc(root, name, runtime_changes, file_changes, old_state_text, state_changes):
+    """What a later ``state=reverted`` run needs to put this run's changes back exactly.
+
+    ``directories`` are the ones this run creates for its files (write_atomic makes missing parents), deepest first,
+    so that a revert leaves no empty directory behind.
+    """
+    written = [path for path, _old, new, _mode in file_changes if new is not None]
+    if state_changes:
+        written.append(files.state_path(name))
+    created = []
+    for path in written:
+        directory = os.path.dirname(path)
+        while directory not in ("", "/") and not os.path.isdir(conf.host_path(root, directory)) and directory not in created:
+            created.append(directory)
+            directory = os.path.dirname(directory)
     return {
         "profile": name,
         "runtime": dict((key, before) for key, before, _after in runtime_changes),
         "files": dict((path, old) for path, old, _new, _mode in file_changes),
         "state": {"changed": bool(state_changes), "text": old_state_text},
+        "directories": sorted(created, key=lambda d: (-d.count("/"), d)),
     }
 
 
@@ -469,6 +483,7 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     for item in plan["refused"]:
         warnings.append("refused %s = %s: %s; %s" % (item["key"], item["value"], item["reason"], item["suggestion"]))
 
+    revert = _revert_doc(root, name, runtime_changes, file_changes, old_state_text, state_changes)
     if not check_mode:
         _commit(root, tree, name, runtime_changes, file_changes, (old_state_text, state_text) if state_changes else None)
 
@@ -499,7 +514,7 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
         not_restored=not_restored,
         kernel=kernel,
         diff=_diff(runtime_changes, file_changes),
-        revert=_revert_doc(name, runtime_changes, file_changes, old_state_text, state_changes) if changed else None,
+        revert=revert if changed else None,
         warnings=warnings,
     )
 
@@ -528,6 +543,7 @@ def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=F
             if change:
                 file_changes.append(change + (0o644,))
     old_state_text = conf.read_text(root, files.state_path(name))
+    revert = _revert_doc(root, name, changes, file_changes, old_state_text, remove_state)
     if not check_mode:
         _commit(root, tree, name, changes, file_changes, (old_state_text, None) if remove_state else None)
     restored = dict((k, {"before": b, "after": a}) for k, b, a in changes)
@@ -541,12 +557,12 @@ def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=F
         not_restored=not_restored,
         kernel=kernel,
         diff=_diff(changes, file_changes),
-        revert=_revert_doc(name, changes, file_changes, old_state_text, remove_state) if changed else None,
+        revert=revert if changed else None,
     )
 
 
 def _check_revert(name, file, revert):
-    """Validate a revert document against this profile's own paths; return (runtime, files, state)."""
+    """Validate a revert document against this profile's own paths; return (runtime, files, state, directories)."""
     if not isinstance(revert, dict) or revert.get("profile") != name:
         raise SysctlError("revert must be the 'revert' result of a sysctl_profile run of profile %r" % name)
     own = {files.dropin_path(name, file), files.dropin_path(name), files.modules_load_path(name), files.modprobe_path(name)}
@@ -571,14 +587,34 @@ def _check_revert(name, file, revert):
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("originals"), dict):
             raise SysctlError("revert.state: the saved state file text is not a state file of this collection")
-    return checked_runtime, texts, state
+    parents = set()
+    for path in own | {files.state_path(name)}:
+        directory = os.path.dirname(path)
+        while directory not in ("", "/"):
+            parents.add(directory)
+            directory = os.path.dirname(directory)
+    directories = revert.get("directories") or []
+    if not isinstance(directories, list) or any(d not in parents for d in directories):
+        raise SysctlError("revert.directories: only directories that hold this profile's files are removed")
+    return checked_runtime, texts, state, directories
+
+
+def _emptied(root, directories, removed):
+    """Of ``directories`` (deepest first), those with nothing left once ``removed`` and the emptied ones below are gone."""
+    gone, out = set(removed), []
+    for directory in directories:
+        full = conf.host_path(root, directory)
+        if os.path.isdir(full) and all(os.path.join(directory, entry) in gone for entry in os.listdir(full)):
+            out.append(directory)
+            gone.add(directory)
+    return out
 
 
 def profile_reverted(root, name, revert, file=None, check_mode=False, tree=None):
     """Put back exactly what one earlier run changed (its ``revert`` result): runtime values, files, state file."""
     tree = tree or systree.SysctlTree(root)
     kernel = systree.context(tree)
-    runtime, texts, state = _check_revert(name, file, revert)
+    runtime, texts, state, directories = _check_revert(name, file, revert)
     changes, _done, skipped = _put_back(tree, runtime)
     file_changes = []
     for path in sorted(texts):
@@ -588,11 +624,21 @@ def profile_reverted(root, name, revert, file=None, check_mode=False, tree=None)
             file_changes.append((path, current, texts[path], 0o644))
     old_state_text = conf.read_text(root, files.state_path(name))
     state_changes = bool(state.get("changed")) and old_state_text != state.get("text")
+    # Directories the reverted run created go too, when nothing else has come to live in them.
+    removed = [path for path in texts if texts[path] is None]
+    if state_changes and state.get("text") is None:
+        removed.append(files.state_path(name))
+    empty = _emptied(root, directories, removed)
     if not check_mode:
         _commit(root, tree, name, changes, file_changes, (old_state_text, state.get("text")) if state_changes else None)
+        for directory in empty:
+            try:
+                os.rmdir(conf.host_path(root, directory))
+            except OSError:
+                pass  # something was put there meanwhile: keep it
     restored = dict((k, {"before": b, "after": a}) for k, b, a in changes)
     return _result(
-        changed=bool(changes or file_changes or state_changes),
+        changed=bool(changes or file_changes or state_changes or empty),
         restored=restored,
         skipped_keys=skipped,
         kernel=kernel,

@@ -401,12 +401,14 @@ revert:
   description:
     - What this run changed, in the form O(revert) takes to undo it with O(state=reverted) - the runtime values
       before the run (C(runtime)), the text of each file before the run or V(null) where it did not exist
-      (C(files)), and the state file before the run (C(state)).
+      (C(files)), the state file before the run (C(state)), and the directories the run created for its files
+      (C(directories), deepest first), which a revert removes when nothing else is in them.
     - V(null) when the run changed nothing.
   returned: always
   type: dict
   sample: {"profile": "web", "runtime": {"net.core.somaxconn": "4096"},
-           "files": {"/etc/sysctl.d/90-linuxnet-web.conf": null}, "state": {"changed": true, "text": null}}
+           "files": {"/etc/sysctl.d/90-linuxnet-web.conf": null}, "state": {"changed": true, "text": null},
+           "directories": ["/var/lib/linuxnet-tcp"]}
 not_restored:
   description: Saved keys left alone because another sysctl file now sets them (O(state=absent), or a key dropped from O(settings)).
   returned: always

@@ -75,10 +75,10 @@ def test_boot_report_says_which_keys_boot_cannot_set(tmp_path):
     conntrack = boot["net.netfilter.nf_conntrack_tcp_timeout_established"]
     assert conntrack["applies"] is False and conntrack["module"] == "nf_conntrack" and "modules-load.d" in conntrack["reason"]
     assert boot["net.core.somaxconn"] == {"value": "8192", "file": "/etc/sysctl.d/90-x.conf", "applies": True,
-                                                  "module": None, "module_loaded_by": None, "reason": ""}
+                                          "module": None, "module_loaded_by": None, "reason": ""}
     assert boot["net.ipv4.tcp_no_such"]["applies"] is False
     assert facts["module_options"] == [{"module": "nf_conntrack", "param": "hashsize", "value": "262144",
-                                       "file": "/etc/modprobe.d/90-x.conf", "live": "65536", "needs_module_reload": True}]
+                                        "file": "/etc/modprobe.d/90-x.conf", "live": "65536", "needs_module_reload": True}]
     put(root, "/etc/modules-load.d/nf.conf", "nf_conntrack\n")
     conntrack = sysctl_facts.gather_facts(root, ["net.netfilter.*"])["boot"]["net.netfilter.nf_conntrack_tcp_timeout_established"]
     assert conntrack["applies"] is True and conntrack["module_loaded_by"] == "modules-load.d: /etc/modules-load.d/nf.conf"

@@ -458,13 +458,25 @@ def test_revert_puts_back_exactly_what_one_run_changed(tmp_path):
     assert first_again["changed"] is False and first_again["revert"] is None
 
 
+def _dirs(root):
+    return sorted(os.path.relpath(base, root) for base, _dirs, _files in os.walk(root))
+
+
 def test_revert_of_a_first_run_removes_the_profile(tmp_path):
     root = make_tree(tmp_path)
-    before = snapshot(root)
-    first = profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
-    assert first["revert"]["files"] == {DROPIN: None} and first["revert"]["state"] == {"changed": True, "text": None}
-    profile.profile_reverted(root, "web", first["revert"])
-    assert dict((k, v[0]) for k, v in snapshot(root).items()) == dict((k, v[0]) for k, v in before.items())
+    os.makedirs(os.path.join(root, "var", "lib"))
+    before, dirs = snapshot(root), _dirs(root)
+    first = profile.profile_present(root, "web", {"net.core.somaxconn": 8192}, modules=["nf_conntrack"])
+    assert first["revert"]["files"] == {DROPIN: None, MODULES_FILE: None} and first["revert"]["state"] == {"changed": True, "text": None}
+    # The run made /etc/sysctl.d, /etc/modules-load.d, /etc and /var/lib/linuxnet-tcp, deepest first; /var/lib was there.
+    assert first["revert"]["directories"] == ["/var/lib/linuxnet-tcp", "/etc/modules-load.d", "/etc/sysctl.d", "/etc"]
+    put(root, "/etc/modules-load.d/other.conf", "sctp\n")  # someone else's file keeps its directory (and /etc)
+    check = profile.profile_reverted(root, "web", first["revert"], check_mode=True)
+    assert check == profile.profile_reverted(root, "web", first["revert"])
+    after = snapshot(root)
+    after.pop(os.path.join(root, "etc/modules-load.d/other.conf"))
+    assert dict((k, v[0]) for k, v in after.items()) == dict((k, v[0]) for k, v in before.items())
+    assert _dirs(root) == sorted(dirs + ["etc", "etc/modules-load.d"])
 
 
 @pytest.mark.parametrize("revert, words", [
