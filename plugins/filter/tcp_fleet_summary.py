@@ -10,7 +10,7 @@ author:
   - linuxnet.tcp maintainers
 description:
   - Takes a mapping of host name to that host's data and returns the report document the
-    P(linuxnet.tcp.audit#role) role writes as C(report.json) (less the timestamp): one summary per host, ranked
+    P(linuxnet.tcp.audit#role) role writes as C(report.json), less the timestamp. It has one summary per host, ranked
     by trouble, and the fleet view computed from those summaries alone. The view holds totals per TCP state, the
     findings grouped by rule (hosts affected, worst hosts first, the remedy once), a breakdown by inventory group,
     the hosts with the most C(TIME_WAIT) and C(CLOSE_WAIT) sockets, and the rows of the sockets chart.
