@@ -303,8 +303,8 @@ def test_merge_refuses_what_it_cannot_merge(reports, message):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"top": 0}, "top must be a positive integer"),
-    ({"report_top": -1}, "report_top must be a positive integer"),
+    ({"top": -1}, "top must be an integer of at least 0"),
+    ({"report_top": 0}, "report_top must be an integer of at least 1"),
     ({"growth": -0.5}, "growth must be a number of at least 0"),
     ({"top": "many"}, "bad option value"),
 ])
