@@ -24,6 +24,12 @@ ARGUMENT_SPEC = {
     "sysctl_keys": {"type": "list", "elements": "str"},
 }
 RULE_ARGS = ("rules", "overrides")
+# `-i localhost,` (make demo) makes localhost an ordinary inventory host, so Ansible would discover an interpreter
+# there (the first python3.N on PATH, whatever it is) instead of using its own Python as it does for the implicit
+# localhost. There the controller's Python is used, unless the inventory names an interpreter, and it is returned
+# as the fact interpreter discovery would have set (discovered_interpreter_python), so the role's later tasks on
+# that host (local facts, textfile) use it too.
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 class ActionModule(ActionBase):
@@ -32,11 +38,17 @@ class ActionModule(ActionBase):
 
     def _gather(self, task_vars, args):
         """{tcp, sysctl} from the two fact modules, run on one connection and one remote temporary directory."""
+        task_vars = task_vars or {}
+        facts = {}
+        if (task_vars.get("inventory_hostname") in LOCAL_NAMES and "ansible_python_interpreter" not in task_vars
+                and task_vars.get("ansible_playbook_python")
+                and "discovered_interpreter_python" not in (task_vars.get("ansible_facts") or {})):
+            facts["discovered_interpreter_python"] = task_vars["ansible_playbook_python"]
+            task_vars = dict(task_vars, ansible_python_interpreter=task_vars["ansible_playbook_python"])
         calls = (
             ("linuxnet.tcp.tcp_facts", {"top": args["top"], "processes": args["processes"]}),
             ("linuxnet.tcp.sysctl_facts", {"keys": args["sysctl_keys"]} if args["sysctl_keys"] is not None else {}),
         )
-        facts = {}
         try:
             for module, module_args in calls:
                 result = self._execute_module(module_name=module, module_args=module_args, task_vars=task_vars,

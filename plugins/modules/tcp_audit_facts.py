@@ -19,6 +19,10 @@ description:
   - The findings are returned as C(ansible_facts.tcp_findings), most severe first. Like any facts returned by a
     task they are kept in the fact cache when one is configured.
   - Needs the C(jmespath) Python package on the controller.
+  - On a host named C(localhost), C(127.0.0.1) or C(::1) that has no C(ansible_python_interpreter) and no
+    interpreter discovered yet, the fact modules run with the Python that runs Ansible, as they would on Ansible's
+    implicit localhost (for C(-i localhost,)), and that Python is returned as the discovered interpreter, so later
+    tasks on the host use it as well.
 author:
   - linuxnet.tcp maintainers (@linuxnet)
 extends_documentation_fragment:
@@ -115,6 +119,11 @@ ansible_facts:
       returned: when O(gather=true)
       type: dict
       sample: {values: {net.ipv4.tcp_tw_reuse: "0"}}
+    discovered_interpreter_python:
+      description: The Python that runs Ansible, for the later tasks on this host (see the description).
+      returned: on a localhost without an interpreter, when O(gather=true)
+      type: str
+      sample: /usr/bin/python3
     tcp_findings:
       description:
         - The findings, most severe first, each with C(id), C(severity), C(title), C(message), C(remedy) and C(item),

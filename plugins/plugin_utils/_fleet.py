@@ -353,9 +353,9 @@ def _comparison(summaries, compare_with, growth):
 
 
 def _check_options(top, report_top, growth):
-    for name, value in (("top", top), ("report_top", report_top)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise RuleError("%s must be a positive integer, got %r" % (name, value))
+    for name, value, least in (("top", top, 0), ("report_top", report_top, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise RuleError("%s must be an integer of at least %d, got %r" % (name, least, value))
     if isinstance(growth, bool) or not isinstance(growth, (int, float)) or growth < 0:
         raise RuleError("growth must be a number of at least 0 (0.2 means 20 %%), got %r" % (growth,))
 
