@@ -76,6 +76,23 @@ options:
       - When merging, defaults to the value the first report was made with.
     type: float
     default: 0.2
+  diagnose:
+    description:
+      - Evaluate the diagnosis rules on each host's facts here, instead of reading its findings, in the same pass
+        over the hosts. For facts gathered earlier (a fact cache), this replaces a task per host.
+      - C(rules) is the rule list (as O(linuxnet.tcp.tcp_diagnose#filter:rules) of P(linuxnet.tcp.tcp_diagnose#filter)),
+        C(overrides) the changes per rule id, and C(overrides_var) the name of a variable that, when a host's data
+        has it (for C(hostvars), its inventory or extra variables), replaces C(overrides) for that host.
+      - Not used when merging.
+    type: dict
+  settings:
+    description:
+      - Mapping of variable name to its default. For each, the report's C(settings) lists the hosts per value the
+        variable has in their data (for C(hostvars), their inventory or extra variables), the default for hosts
+        without it, read in the same pass over the hosts. Values are JSON text (V(true), V("")).
+      - The P(linuxnet.tcp.audit#role) role uses it to find the hosts whose local facts, textfile or fail gate are
+        on. Not used when merging.
+    type: dict
   rules:
     description:
       - The effective rules (from P(linuxnet.tcp.tcp_diagnose#filter) with C(check_only=true)), stored in the
@@ -172,6 +189,11 @@ _value:
       returned: when O(details=true)
       type: dict
       sample: {web1: {tcp: {states: {total: 3}}, sysctl: {values: {}}}}
+    settings:
+      description: With O(settings), per variable, per value (as JSON text), the hosts that have it.
+      returned: when O(settings) is given
+      type: dict
+      sample: {tcp_audit_fail_on: {'"never"': [web1, web2], '"critical"': [db1]}}
     merged_from:
       description: When merging, each report's C(source) (its path, or V(null)), C(generated) and C(hosts).
       returned: when merging
@@ -198,7 +220,7 @@ def _pick(value, merged, key, default):
 
 
 def tcp_fleet_summary(data, hosts=None, top=None, details=False, report_top=None, compare_with=None, growth=None,
-                      rules=None):
+                      rules=None, diagnose=None, settings=None):
     """The report document of ``data`` (host name -> facts and findings), or the merge of a list of reports."""
     try:
         if isinstance(data, (list, tuple)):
@@ -211,11 +233,13 @@ def tcp_fleet_summary(data, hosts=None, top=None, details=False, report_top=None
                                merged["details"] if details or merged["details"] else None, merged["sources"])
             doc["fail_on"] = merged["fail_on"]
             return doc
-        summaries, missing, detail = summarise_hosts(data, hosts, bool(details))
+        summaries, missing, detail, by_value = summarise_hosts(
+            data, hosts, bool(details), plain(diagnose) if diagnose is not None else None,
+            plain(settings) if settings is not None else None)
         return build_report(summaries, missing, int(10 if top is None else top),
                             int(20 if report_top is None else report_top), compare_with,
                             float(0.2 if growth is None else growth), plain(rules) if rules is not None else None,
-                            detail)
+                            detail, settings=by_value)
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError("linuxnet.tcp.tcp_fleet_summary: bad option value: %s" % exc) from None
     except RuleError as exc:

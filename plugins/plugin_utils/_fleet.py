@@ -17,7 +17,8 @@ import json
 import os
 import re
 
-from ansible_collections.linuxnet.tcp.plugins.plugin_utils._rules import SEVERITIES, SEVERITY_RANK, STATE_NAMES, RuleError, plain
+from ansible_collections.linuxnet.tcp.plugins.plugin_utils._rules import (SEVERITIES, SEVERITY_RANK, STATE_NAMES, RuleError,
+                                                                        diagnose, plain)
 
 SCHEMA = "linuxnet.tcp.audit/2"
 OLD_SCHEMA = "linuxnet.tcp.audit/1"
@@ -80,15 +81,15 @@ def finding_magnitude(item):
     return _number(item.get("value"))
 
 
-def _host_view(value):
+def _host_view(value, with_findings=True):
     """tcp, sysctl, findings and groups of a hostvars entry (facts under ansible_facts) or a plain document
     ``{tcp, sysctl, findings, groups}``. Only the keys needed are read: a hostvars entry templates each variable
     on access."""
     facts = value.get("ansible_facts") if hasattr(value, "get") else None
     if not isinstance(facts, dict) or "tcp" not in facts:
         facts = value if hasattr(value, "get") else {}
-    findings = facts.get("tcp_findings")
-    if findings is None:
+    findings = facts.get("tcp_findings") if with_findings else None
+    if findings is None and with_findings:
         findings = facts.get("findings")
     groups = value.get("group_names") if hasattr(value, "get") else None
     if groups is None:
@@ -361,7 +362,7 @@ def _check_options(top, report_top, growth):
 
 
 def build_report(summaries, missing, top=10, report_top=20, compare_with=None, growth=0.2, rules=None, details=None,
-                 merged_from=None):
+                 merged_from=None, settings=None):
     """The report document (without the run's timestamp): ranked host summaries, the fleet view, the comparison."""
     _check_options(top, report_top, growth)
     summaries = sorted(summaries, key=rank_key)
@@ -381,14 +382,39 @@ def build_report(summaries, missing, top=10, report_top=20, compare_with=None, g
         doc["details"] = {host: details[host] for host in sorted(details, key=natural_key)}
     if merged_from is not None:
         doc["merged_from"] = merged_from
+    if settings is not None:
+        doc["settings"] = settings
     return doc
 
 
-def summarise_hosts(hosts_data, hosts=None, details=False):
-    """(summaries, hosts without facts, details) of a mapping host -> hostvars entry or plain document."""
+def _diagnosis(spec):
+    """Check the ``diagnose`` option: {rules, overrides, overrides_var}."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("rules"), list):
+        raise RuleError("diagnose must be a mapping with rules (a list), and optionally overrides and overrides_var")
+    unknown = sorted(set(spec) - {"rules", "overrides", "overrides_var"})
+    if unknown:
+        raise RuleError("diagnose: unknown keys %s" % ", ".join(unknown))
+    return spec["rules"], spec.get("overrides") or {}, spec.get("overrides_var")
+
+
+def _settings(value, settings, out, host):
+    """Add ``host`` under the value it has for each variable of ``settings`` ({name: default})."""
+    for name, default in settings.items():
+        found = value.get(name) if hasattr(value, "get") and name in value else default
+        out.setdefault(name, {}).setdefault(json.dumps(plain(found), sort_keys=True), []).append(host)
+
+
+def summarise_hosts(hosts_data, hosts=None, details=False, diagnosis=None, settings=None):
+    """(summaries, hosts without facts, details) of a mapping host -> hostvars entry or plain document. With
+    ``diagnosis`` ({rules, overrides, overrides_var}) each host's findings are evaluated here from its facts, with
+    the overrides in its own ``overrides_var`` variable when it has one, instead of read from its data."""
     if not hasattr(hosts_data, "keys"):
         raise RuleError("the input must be a mapping of host name to its facts, or a list of reports, got %s"
                         % type(hosts_data).__name__)
+    rules, overrides, overrides_var = _diagnosis(diagnosis) if diagnosis is not None else (None, None, None)
+    if settings is not None and not isinstance(settings, dict):
+        raise RuleError("settings must be a mapping of variable name to its default, got %s" % type(settings).__name__)
+    compiled, by_value = {}, {}
     names = list(hosts) if hosts is not None else sorted(hosts_data.keys(), key=natural_key)
     summaries, missing, detail = [], [], {}
     for host in names:
@@ -397,15 +423,27 @@ def summarise_hosts(hosts_data, hosts=None, details=False):
         except KeyError:
             missing.append(host)
             continue
-        tcp, sysctl, findings, groups = _host_view(value)
-        summary = host_summary(host, tcp, sysctl, findings, groups)
+        if settings:
+            _settings(value, settings, by_value, host)
+        tcp, sysctl, found, groups = _host_view(value, rules is None)
+        if rules is not None and tcp.get("states"):
+            own = value.get(overrides_var) if overrides_var and hasattr(value, "get") and overrides_var in value else None
+            try:
+                found = diagnose({"tcp": tcp, "sysctl": sysctl}, rules, plain(own) if own is not None else overrides,
+                                 compiled)
+            except RuleError as exc:
+                raise RuleError("%s: %s" % (host, exc)) from None
+        summary = host_summary(host, tcp, sysctl, found, groups)
         if summary is None:
             missing.append(host)
             continue
         summaries.append(summary)
         if details:
             detail[host] = {"tcp": tcp, "sysctl": sysctl}
-    return summaries, missing, (detail if details else None)
+    if settings is not None:
+        # Values as JSON text keys (true, "", "never"), each with its hosts; every named variable is present.
+        by_value = {name: by_value.get(name, {}) for name in settings}
+    return summaries, missing, (detail if details else None), (by_value if settings is not None else None)
 
 
 def _expand(reports):

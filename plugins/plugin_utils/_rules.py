@@ -274,13 +274,22 @@ def compile_rules(rules, overrides=None):
     return [CompiledRule(rule) for rule in effective_rules(rules, overrides) if rule.get("enabled", True)]
 
 
-def diagnose(doc, rules, overrides=None):
-    """Findings for one host document ``{tcp, sysctl}``: critical first, then warning, then info."""
+def diagnose(doc, rules, overrides=None, compiled=None):
+    """Findings for one host document ``{tcp, sysctl}``: critical first, then warning, then info. ``compiled``, when
+    given, is a dict that keeps the compiled rules per overrides between calls (hosts that share overrides compile
+    the rules once)."""
     if not isinstance(doc, dict):
         raise RuleError(f"the input must be a host document {{tcp: ..., sysctl: ...}}, got {type(doc).__name__}")
     context = {"tcp": plain(doc.get("tcp") or {}), "sysctl": plain(doc.get("sysctl") or {})}
+    if compiled is None:
+        rule_set = compile_rules(rules, overrides)
+    else:
+        key = json.dumps(plain(overrides) or {}, sort_keys=True, default=str)
+        if key not in compiled:
+            compiled[key] = compile_rules(rules, overrides)
+        rule_set = compiled[key]
     findings = []
-    for order, rule in enumerate(compile_rules(rules, overrides)):
+    for order, rule in enumerate(rule_set):
         for finding in rule.evaluate(context):
             findings.append((SEVERITY_RANK[finding["severity"]], order, finding))
     return [finding for _rank, _order, finding in sorted(findings, key=lambda row: row[:2])]

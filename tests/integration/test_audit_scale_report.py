@@ -19,13 +19,15 @@ import re
 
 import pytest
 
+from ansible_collections.linuxnet.tcp.plugins.plugin_utils._fleet import natural_key
+
 from _chromium import colours, rgb, screenshot
 from fleet_fixtures import ROOT, json_callback_env, parse_json_stdout, run, tool
 
 HOSTS = 300
 FIXTURES = os.path.join(ROOT, "tests", "unit", "fixtures", "audit")
-# Every tenth host (web1, web11, ...) a client-side TIME_WAIT storm with a CLOSE_WAIT leak, every 25th legacy
-# settings, every 13th SYN cookies firing, the others a clean namespace.
+# Every tenth host a client-side TIME_WAIT storm with a CLOSE_WAIT leak, every 25th legacy settings, every 13th SYN
+# cookies firing, the others a clean namespace.
 KINDS = [("storm", 10), ("legacy", 25), ("syncookies", 13), ("clean", 1)]
 
 
@@ -58,37 +60,39 @@ def runs(tmp_path_factory):
     simulated.write(str(work), hosts, documents)
     first = audit(work)
     before = json.loads((work / "report" / "report.json").read_text())
-    # web3 gets a storm, web11 (a storm) is fixed, web21's leak doubles, cache24 is retired.
-    changed = {"web3": "storm", "web11": "clean"}
+    # A clean host gets a storm, a storm host is fixed, another one's leak doubles, a clean host is retired.
+    storms = [h for h, _g, k in hosts if k == "storm"]
+    clean = [h for h, _g, k in hosts if k == "clean"]
+    names = {"new": clean[0], "fixed": storms[1], "grown": storms[2], "retired": clean[1]}
+    changed = {names["new"]: "storm", names["fixed"]: "clean", names["grown"]: "storm_grown"}
     grown = json.loads(json.dumps(documents["storm"]))
     for proc in grown["tcp"]["close_wait"]["by_process"]:
         proc["count"] *= 2
     documents["storm_grown"] = grown
-    changed["web21"] = "storm_grown"
-    second_plan = [(h, g, changed.get(h, k)) for h, g, k in hosts if h != "cache24"]
-    assert [k for h, g, k in hosts if h in ("web3", "web11", "web21", "cache24")] == ["clean", "storm", "storm", "clean"]
+    second_plan = [(h, g, changed.get(h, k)) for h, g, k in hosts if h != names["retired"]]
     simulated.write(str(work), second_plan, documents)
     second = audit(work)
-    return {"work": work, "first": first, "second": second, "before": before, "hosts": hosts}
+    return {"work": work, "first": first, "second": second, "before": before, "hosts": hosts, "names": names}
 
 
 def report(runs, name):
     return (runs["work"] / "report" / name).read_text(encoding="utf-8")
 
 
-def test_one_task_per_host(runs):
-    """Per host, the play runs one task; everything else runs once (on the first host) for the play. The optional
-    steps (local facts, textfile, fail gate) are off, so no task of theirs runs, not even skipped."""
-    per_host = {}
+def test_no_task_per_host_on_cached_facts(runs):
+    """On cached facts (tcp_audit_gather: false) the play runs no task per host: each task runs once, on the first
+    host, the gathering task is skipped once, and the optional steps (all off) are skipped once too."""
+    counts = {}
     for play in runs["first"]["plays"]:
         for task in play["tasks"]:
-            per_host[task["task"]["name"]] = len(task["hosts"])
-    assert [name for name, count in per_host.items() if count == HOSTS] == [
-        "linuxnet.tcp.audit : Gather TCP and sysctl facts and diagnose them"], per_host
-    # The meta task that ends the role where no optional step is on runs in the strategy, without a result.
-    assert per_host.pop("linuxnet.tcp.audit : Leave the role on hosts that need no local facts, textfile or failure") == 0
-    assert all(count == 1 for name, count in per_host.items() if "Gather" not in name), per_host
-    assert runs["first"]["stats"]["web299"]["ok"] == 1
+            counts[task["task"]["name"].replace("linuxnet.tcp.audit : ", "")] = sorted(task["hosts"])
+    first = runs["hosts"][0][0]
+    assert counts and all(hosts == [first] for hosts in counts.values()), counts
+    assert counts["Gather TCP and sysctl facts and diagnose them"] == [first]
+    assert runs["first"]["plays"][0]["tasks"][2]["hosts"][first]["skipped"] is True
+    assert "Install local facts, write the textfile, fail hosts at or above tcp_audit_fail_on" in counts
+    stats = runs["first"]["stats"]
+    assert all(host not in stats or stats[host]["ok"] + stats[host]["skipped"] == 0 for host, _g, _k in runs["hosts"][1:])
 
 
 def test_report_json_has_every_host_summary_and_no_facts(runs):
@@ -101,13 +105,16 @@ def test_report_json_has_every_host_summary_and_no_facts(runs):
     assert doc["fleet"]["by_rule"][0]["id"] == "ephemeral_port_exhaustion"
     groups = {g["group"]: g for g in doc["fleet"]["groups"]}
     assert set(groups) == {"web", "db", "cache", "lb"}
-    # Storms are hosts number 0, 10, 20, ... (web1, web11, ...): all in web, none in db.
-    assert groups["web"]["hosts_by_worst"]["critical"] == len(storms) and groups["db"]["hosts_by_worst"]["critical"] == 0
-    # Ranked: the storm hosts first, then legacy, syncookies; names in natural order among equals.
+    for name, group in groups.items():
+        members = [h for h, g, _k in runs["hosts"] if g == name]
+        assert group["hosts"] == len(members)
+        assert group["hosts_by_worst"]["critical"] == len([h for h in members if h in storms]) > 0
+    # Ranked: the storm hosts first (equal among themselves, so in natural order: web1 ... web21, not web101).
     ranked = [h["host"] for h in doc["hosts"]]
-    assert ranked[:len(storms)] == sorted(storms, key=lambda n: int(re.sub(r"\D", "", n)))
+    assert ranked[:len(storms)] == sorted(storms, key=natural_key)
+    assert [h["worst"] for h in doc["hosts"][len(storms):]][:1] == ["warning"]
     clean = [h["host"] for h in doc["hosts"] if h["worst"] is None]
-    assert clean[:4] == ["cache4", "cache10", "cache20", "cache24"]  # cache14 is a syncookies host
+    assert clean == sorted(clean, key=natural_key) and clean[:3] == ["cache4", "cache9", "cache13"]
     # A comparison was asked for (the default), but nothing was there yet.
     assert doc["comparison"] == {"available": False, "note": "no previous report at %s" % (runs["work"] / "report" / "report.json")}
 
@@ -116,24 +123,27 @@ def test_second_run_compares_with_the_report_it_replaced(runs):
     doc = json.loads(report(runs, "report.json"))
     cmp = doc["comparison"]
     assert cmp["available"] and cmp["previous"]["generated"] == runs["before"]["generated"]
-    assert cmp["hosts_removed"] == ["cache24"] and cmp["hosts_added"] == []
-    assert {c["host"] for c in cmp["new"]} == {"web3"} and {c["host"] for c in cmp["resolved"]} == {"web11"}
-    assert [(c["host"], c["id"], c["before"], c["magnitude"]) for c in cmp["grown"]] == [("web21", "close_wait_leak", 40, 80)]
+    names = runs["names"]
+    assert cmp["hosts_removed"] == [names["retired"]] and cmp["hosts_added"] == []
+    assert {c["host"] for c in cmp["new"]} == {names["new"]} and {c["host"] for c in cmp["resolved"]} == {names["fixed"]}
+    assert [(c["host"], c["id"], c["before"], c["magnitude"]) for c in cmp["grown"]] == [
+        (names["grown"], "close_wait_leak", 40, 80)]
     assert cmp["by_rule"]["close_wait_leak"] == {"new": 1, "resolved": 1, "grown": 1}
     markdown = report(runs, "report.md")
     assert "## Since the previous report" in markdown
-    assert re.search(r"^\| grown \| web21 \| warning \| CLOSE_WAIT leak \| leaky-app \(root\) \| 40 \| 80 \|$", markdown, re.M)
-    assert re.search(r"^\| new \| web3 \| critical \|", markdown, re.M)
-    assert re.search(r"^\| resolved \| web11 \| critical \|", markdown, re.M)
+    assert re.search(r"^\| grown \| %s \| warning \| CLOSE_WAIT leak \| leaky-app \(root\) \| 40 \| 80 \|$" % names["grown"],
+                     markdown, re.M)
+    assert re.search(r"^\| new \| %s \| critical \|" % names["new"], markdown, re.M)
+    assert re.search(r"^\| resolved \| %s \| critical \|" % names["fixed"], markdown, re.M)
     page = report(runs, "report.html")
-    assert re.search(r'<td class="grown">grown</td><td>web21</td>', page)
+    assert '<td class="grown">grown</td><td>%s</td>' % names["grown"] in page
     summary = next(res["msg"] for play in runs["second"]["plays"] for task in play["tasks"]
                    if task["task"]["name"].endswith("Show the fleet summary and where the report is")
                    for res in task["hosts"].values() if not res.get("skipped"))
-    storm_findings = len(next(h for h in runs["before"]["hosts"] if h["host"] == "web11")["findings"])
+    storm_findings = len(next(h for h in runs["before"]["hosts"] if h["host"] == names["fixed"])["findings"])
     assert "Since the previous report (%s, %d hosts): %d new, %d resolved, 1 grown finding(s); 1 host(s) gone" % (
         runs["before"]["generated"], HOSTS, storm_findings, storm_findings) in summary, summary[:8]
-    assert "  ^ web21 [WARNING] CLOSE_WAIT leak: leaky-app (root) (40 -> 80)" in summary
+    assert "  ^ %s [WARNING] CLOSE_WAIT leak: leaky-app (root) (40 -> 80)" % names["grown"] in summary
 
 
 class Page(html.parser.HTMLParser):

@@ -320,14 +320,18 @@ def artifact_text(artifacts, name):
     return (artifacts / name).read_text().strip()
 
 
-def check_job(artifacts, done, names):
+def check_job(artifacts, done, names, once=False):
+    """The job succeeded; ``names`` are the hosts with a task result, or with ``once`` the hosts of which exactly one
+    has results (on cached facts the audit runs each task once, on the first host of the job)."""
     stdout = artifact_text(artifacts, "stdout")
     assert artifact_text(artifacts, "status") == "successful", stdout[-6000:] + done.stderr[-3000:]
     assert artifact_text(artifacts, "rc") == "0"
     events = job_events(artifacts)
     assert events[0]["event"] == "playbook_on_start" and events[-1]["event"] == "playbook_on_stats"
     stats = events[-1]["event_data"]
-    assert sorted(stats["ok"]) == sorted(names) and not stats["failures"] and not stats["dark"], stats
+    ran = sorted(stats["ok"])
+    assert (len(ran) == 1 and ran[0] in names) if once else ran == sorted(names), stats
+    assert not stats["failures"] and not stats["dark"], stats
     return events
 
 
@@ -416,7 +420,7 @@ def test_sliced_audit_workflow_merges_to_the_unsliced_report(simulated_data_dir)
     # One unsliced run of the audit template: the reference.
     artifacts, done = runner(pdd, "whole", "playbooks/audit.yml", dict(
         survey_answers("audit"), tcp_audit_report_dir=str(pdd / "whole"), tcp_audit_compare_with=""), facts=facts)
-    check_job(artifacts, done, names)
+    check_job(artifacts, done, names, once=True)
     # The sliced template as AWX runs it: slice k of n gets every n-th host, each job its own awx_job_id.
     published = {}
     for k in range(1, SLICES + 1):
@@ -424,7 +428,7 @@ def test_sliced_audit_workflow_merges_to_the_unsliced_report(simulated_data_dir)
         artifacts, done = runner(pdd, "slice%d" % k, "playbooks/audit.yml",
                                  dict(survey_answers("audit_sliced"), awx_job_id=1000 + k), limit=",".join(part),
                                  facts=facts)
-        events = check_job(artifacts, done, part)
+        events = check_job(artifacts, done, part, once=True)
         data = events[-1]["event_data"]["artifact_data"]
         assert list(data) == ["tcp_audit_slice_%d" % (1000 + k)], list(data)
         assert sorted(h["host"] for h in data["tcp_audit_slice_%d" % (1000 + k)]["hosts"]) == sorted(part)

@@ -328,3 +328,35 @@ def test_input_must_be_a_mapping_or_a_list():
 
 def test_filter_is_registered():
     assert plugin.FilterModule().filters() == {"tcp_fleet_summary": plugin.tcp_fleet_summary}
+
+
+def test_diagnose_in_the_same_pass_with_overrides_per_host():
+    """Cached facts without findings: the rules run here, with a host's own overrides when its data has them."""
+    data = {host: {"ansible_facts": {"tcp": d["tcp"], "sysctl": d["sysctl"]}, "group_names": ["web"]}
+            for host, d in plain_fleet().items()}
+    data["storm"]["audit_overrides"] = {"close_wait_leak": {"params": {"min_count": 41}}}
+    spec = {"rules": builtin_rules(), "overrides": {"somaxconn_low": {"enabled": False}}, "overrides_var": "audit_overrides"}
+    report = plugin.tcp_fleet_summary(data, diagnose=spec)
+    found = {s["host"]: [f["id"] for f in s["findings"]] for s in report["hosts"]}
+    expected = {host: [f["id"] for f in d["findings"]] for host, d in plain_fleet().items()}
+    assert found["storm"] == [i for i in expected["storm"] if i != "close_wait_leak"], "its own overrides"
+    assert found["legacy"] == [i for i in expected["legacy"] if i != "somaxconn_low"], "the shared overrides"
+    assert found["syncookies"] == expected["syncookies"] and found["clean"] == []
+    with pytest.raises(AnsibleFilterError, match="diagnose: unknown keys colour"):
+        plugin.tcp_fleet_summary(data, diagnose=dict(spec, colour="red"))
+    with pytest.raises(AnsibleFilterError, match="storm: override for unknown rule no_such_rule"):
+        data["storm"]["audit_overrides"] = {"no_such_rule": {}}
+        plugin.tcp_fleet_summary(data, diagnose=spec)
+
+
+def test_settings_group_hosts_by_value():
+    data = hostvars_fleet()
+    data["storm"]["tcp_audit_fail_on"] = "critical"
+    data["legacy"]["tcp_audit_textfile_dir"] = "/var/lib/node_exporter"
+    report = plugin.tcp_fleet_summary(data, settings={"tcp_audit_fail_on": "never", "tcp_audit_textfile_dir": "",
+                                                     "tcp_audit_local_facts": False})
+    assert report["settings"] == {
+        "tcp_audit_fail_on": {'"critical"': ["storm"], '"never"': ["clean", "legacy", "syncookies"]},
+        "tcp_audit_textfile_dir": {'"/var/lib/node_exporter"': ["legacy"], '""': ["clean", "storm", "syncookies"]},
+        "tcp_audit_local_facts": {"false": ["clean", "legacy", "storm", "syncookies"]}}
+    assert "settings" not in plugin.tcp_fleet_summary(data)
