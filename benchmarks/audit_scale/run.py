@@ -10,6 +10,7 @@ a "quiet" host (25 established connections to a local service). Then, per fleet 
 local-connection hosts in groups web/db/cache/lb (every tenth host a storm host, the others quiet) and a jsonfile
 fact cache holding those facts (tests/fleet/simulated.py), and runs ``ansible-playbook linuxnet.tcp.audit`` with
 ``tcp_audit_gather: false`` and the given forks, as a controller with a warm fact cache (AWX use_fact_cache) does.
+One more run (--gather-hosts, default 100) gathers for real: each host runs the two fact modules on this machine.
 
 Measured per run: wall time, peak RSS of the ansible-playbook process (wait4) and of its whole process tree (sampled
 every 0.2 s with psutil), per-host cost, the size of report.json/md/html, the tasks that ran per host (from
@@ -193,6 +194,9 @@ def main(argv=None):
     parser.add_argument("--baseline", help="also audit with the collection at this git commit (before/after)")
     parser.add_argument("--baseline-hosts", type=int, default=1000)
     parser.add_argument("--screenshot", help="write a 1280x2000 screenshot of the 1,000-host report.html here")
+    parser.add_argument("--gather-hosts", type=int, default=100,
+                        help="also audit this many hosts with tcp_audit_gather: true (each runs the two fact modules on "
+                             "this machine over the local connection: the per-host task a gathering run costs); 0: no")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("run as root: the facts are recorded in network namespaces")
@@ -214,6 +218,12 @@ def main(argv=None):
             if size == 1000 and args.screenshot:
                 chromium.screenshot(os.path.join(run["report_dir"], "report.html"), args.screenshot)
                 print("screenshot: %s" % args.screenshot, flush=True)
+        if args.gather_hosts:
+            run = measure(args.gather_hosts, documents, args.forks, COLLECTIONS, os.path.join(work, "gather"),
+                          {"tcp_audit_gather": True, "ansible_python_interpreter": sys.executable})
+            run["label"] = "now, gathering"
+            runs.append(run)
+            print("%d hosts gathering: %.1f s" % (args.gather_hosts, run["seconds"]), flush=True)
         if args.baseline:
             old = baseline_collections(args.baseline, os.path.join(work, "baseline"))
             run = measure(args.baseline_hosts, documents, args.forks, old, os.path.join(work, "base-%d" % args.baseline_hosts),
@@ -222,7 +232,7 @@ def main(argv=None):
             baseline.append(run)
             print("baseline %s, %d hosts: %.1f s" % (args.baseline, args.baseline_hosts, run["seconds"]), flush=True)
     lines = table(runs + baseline, "collection")
-    by_size = {run["hosts"]: run for run in runs}
+    by_size = {run["hosts"]: run for run in runs if run["label"] == "now"}
     verdicts = []
     if 1000 in by_size:
         one = by_size[1000]

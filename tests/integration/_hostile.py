@@ -18,7 +18,6 @@ stdin closes or after --hold seconds.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import select
@@ -26,21 +25,10 @@ import socket
 import sys
 import time
 
-PR_SET_NAME = 15
-
-
-def set_name(name):
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME)")
-
-
-def listener(port, backlog):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(backlog)
-    return sock
+# The renaming and listener helpers of the audit scenario's storm helper (molecule/audit/files/tcp_storm.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "molecule", "audit", "files"))
+from tcp_storm import listener, set_name  # noqa: E402 pylint: disable=wrong-import-position
 
 
 def child(name, mode, port, count, ready_w, go_r):
