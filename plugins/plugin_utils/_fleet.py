@@ -17,8 +17,8 @@ import json
 import os
 import re
 
-from ansible_collections.linuxnet.tcp.plugins.plugin_utils._rules import (SEVERITIES, SEVERITY_RANK, STATE_NAMES, RuleError,
-                                                                        diagnose, plain)
+from ansible_collections.linuxnet.tcp.plugins.plugin_utils._rules import (
+    SEVERITIES, SEVERITY_RANK, STATE_NAMES, RuleError, diagnose, plain)
 
 SCHEMA = "linuxnet.tcp.audit/2"
 OLD_SCHEMA = "linuxnet.tcp.audit/1"

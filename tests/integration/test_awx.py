@@ -140,8 +140,8 @@ def test_job_templates_load_into_awx(tmp_path):
     # configure.yml parses and its loop names every template.
     done = run([tool("ansible-playbook"), "--syntax-check", os.path.join(AWX, "configure.yml")])
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"linuxnet_tcp_awx_templates: \[%s\]" % ", ".join(["audit", "audit_sliced", "merge_reports",
-                                                                         "tune", "restore"]), configure)
+    names = ["audit", "audit_sliced", "merge_reports", "tune", "restore"]
+    assert re.search(r"linuxnet_tcp_awx_templates: \[%s\]" % ", ".join(names), configure)
 
 
 def test_workflow_templates_load_into_awx():
@@ -444,8 +444,8 @@ def test_sliced_audit_workflow_merges_to_the_unsliced_report(simulated_data_dir)
     assert shown["msg"][0].startswith("Fleet: %d host(s), merged from %d reports" % (SIMULATED_HOSTS, SLICES)), shown["msg"][0]
     whole = json.loads((pdd / "whole" / "report.json").read_text())
     merged = json.loads((pdd / "merged" / "report.json").read_text())
-    assert [m["generated"] for m in merged["merged_from"]] == [published["tcp_audit_slice_%d" % (1000 + k)]["generated"]
-                                                             for k in range(1, SLICES + 1)]
+    stamps = [published["tcp_audit_slice_%d" % (1000 + k)]["generated"] for k in range(1, SLICES + 1)]
+    assert [m["generated"] for m in merged["merged_from"]] == stamps
     assert len(merged["hosts"]) == SIMULATED_HOSTS and merged["fleet"]["by_rule"]
     assert without_timestamps(merged) == without_timestamps(whole)
     # The Markdown and HTML reports too, below their headers (which say when, and that the report is merged).

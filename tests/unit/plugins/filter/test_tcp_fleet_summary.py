@@ -353,8 +353,8 @@ def test_settings_group_hosts_by_value():
     data = hostvars_fleet()
     data["storm"]["tcp_audit_fail_on"] = "critical"
     data["legacy"]["tcp_audit_textfile_dir"] = "/var/lib/node_exporter"
-    report = plugin.tcp_fleet_summary(data, settings={"tcp_audit_fail_on": "never", "tcp_audit_textfile_dir": "",
-                                                     "tcp_audit_local_facts": False})
+    defaults = {"tcp_audit_fail_on": "never", "tcp_audit_textfile_dir": "", "tcp_audit_local_facts": False}
+    report = plugin.tcp_fleet_summary(data, settings=defaults)
     assert report["settings"] == {
         "tcp_audit_fail_on": {'"critical"': ["storm"], '"never"': ["clean", "legacy", "syncookies"]},
         "tcp_audit_textfile_dir": {'"/var/lib/node_exporter"': ["legacy"], '""': ["clean", "storm", "syncookies"]},
