@@ -191,3 +191,22 @@ def test_html_report_renders_and_stays_readable(runs):
     assert len(seen) > 30 and painted > 0.2, "the screenshot is (nearly) blank"
     for colour in ("#b71c1c", "#e65100", "#17212b"):  # critical and warning badges, the header
         assert rgb(colour) in seen, colour
+
+
+def test_cached_facts_that_are_not_there_fail_with_the_option_named(tmp_path):
+    """Some hosts without facts are reported as such; none with facts stops the play, naming tcp_audit_gather."""
+    documents = simulated.load_documents(FIXTURES, ["clean"])
+    simulated.write(str(tmp_path), [("web1", "web", "clean")], documents)
+    with open(tmp_path / "inventory.ini", "a", encoding="utf-8") as handle:
+        handle.write("[web]\nweb2 ansible_connection=local\n")
+    result = audit(tmp_path, tcp_audit_report_formats=["json"])
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [h["host"] for h in doc["hosts"]] == ["web1"] and doc["fleet"]["hosts_without_facts"] == ["web2"]
+    assert result["stats"]["web1"]["failures"] == 0
+    (tmp_path / "facts").rename(tmp_path / "gone")
+    done = run([tool("ansible-playbook"), "-i", tmp_path / "inventory.ini", os.path.join(ROOT, "playbooks", "audit.yml"),
+                "-e", json.dumps({"tcp_audit_report_dir": str(tmp_path / "report2")})], cwd=tmp_path,
+               env=json_callback_env(ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg")))
+    assert done.returncode == 2, done.stdout[-3000:]
+    assert "tcp_audit_gather is false, so the role needs ansible_facts.tcp" in done.stdout
+    assert not (tmp_path / "report2").exists(), "nothing is written"
