@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Diagnosis rules over one host's TCP document, and the fleet aggregation (controller side).
+"""Diagnosis rules over one host's TCP document (controller side); the fleet report is in _fleet.py.
 
 Note that this plugin util is **PRIVATE** to the collection. It can have breaking changes at any time.
 Do not use this from other collections or standalone plugins!
@@ -286,106 +286,22 @@ def compile_rules(rules, overrides=None):
     return [CompiledRule(rule) for rule in effective_rules(rules, overrides) if rule.get("enabled", True)]
 
 
-def diagnose(doc, rules, overrides=None):
-    """Findings for one host document ``{tcp, sysctl}``: critical first, then warning, then info."""
+def diagnose(doc, rules, overrides=None, compiled=None):
+    """Findings for one host document ``{tcp, sysctl}``: critical first, then warning, then info. ``compiled``, when
+    given, is a dict that keeps the compiled rules per overrides between calls (hosts that share overrides compile
+    the rules once)."""
     if not isinstance(doc, dict):
         raise RuleError(f"the input must be a host document {{tcp: ..., sysctl: ...}}, got {type(doc).__name__}")
     context = {"tcp": plain(doc.get("tcp") or {}), "sysctl": plain(doc.get("sysctl") or {})}
+    if compiled is None:
+        rule_set = compile_rules(rules, overrides)
+    else:
+        key = json.dumps(plain(overrides) or {}, sort_keys=True, default=str)
+        if key not in compiled:
+            compiled[key] = compile_rules(rules, overrides)
+        rule_set = compiled[key]
     findings = []
-    for order, rule in enumerate(compile_rules(rules, overrides)):
+    for order, rule in enumerate(rule_set):
         for finding in rule.evaluate(context):
             findings.append((SEVERITY_RANK[finding["severity"]], order, finding))
     return [finding for _rank, _order, finding in sorted(findings, key=lambda row: row[:2])]
-
-
-def _host_view(value):
-    """Accept a hostvars entry (facts under ansible_facts) or a plain {tcp, sysctl, findings} document.
-
-    Only the keys needed are read: a hostvars entry templates each variable on access.
-    """
-    facts = value.get("ansible_facts") if hasattr(value, "get") else None
-    if not isinstance(facts, dict) or "tcp" not in facts:
-        facts = value if hasattr(value, "get") else {}
-    tcp = facts.get("tcp") or {}
-    sysctl = facts.get("sysctl") or {}
-    findings = facts.get("tcp_findings")
-    if findings is None:
-        findings = facts.get("findings")
-    return tcp, sysctl, list(findings or [])
-
-
-def fleet_summary(hosts_data, hosts=None, top=10, details=False):
-    """Aggregate per-host documents into one fleet view (see the tcp_fleet_summary filter docs)."""
-    if not hasattr(hosts_data, "keys"):
-        raise RuleError(f"the input must be a mapping of host name to its facts, got {type(hosts_data).__name__}")
-    names = list(hosts) if hosts is not None else sorted(hosts_data.keys())
-    per_host, tw_rows, cw_rows = [], [], []
-    totals = {name: 0 for name in STATE_NAMES}
-    totals["total"] = 0
-    by_severity = {name: [] for name in SEVERITIES}
-    missing = []
-    detail = {}
-    for host in names:
-        try:
-            value = hosts_data[host]
-        except KeyError:
-            missing.append(host)
-            continue
-        tcp, sysctl, findings = _host_view(value)
-        states = tcp.get("states") or {}
-        if not states:
-            missing.append(host)
-            continue
-        for name in STATE_NAMES:
-            totals[name] += int(states.get(name) or 0)
-        totals["total"] += int(states.get("total") or 0)
-        counts = {name: 0 for name in SEVERITIES}
-        for finding in findings:
-            severity = finding.get("severity", "info")
-            counts[severity] = counts.get(severity, 0) + 1
-            by_severity.setdefault(severity, []).append(dict(finding, host=host))
-        worst = next((name for name in SEVERITIES if counts.get(name)), None)
-        if details:
-            detail[host] = {"findings": findings, "tcp": tcp, "sysctl": sysctl}
-        collection = tcp.get("collection") or {}
-        per_host.append({
-            "host": host,
-            "states": {name: int(states.get(name) or 0) for name in STATE_NAMES},
-            "total": int(states.get("total") or 0),
-            "findings": counts,
-            "worst": worst,
-            "kernel": collection.get("kernel") or (sysctl.get("kernel") or {}).get("release"),
-            "backend": collection.get("backend"),
-        })
-        time_wait = tcp.get("time_wait") or {}
-        if time_wait.get("total"):
-            remotes = time_wait.get("by_remote") or []
-            tw_rows.append({"host": host, "total": time_wait["total"], "top_remote": remotes[0] if remotes else None})
-        close_wait = tcp.get("close_wait") or {}
-        if close_wait.get("total"):
-            procs = close_wait.get("by_process") or []
-            top_proc = procs[0] if procs else None
-            cw_rows.append({
-                "host": host,
-                "total": close_wait["total"],
-                "unowned": close_wait.get("unowned", 0),
-                "top_process": ({key: top_proc.get(key) for key in ("pid", "name", "user", "count")}
-                                if top_proc else None),
-                "top_remote": ((top_proc.get("remotes") or [None])[0] if top_proc else None),
-            })
-    tw_rows.sort(key=lambda row: (-row["total"], row["host"]))
-    cw_rows.sort(key=lambda row: (-row["total"], row["host"]))
-    per_host.sort(key=lambda row: (SEVERITY_RANK.get(row["worst"], len(SEVERITIES)), row["host"]))
-    summary = {
-        "hosts": len(per_host),
-        "hosts_without_facts": missing,
-        "states": totals,
-        "findings": {name: len(by_severity.get(name, [])) for name in SEVERITIES},
-        "findings_by_severity": {name: by_severity.get(name, []) for name in SEVERITIES},
-        "time_wait_leaders": tw_rows[:top],
-        "close_wait_leaders": cw_rows[:top],
-        "per_host": per_host,
-    }
-    if details:
-        summary["details"] = detail
-    return summary

@@ -10,10 +10,15 @@ AWX runs it.
 - ``ansible-runner run`` with a private data dir laid out as AWX lays it out (project/, inventory/, env/extravars,
   env/envvars, env/settings), the collection installed from the tarball, the survey answers as extra variables,
   against real test containers: artifacts (status, rc, job events) are checked.
+- The sliced audit workflow as AWX runs it, on simulated hosts (recorded facts in the fact cache): the sliced job
+  template as N ansible-runner jobs, each limited to every N-th host as AWX slices an inventory, their set_stats
+  artifacts combined as AWX hands them to the next workflow node, then the merge job template; the merged report
+  must equal the report of one unsliced run over the same facts, apart from timestamps.
 """
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -28,6 +33,7 @@ pytestmark = pytest.mark.containers
 
 AWX = os.path.join(ROOT, "awx")
 TEMPLATES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(AWX, "job_templates", "*.yml")))
+WORKFLOWS = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(AWX, "workflow_templates", "*.yml")))
 # AWX survey question types and the argument spec types they carry faithfully.
 SURVEY_TYPES = {"text": "str", "textarea": "str", "password": "str", "integer": "int", "float": "float",
                 "multiplechoice": "str", "multiselect": "list"}
@@ -99,18 +105,22 @@ def test_ansible_builder_create(tarball, tmp_path):
     assert re.search(r"^jmespath>=1\.0\s+# from collection linuxnet\.tcp$", pip, re.M), pip
 
 
-def job_template_options():
-    """Option names of awx.awx.job_template, from the installed collection's documentation."""
-    done = run([tool("ansible-doc"), "--json", "awx.awx.job_template"])
+def module_options(module="awx.awx.job_template"):
+    """Options of an awx.awx module, from the installed collection's documentation."""
+    done = run([tool("ansible-doc"), "--json", module])
     assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout)["awx.awx.job_template"]["doc"]["options"])
+    return json.loads(done.stdout)[module]["doc"]["options"]
+
+
+def configure_text():
+    with open(os.path.join(AWX, "configure.yml"), encoding="utf-8") as handle:
+        return handle.read()
 
 
 def test_job_templates_load_into_awx(tmp_path):
-    options = job_template_options()
-    with open(os.path.join(AWX, "configure.yml"), encoding="utf-8") as handle:
-        configure = handle.read()
-    assert TEMPLATES == ["audit", "restore", "tune"]
+    options = set(module_options())
+    configure = configure_text()
+    assert TEMPLATES == ["audit", "audit_sliced", "merge_reports", "restore", "tune"]
     for name in TEMPLATES:
         definition, survey = load_template(name)
         assert set(definition) <= {"job_template", "inventory_variables"}, name
@@ -130,33 +140,61 @@ def test_job_templates_load_into_awx(tmp_path):
     # configure.yml parses and its loop names every template.
     done = run([tool("ansible-playbook"), "--syntax-check", os.path.join(AWX, "configure.yml")])
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"linuxnet_tcp_awx_templates: \[%s\]" % ", ".join(["audit", "tune", "restore"]), configure)
+    names = ["audit", "audit_sliced", "merge_reports", "tune", "restore"]
+    assert re.search(r"linuxnet_tcp_awx_templates: \[%s\]" % ", ".join(names), configure)
+
+
+def test_workflow_templates_load_into_awx():
+    """Each workflow: awx.awx.workflow_job_template parameters, every one passed by configure.yml, whose nodes run
+    job templates defined here, after those are created."""
+    options = module_options("awx.awx.workflow_job_template")
+    node_options = options["workflow_nodes"]["suboptions"]
+    configure = configure_text()
+    names = {load_template(name)[0]["job_template"]["name"] for name in TEMPLATES}
+    assert WORKFLOWS == ["audit_sliced"]
+    for name in WORKFLOWS:
+        workflow = load_yaml(os.path.join(AWX, "workflow_templates", name + ".yml"))["workflow_job_template"]
+        assert set(workflow) <= set(options), set(workflow) - set(options)
+        for key in workflow:
+            assert re.search(r"^\s+%s: .*__wf\.%s\b" % (key, key), configure, re.M), "configure.yml drops %s.%s" % (name, key)
+        identifiers = {node["identifier"] for node in workflow["workflow_nodes"]}
+        for node in workflow["workflow_nodes"]:
+            assert set(node) <= set(node_options), set(node) - set(node_options)
+            assert node["unified_job_template"]["type"] == "job_template" and node["unified_job_template"]["name"] in names
+            for links in node.get("related", {}).values():
+                assert {link["identifier"] for link in links} <= identifiers
+    assert configure.index("awx.awx.job_template:") < configure.index("awx.awx.workflow_job_template:")
+    assert re.search(r"linuxnet_tcp_awx_workflows: \[audit_sliced\]", configure)
+    # The sliced template is the one the workflow starts with, and it publishes what the merge template reads.
+    sliced = load_template("audit_sliced")[0]["job_template"]
+    assert sliced["job_slice_count"] > 1 and sliced["extra_vars"]["tcp_audit_report_artifact"] is True
 
 
 def role_of_playbook(playbook):
-    """Name of the linuxnet.tcp role a playbook runs (roles: or import_role/include_role)."""
+    """(role, entry point) of the linuxnet.tcp role a playbook runs (roles: or import_role/include_role)."""
     found = set()
 
     def walk(tasks):
         for task in tasks:
             for action in ("ansible.builtin.import_role", "ansible.builtin.include_role"):
                 if action in task:
-                    found.add(task[action]["name"])
+                    found.add((task[action]["name"], task[action].get("tasks_from", "main")))
             for section in ("block", "rescue", "always"):
                 walk(task.get(section, []))
 
     for play in load_yaml(os.path.join(ROOT, playbook)):
         for role in play.get("roles", []):
-            found.add(role if isinstance(role, str) else role.get("role", role.get("name")))
+            found.add((role if isinstance(role, str) else role.get("role", role.get("name")), "main"))
         for section in ("pre_tasks", "tasks", "post_tasks"):
             walk(play.get(section, []))
-    found = {name for name in found if name and name.startswith("linuxnet.tcp.")}
+    found = {(name, entry) for name, entry in found if name and name.startswith("linuxnet.tcp.")}
     assert len(found) == 1, "%s runs %s, expected one linuxnet.tcp role" % (playbook, found)
-    return found.pop().split(".")[-1]
+    name, entry = found.pop()
+    return name.split(".")[-1], entry
 
 
-def argument_spec(role):
-    return load_yaml(os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml"))["argument_specs"]["main"]["options"]
+def argument_spec(role, entry="main"):
+    return load_yaml(os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml"))["argument_specs"][entry]["options"]
 
 
 def playbook_argument_spec(playbook):
@@ -180,8 +218,8 @@ def options_read(role, tasks_files, options):
 def test_survey_maps_onto_argument_spec(name):
     definition, survey = load_template(name)
     template = definition["job_template"]
-    role = role_of_playbook(template["playbook"])
-    spec = argument_spec(role)
+    role, entry = role_of_playbook(template["playbook"])
+    spec = argument_spec(role, entry)
     # The playbook's own variables (tune.yml: tcp_tune_*) are asked on top of the role's options.
     own = playbook_argument_spec(template["playbook"])
     assert not set(own) & set(spec), "playbook and role options share names: %s" % (set(own) & set(spec))
@@ -246,6 +284,15 @@ def survey_answers(name, **answers):
     return values
 
 
+def install_collection(pdd, tarball):
+    """The tarball installed the way AWX installs a project's collections/requirements.yml."""
+    collections = pdd / "requirements_collections"
+    done = run([tool("ansible-galaxy"), "collection", "install", "-p", collections, tarball],
+               env=tool_env(ANSIBLE_COLLECTIONS_PATH=collections))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return collections
+
+
 @pytest.fixture(scope="module")
 def private_data_dir(fleet, tarball, tmp_path_factory):
     """A private data dir as AWX writes it for a job: project/ (the project checkout: playbooks), inventory/hosts,
@@ -258,10 +305,7 @@ def private_data_dir(fleet, tarball, tmp_path_factory):
     hosts = fleet.inventory()
     hosts["all"]["children"]["fleet"]["vars"]["tcp_audit_report_dir"] = str(pdd / "report")
     (pdd / "inventory" / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    collections = pdd / "requirements_collections"
-    done = run([tool("ansible-galaxy"), "collection", "install", "-p", collections, tarball],
-               env=tool_env(ANSIBLE_COLLECTIONS_PATH=collections))
-    assert done.returncode == 0, done.stdout + done.stderr
+    collections = install_collection(pdd, tarball)
     (pdd / "env").mkdir()
     envvars = {"ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
                "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_FORKS": "25"}
@@ -271,12 +315,17 @@ def private_data_dir(fleet, tarball, tmp_path_factory):
     return pdd
 
 
-def runner(pdd, ident, playbook, extravars):
-    """`ansible-runner run` as AWX's job does it; return the artifacts directory."""
+def runner(pdd, ident, playbook, extravars, limit=None, facts=None):
+    """`ansible-runner run` as AWX's job does it; return the artifacts directory. With ``facts`` (a jsonfile fact
+    cache directory), the job starts with those facts, as AWX writes a template's cached facts into the job's
+    artifacts/IDENT/fact_cache (where ansible-runner points the jsonfile cache plugin) before it starts."""
     (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
+    if facts:
+        shutil.copytree(facts, pdd / "artifacts" / ident / "fact_cache")
     env = tool_env()
     env.pop("ANSIBLE_COLLECTIONS_PATH")  # the job's env/envvars decides, as in AWX
-    done = run([tool("ansible-runner"), "run", pdd, "--ident", ident, "-p", playbook], env=env, timeout=900)
+    done = run([tool("ansible-runner"), "run", pdd, "--ident", ident, "-p", playbook] + (["--limit", limit] if limit else []),
+               env=env, timeout=900)
     artifacts = pdd / "artifacts" / ident
     assert artifacts.is_dir(), done.stdout + done.stderr
     return artifacts, done
@@ -299,14 +348,18 @@ def artifact_text(artifacts, name):
     return (artifacts / name).read_text().strip()
 
 
-def check_job(artifacts, done, names):
+def check_job(artifacts, done, names, once=False):
+    """The job succeeded; ``names`` are the hosts with a task result, or with ``once`` the hosts of which exactly one
+    has results (on cached facts the audit runs each task once, on the first host of the job)."""
     stdout = artifact_text(artifacts, "stdout")
     assert artifact_text(artifacts, "status") == "successful", stdout[-6000:] + done.stderr[-3000:]
     assert artifact_text(artifacts, "rc") == "0"
     events = job_events(artifacts)
     assert events[0]["event"] == "playbook_on_start" and events[-1]["event"] == "playbook_on_stats"
     stats = events[-1]["event_data"]
-    assert sorted(stats["ok"]) == sorted(names) and not stats["failures"] and not stats["dark"], stats
+    ran = sorted(stats["ok"])
+    assert (len(ran) == 1 and ran[0] in names) if once else ran == sorted(names), stats
+    assert not stats["failures"] and not stats["dark"], stats
     return events
 
 
@@ -333,11 +386,97 @@ def test_ansible_runner_tune_and_audit(fleet, private_data_dir):
     artifacts, done = runner(private_data_dir, "audit", "playbooks/audit.yml",
                              survey_answers("audit", tcp_audit_report_formats=["json"]))
     events = check_job(artifacts, done, names)
-    per_host = task_results(events, "Show the findings of each host")
-    assert sorted(per_host) == sorted(names)
-    for host, res in per_host.items():
-        assert res["msg"][0].startswith("%s: " % host) and " TCP sockets (" in res["msg"][0], res["msg"]
-    assert "CLOSE_WAIT 12" in per_host[names[0]]["msg"][0], per_host[names[0]]["msg"]
+    # One summary for the job (AWX shows it once), naming every host; the leaking member with its finding.
     (fleet_view,) = task_results(events, "Show the fleet summary and where the report is").values()
-    assert fleet_view["msg"][0].startswith("Fleet: 3 host(s)"), fleet_view["msg"]
+    lines = fleet_view["msg"]
+    assert lines[0].startswith("Fleet: 3 host(s)"), lines
+    text = "\n".join(lines)
+    assert all(name in text for name in names), text
+    (leak_line,) = [line for line in lines if line.startswith("  %s" % names[0])]
+    assert "CLOSE_WAIT 12" in leak_line, leak_line
+    assert "[WARNING] CLOSE_WAIT leak:" in text
     assert os.listdir(private_data_dir / "report") == ["report.json"]
+    with open(private_data_dir / "report" / "report.json", encoding="utf-8") as handle:
+        report = json.load(handle)
+    assert sorted(h["host"] for h in report["hosts"]) == sorted(names) and "details" not in report
+
+
+def load_simulated():
+    spec = importlib.util.spec_from_file_location("linuxnet_tcp_simulated", os.path.join(ROOT, "tests", "fleet", "simulated.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SIMULATED_HOSTS = 200
+SLICES = load_template("audit_sliced")[0]["job_template"]["job_slice_count"]
+
+
+@pytest.fixture(scope="module")
+def simulated_data_dir(tarball, tmp_path_factory):
+    """A private data dir for jobs over simulated hosts: recorded facts in a jsonfile fact cache (what AWX's
+    use_fact_cache hands a job), local connection, tcp_audit_gather false (inventory/hosts), so that every job sees
+    the same facts."""
+    simulated = load_simulated()
+    pdd = tmp_path_factory.mktemp("awx-sliced")
+    shutil.copytree(os.path.join(ROOT, "playbooks"), pdd / "project" / "playbooks")
+    documents = simulated.load_documents(os.path.join(ROOT, "tests", "unit", "fixtures", "audit"),
+                                         ["storm", "legacy", "syncookies", "clean"])
+    hosts = simulated.plan(SIMULATED_HOSTS, [("storm", 10), ("legacy", 25), ("syncookies", 13), ("clean", 1)])
+    inventory, _config, cache = simulated.write(str(pdd / "simulated"), hosts, documents)
+    (pdd / "inventory").mkdir()
+    shutil.copy(inventory, pdd / "inventory" / "hosts")
+    collections = install_collection(pdd, tarball)
+    (pdd / "env").mkdir()
+    envvars = {"ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+               "ANSIBLE_FORKS": "20", "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "0", "ANSIBLE_GATHERING": "explicit"}
+    (pdd / "env" / "envvars").write_text(yaml.safe_dump(envvars))
+    (pdd / "env" / "settings").write_text(yaml.safe_dump({"job_timeout": 900, "idle_timeout": 600,
+                                                          "suppress_ansible_output": True}))
+    return pdd, [host for host, _group, _kind in hosts], cache
+
+
+def without_timestamps(doc):
+    doc = dict(doc)
+    doc.pop("generated")
+    doc.pop("merged_from", None)
+    return doc
+
+
+def test_sliced_audit_workflow_merges_to_the_unsliced_report(simulated_data_dir):
+    pdd, names, facts = simulated_data_dir
+    # One unsliced run of the audit template: the reference.
+    artifacts, done = runner(pdd, "whole", "playbooks/audit.yml", dict(
+        survey_answers("audit"), tcp_audit_report_dir=str(pdd / "whole"), tcp_audit_compare_with=""), facts=facts)
+    check_job(artifacts, done, names, once=True)
+    # The sliced template as AWX runs it: slice k of n gets every n-th host, each job its own awx_job_id.
+    published = {}
+    for k in range(1, SLICES + 1):
+        part = names[k - 1::SLICES]
+        artifacts, done = runner(pdd, "slice%d" % k, "playbooks/audit.yml",
+                                 dict(survey_answers("audit_sliced"), awx_job_id=1000 + k), limit=",".join(part),
+                                 facts=facts)
+        events = check_job(artifacts, done, part, once=True)
+        data = events[-1]["event_data"]["artifact_data"]
+        assert list(data) == ["tcp_audit_slice_%d" % (1000 + k)], list(data)
+        assert sorted(h["host"] for h in data["tcp_audit_slice_%d" % (1000 + k)]["hosts"]) == sorted(part)
+        published.update(data)  # AWX: the next workflow node's extra vars are its parents' combined artifacts
+    written = {path for path in glob.glob(str(pdd / "**" / "report.*"), recursive=True) if "requirements_collections" not in path}
+    assert written == set(glob.glob(str(pdd / "whole" / "report.*"))), "the slices wrote no report file"
+    # The merge template, with the slices' artifacts as its extra variables.
+    artifacts, done = runner(pdd, "merge", "playbooks/merge_reports.yml", dict(
+        survey_answers("merge_reports"), tcp_audit_report_dir=str(pdd / "merged"), tcp_audit_compare_with="",
+        **published))
+    events = check_job(artifacts, done, ["localhost"])
+    (shown,) = task_results(events, "Show the fleet summary and where the report is").values()
+    assert shown["msg"][0].startswith("Fleet: %d host(s), merged from %d reports" % (SIMULATED_HOSTS, SLICES)), shown["msg"][0]
+    whole = json.loads((pdd / "whole" / "report.json").read_text())
+    merged = json.loads((pdd / "merged" / "report.json").read_text())
+    stamps = [published["tcp_audit_slice_%d" % (1000 + k)]["generated"] for k in range(1, SLICES + 1)]
+    assert [m["generated"] for m in merged["merged_from"]] == stamps
+    assert len(merged["hosts"]) == SIMULATED_HOSTS and merged["fleet"]["by_rule"]
+    assert without_timestamps(merged) == without_timestamps(whole)
+    # The Markdown and HTML reports too, below their headers (which say when, and that the report is merged).
+    for name, start in (("report.md", "\n## "), ("report.html", '<div class="cards">')):
+        whole_text, merged_text = ((pdd / d / name).read_text() for d in ("whole", "merged"))
+        assert merged_text[merged_text.index(start):] == whole_text[whole_text.index(start):], name

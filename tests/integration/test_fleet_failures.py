@@ -71,10 +71,10 @@ def test_audit_report_lists_the_broken_members(broken_fleet):
     for host in broken_fleet["healthy"] + [broken_fleet["ro"]]:
         assert stats[host]["failures"] == 0 and stats[host]["unreachable"] == 0, (host, stats)
     with open(report_dir / "report.json", encoding="utf-8") as handle:
-        fleet = json.load(handle)
-    fleet = fleet.get("fleet", fleet)
+        doc = json.load(handle)
+    fleet = doc["fleet"]
     assert fleet["hosts_without_facts"] == [broken_fleet["down"]], fleet["hosts_without_facts"]
-    audited = sorted(row["host"] for row in fleet["per_host"])
+    audited = sorted(summary["host"] for summary in doc["hosts"])
     assert audited == sorted(broken_fleet["healthy"] + [broken_fleet["ro"]])
     markdown = (report_dir / "report.md").read_text()
     assert broken_fleet["down"] in markdown and broken_fleet["ro"] in markdown

@@ -13,13 +13,16 @@ import json
 import os
 import re
 import shutil
-import struct
 import subprocess
-import tempfile
-import zlib
+import sys
 
 import pytest
 import testinfra
+
+# The screenshot helpers shared with the report tests (tests/integration/_chromium.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+                                "tests", "integration"))
+from _chromium import colours, png_pixels, rgb, screenshot  # noqa: E402 pylint: disable=wrong-import-position
 
 STORM = "lntcp-audit-storm-debian12"
 CLEAN = "lntcp-audit-clean-debian11"
@@ -40,8 +43,12 @@ def report():
         return json.load(handle)
 
 
+def summary(report, host):
+    return next(s for s in report["hosts"] if s["host"] == host)
+
+
 def findings(report, host):
-    return report["fleet"]["details"][host]["findings"]
+    return summary(report, host)["findings"]
 
 
 def by_id(report, host, rule_id):
@@ -55,8 +62,9 @@ def ansible(*argv, timeout=300):
 
 
 def test_report_json_lists_both_hosts(report):
-    assert report["schema"] == "linuxnet.tcp.audit/1"
-    assert sorted(report["fleet"]["details"]) == sorted([STORM, CLEAN])
+    assert report["schema"] == "linuxnet.tcp.audit/2"
+    assert sorted(s["host"] for s in report["hosts"]) == sorted([STORM, CLEAN])
+    assert sorted(report["details"]) == sorted([STORM, CLEAN]), "tcp_audit_report_facts: true keeps the full facts"
     assert report["fleet"]["hosts"] == 2 and report["fleet"]["hosts_without_facts"] == []
     rules = {r["id"]: r for r in report["rules"]}
     assert rules["close_wait_leak"]["params"] == {"min_count": 20}, "the user override is applied"
@@ -116,12 +124,12 @@ def test_clean_container_has_no_warning_or_critical(report):
     severe = [f for f in findings(report, CLEAN) if f["severity"] in ("warning", "critical")]
     assert severe == []
     # Not idle: it holds 25 healthy connections (50 ESTABLISHED sockets, both ends) and their listener.
-    states = report["fleet"]["details"][CLEAN]["tcp"]["states"]
+    states = report["details"][CLEAN]["tcp"]["states"]
     assert states["ESTABLISHED"] == 50 and states["LISTEN"] == 1
     live = box(CLEAN).check_output("ss -Htan state established")
     assert len(live.splitlines()) == 50
-    row = next(r for r in report["fleet"]["per_host"] if r["host"] == CLEAN)
-    assert row["findings"]["critical"] == row["findings"]["warning"] == 0
+    row = summary(report, CLEAN)
+    assert row["counts"]["critical"] == row["counts"]["warning"] == 0 and row["states"]["ESTABLISHED"] == 50
 
 
 def test_markdown_report_has_the_leaders():
@@ -131,73 +139,24 @@ def test_markdown_report_has_the_leaders():
     assert re.search(r"^\| %s \| 40 \| leaky-app \(pid \d+, root\) \| 40 \| 127\.0\.0\.1:9200 \|" % re.escape(STORM), text, re.M)
 
 
-def png_pixels(path):
-    """Decode an 8-bit RGB/RGBA PNG (what Chromium writes) with the standard library."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width = 8, b"", 0
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, color = struct.unpack(">IIBB", chunk[:10])
-            assert depth == 8 and color in (2, 6), (depth, color)
-            bpp = 3 if color == 2 else 4
-        elif kind == b"IDAT":
-            idat += chunk
-        pos += 12 + length
-    raw, stride, prev, rows = zlib.decompress(idat), width * bpp, bytearray(width * bpp), []
-    for y in range(height):
-        ftype, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a, b = line[i - bpp] if i >= bpp else 0, prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if ftype == 1:
-                line[i] = (line[i] + a) & 255
-            elif ftype == 2:
-                line[i] = (line[i] + b) & 255
-            elif ftype == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif ftype == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        rows.append(bytes(line))
-        prev = line
-    return width, height, bpp, rows
-
-
 def test_html_report_is_self_contained_and_renders():
     path = os.path.join(REPORT, "report.html")
     with open(path, encoding="utf-8") as handle:
         html = handle.read()
-    assert "<script" not in html.lower()
+    # One inline script (the optional host filter), nothing loaded from anywhere.
+    assert html.lower().count("<script") == 1 and "<script>" in html and "fetch(" not in html and "XMLHttpRequest" not in html
     assert re.findall(r"(?:src|href)=", html) == [], "no external resource"
     assert re.findall(r"https?://[^\s\"'<>]*", html) == ["http://www.w3.org/2000/svg"], "only the SVG namespace URI"
     assert "<svg" in html and "leaky-app" in html and "127.0.0.1:3306" in html
     shot = os.path.join(EPHEMERAL, "report.png")
-    if os.path.exists(shot):
-        os.unlink(shot)
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
-            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1280,2000", "file://" + path],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120, check=False)
-    assert result.returncode == 0 and os.path.exists(shot), result.stdout[-3000:]
-    width, height, bpp, rows = png_pixels(shot)
+    screenshot(path, shot)
+    width, height, _bpp, _rows = png_pixels(shot)
     assert (width, height) == (1280, 2000)
-    colors, painted = set(), 0
-    for row in rows[::4]:
-        for x in range(0, width * bpp, bpp * 4):
-            pixel = row[x:x + 3]
-            colors.add(pixel)
-            painted += pixel != b"\xff\xff\xff"
-    assert len(colors) > 20, "the screenshot is (nearly) blank"
-    # The chart's TIME_WAIT yellow and the CLOSE_WAIT red are on screen.
-    assert b"\xf9\xa8\x25" in colors and b"\xc6\x28\x28" in colors
-    assert painted > 0.2 * (height // 4) * (width // 4)
+    seen, painted = colours(shot)
+    assert len(seen) > 20 and painted > 0.2, "the screenshot is (nearly) blank"
+    # The critical badge, the chart's TIME_WAIT yellow and the CLOSE_WAIT red are on screen.
+    for colour in ("#b71c1c", "#f9a825", "#c62828"):
+        assert rgb(colour) in seen, colour
 
 
 def test_prom_file_passes_promtool_and_matches_the_host(tmp_path):
@@ -246,7 +205,7 @@ def test_a_rule_that_does_not_compile_fails_the_play_before_gathering():
     result = ansible(os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, "linuxnet.tcp.audit", "-e", json.dumps(bad))
     assert result.returncode != 0
     assert "rule broken_rule: query does not compile" in result.stdout, result.stdout[-4000:]
-    assert "Gather TCP state facts" not in result.stdout
+    assert "Gather TCP and sysctl facts" not in result.stdout
 
 
 def test_fail_on_critical_fails_only_the_storm_host_after_the_report(tmp_path):

@@ -31,3 +31,37 @@ def doc(name, **patches):
 def builtin_rules():
     with open(RULES_FILE, encoding="utf-8") as handle:
         return copy.deepcopy(yaml.safe_load(handle)["__tcp_audit_builtin_rules"])
+
+
+# Kinds of simulated hosts, in turn: (recorded document, inventory group).
+FLEET_KINDS = (("storm", "db"), ("legacy", "web"), ("syncookies", "web"), ("clean", "web"), ("clean", "cache"))
+
+
+def simulated_fleet(count, findings=True):
+    """``count`` plain host documents {tcp, sysctl, findings, groups} from the recorded ones: every fifth host of
+    each kind, with its TIME_WAIT and CLOSE_WAIT counts scaled by the host number so that hosts differ in size.
+    Findings come from the real tcp_diagnose filter with the role's rules (computed once per distinct document)."""
+    from ansible_collections.linuxnet.tcp.plugins.filter.tcp_diagnose import tcp_diagnose  # pylint: disable=import-outside-toplevel
+
+    rules, cache, out = builtin_rules(), {}, {}
+    for number in range(1, count + 1):
+        fixture, group = FLEET_KINDS[number % len(FLEET_KINDS)]
+        data = doc(fixture)
+        scale = 1 + number % 7
+        tcp = data["tcp"]
+        for key in ("TIME_WAIT", "CLOSE_WAIT"):
+            tcp["states"]["total"] += tcp["states"][key] * (scale - 1)
+            tcp["states"][key] *= scale
+        tcp["time_wait"]["total"] = tcp["states"]["TIME_WAIT"]
+        for remote in tcp["time_wait"]["by_remote"]:
+            remote["count"] *= scale
+        tcp["close_wait"]["total"] = tcp["states"]["CLOSE_WAIT"]
+        for proc in tcp["close_wait"]["by_process"]:
+            proc["count"] *= scale
+        key = (fixture, scale)
+        if findings and key not in cache:
+            cache[key] = tcp_diagnose(data, rules)
+        data["findings"] = copy.deepcopy(cache.get(key, []))
+        data["groups"] = [group, "site%d" % (number % 3 + 1)]
+        out["%s%d" % (group, number)] = data
+    return out
