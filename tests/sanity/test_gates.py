@@ -223,3 +223,61 @@ def test_html_docs_build(tmp_path):
             page = f"{name}_{kind}.html"
             assert (html / page).is_file(), f"no page for {kind} {name}"
             assert f'href="{page}"' in index, f"the index does not link {page}"
+
+
+# Role variable names, checked here instead of by ansible-lint's var-naming[no-role-prefix] (off in .ansible-lint,
+# which says why): every variable a role defines starts with its prefix, public ones with PREFIX_, private ones
+# with __PREFIX_. Outside it: Ansible's own connection variables (ansible_*) and the documented interfaces listed here.
+ROLE_PREFIXES = {"audit": "tcp_audit", "tuning": "tcp_tuning"}
+ROLE_INTERFACE_NAMES = {"tcp_findings"}  # the fact the audit role registers for users (docs/audit.md)
+
+
+def _role_variable_names(role):
+    import yaml  # pylint: disable=import-outside-toplevel
+    base = os.path.join(ROOT, "roles", role)
+    names = []
+    for rel in ("defaults/main.yml", "vars/main.yml"):
+        path = os.path.join(base, rel)
+        if os.path.exists(path):
+            with open(path) as handle:
+                names += [(rel, name) for name in (yaml.safe_load(handle) or {})]
+    with open(os.path.join(base, "meta", "argument_specs.yml")) as handle:
+        for entry in yaml.safe_load(handle)["argument_specs"].values():
+            names += [("meta/argument_specs.yml", name) for name in entry.get("options", {})]
+
+    def walk(tasks, rel):
+        for task in tasks or []:
+            if not isinstance(task, dict):
+                continue
+            if task.get("register"):
+                names.append((rel, task["register"]))
+            for key in ("ansible.builtin.set_fact", "set_fact"):
+                if isinstance(task.get(key), dict):
+                    names.extend((rel, name) for name in task[key] if name != "cacheable")
+            names.extend((rel, name) for name in (task.get("vars") or {}))
+            for key in ("block", "rescue", "always"):
+                walk(task.get(key), rel)
+
+    for path in sorted(glob.glob(os.path.join(base, "tasks", "*.yml")) + glob.glob(os.path.join(base, "handlers", "*.yml"))):
+        with open(path) as handle:
+            walk(yaml.safe_load(handle), os.path.relpath(path, base))
+    return names
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_PREFIXES))
+def test_role_variables_carry_the_role_prefix(role):
+    prefix = ROLE_PREFIXES[role]
+    names = _role_variable_names(role)
+    assert len(names) > 10  # the walk really found the role's variables
+    bad = ["%s: %s" % (rel, name) for rel, name in names
+           if not (name.startswith((prefix + "_", "__" + prefix + "_", "ansible_")) or name in ROLE_INTERFACE_NAMES)]
+    assert not bad, "variables without the %s_ / __%s_ prefix:\n" % (prefix, prefix) + "\n".join(bad)
+
+
+def test_no_lint_suppression_for_role_variable_names():
+    hits = []
+    for rel in tracked_files():
+        if rel.startswith(("roles/", "playbooks/", "molecule/")) and rel.endswith((".yml", ".yaml")):
+            with open(os.path.join(ROOT, rel)) as handle:
+                hits += ["%s:%d" % (rel, n) for n, line in enumerate(handle, 1) if "no-role-prefix" in line]
+    assert not hits, "naming is checked by test_role_variables_carry_the_role_prefix; drop these noqa comments: " + ", ".join(hits)
