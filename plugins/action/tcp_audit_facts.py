@@ -21,6 +21,7 @@ ARGUMENT_SPEC = {
     "gather": {"type": "bool", "default": True},
     "top": {"type": "int", "default": 10},
     "processes": {"type": "bool", "default": True},
+    "namespaces": {"type": "str", "default": "current", "choices": ["current", "all"]},
     "sysctl_keys": {"type": "list", "elements": "str"},
 }
 RULE_ARGS = ("rules", "overrides")
@@ -46,7 +47,7 @@ class ActionModule(ActionBase):
             facts["discovered_interpreter_python"] = task_vars["ansible_playbook_python"]
             task_vars = dict(task_vars, ansible_python_interpreter=task_vars["ansible_playbook_python"])
         calls = (
-            ("linuxnet.tcp.tcp_facts", {"top": args["top"], "processes": args["processes"]}),
+            ("linuxnet.tcp.tcp_facts", {"top": args["top"], "processes": args["processes"], "namespaces": args["namespaces"]}),
             ("linuxnet.tcp.sysctl_facts", {"keys": args["sysctl_keys"]} if args["sysctl_keys"] is not None else {}),
         )
         try:

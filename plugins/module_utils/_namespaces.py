@@ -62,8 +62,9 @@ def _read(root, path, limit=65536):
 
 
 def ns_inode(root, path):
-    """Inode of a network namespace file (a /proc/PID/ns/net link or an ip netns bind mount), or None."""
-    return os.stat(_host(root, path)).st_ino
+    """``(device, inode)`` of a namespace file (a /proc/PID/ns/net link or an ip netns bind mount)."""
+    st = os.stat(_host(root, path))
+    return st.st_dev, st.st_ino
 
 
 def parse_cgroup(text):
@@ -169,21 +170,25 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic):
     Returns ``(namespaces, own_inode, scan)``: ``namespaces`` a list of
     ``{"inode", "path", "netns_name", "pids"}`` (``path`` a file to enter it by, the ``ip netns`` name if any, the
     pids in it sorted), ``scan`` counts of ``processes`` looked at, ``not_permitted`` (links the caller may not
-    read), ``vanished`` (processes that exited during the scan) and ``left_out`` (namespaces beyond ``limit`` or
-    found after ``budget`` seconds).
+    read), ``vanished`` (processes that exited during the scan), ``stale`` (ip netns names left behind by a
+    namespace that is gone) and ``left_out`` (namespaces beyond ``limit`` or found after ``budget`` seconds).
     """
     start = clock()
-    scan = {"processes": 0, "not_permitted": 0, "vanished": 0, "left_out": 0, "limit": limit, "timed_out": False}
-    own = ns_inode(root, "/proc/self/ns/net")
+    scan = {"processes": 0, "not_permitted": 0, "vanished": 0, "stale": 0, "left_out": 0, "limit": limit, "timed_out": False}
+    own_dev, own = ns_inode(root, "/proc/self/ns/net")
     found = {}
 
     def note(path, pid=None, name=None):
         try:
-            inode = ns_inode(root, path)
+            dev, inode = ns_inode(root, path)
         except OSError as exc:
             scan["not_permitted" if exc.errno in (errno.EACCES, errno.EPERM) else "vanished"] += 1
             return
-        if inode == own:
+        if inode == own or dev != own_dev:
+            # The caller's own namespace, or a file that is no namespace (an ip netns name whose namespace is gone
+            # leaves an empty file behind): namespaces all live on the one nsfs device.
+            if dev != own_dev:
+                scan["stale"] += 1
             return
         entry = found.get(inode)
         if entry is None:

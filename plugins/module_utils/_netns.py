@@ -28,6 +28,10 @@ class NetnsError(Exception):
     """The path is not a usable network namespace, or entering/leaving it failed."""
 
 
+class NetnsReturnError(NetnsError):
+    """Coming back to the original network namespace failed: nothing else may run, the process must stop."""
+
+
 def _setns(fd):
     if hasattr(os, "setns"):  # Python 3.12+
         os.setns(fd, CLONE_NEWNET)
@@ -88,7 +92,7 @@ def entered(path, root="/"):
                 _setns(home)
             except OSError as exc:
                 # Nothing else may run in the wrong namespace: stop here with the reason.
-                raise NetnsError("netns: cannot return to the original network namespace: %s" % exc.strerror) from exc
+                raise NetnsReturnError("netns: cannot return to the original network namespace: %s" % exc.strerror) from exc
     finally:
         os.close(target)
         os.close(home)

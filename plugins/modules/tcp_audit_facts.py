@@ -44,6 +44,14 @@ options:
     description: The O(linuxnet.tcp.tcp_facts#module:processes) option of M(linuxnet.tcp.tcp_facts).
     type: bool
     default: true
+  namespaces:
+    description:
+      - The O(linuxnet.tcp.tcp_facts#module:namespaces) option of M(linuxnet.tcp.tcp_facts). With V(all), the rules about
+        the socket table also run on every container's and pod's network namespace, and such a finding says whose
+        namespace it is (its message starts with C(In <owner>:), and C(namespace) names the runtime, container, pod).
+    type: str
+    choices: [current, all]
+    default: current
   sysctl_keys:
     description:
       - The O(linuxnet.tcp.sysctl_facts#module:keys) option of M(linuxnet.tcp.sysctl_facts).

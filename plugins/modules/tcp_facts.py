@@ -72,6 +72,36 @@ options:
         returns to its own namespace in every case. This needs C(CAP_SYS_ADMIN).
       - Owners are still found, because socket inodes in C(/proc/PID/fd) are the same from every namespace.
     type: path
+  namespaces:
+    description:
+      - V(current) reads the module's own network namespace (or O(netns)), as always.
+      - V(all) also reads every other network namespace on the host, the ones of containers and pods, and returns
+        a compact document per namespace in RV(ansible_facts.tcp.namespaces), each attributed to who owns it, sorted
+        by trouble. The host's own namespace stays at the top level. Needs root to enter other namespaces.
+      - Namespaces are found by inode from the C(/proc/PID/ns/net) link of every process and the C(ip netns) files
+        under C(/run/netns) (and C(/var/run/netns)). Each is entered for its dumps and counters only, and the module
+        always returns to its own namespace.
+      - Attribution reads only what the host has, no container runtime's client - the processes in the namespace
+        (pid, comm, user), the cgroup of its first process parsed into a runtime and a container id for podman,
+        docker, containerd and CRI-O (with the Kubernetes pod UID), systemd-nspawn and LXC, the container's name
+        where the runtime keeps it on disk (podman's C(containers.json), docker's C(config.v2.json), the Kubernetes
+        pod directory C(/var/log/pods/NAMESPACE_POD_UID)), and the C(ip netns) name. Anything else shows as its first
+        process. Rootless podman's per-user storage and runtimes with other layouts give no name.
+    type: str
+    choices: [current, all]
+    default: current
+  namespaces_limit:
+    description:
+      - With O(namespaces=all), read at most this many namespaces; the others are counted in
+        RV(ansible_facts.tcp.namespaces_scan) as C(left_out).
+    type: int
+    default: 200
+  namespaces_budget:
+    description:
+      - With O(namespaces=all), stop reading further namespaces after this many seconds; what was not read is
+        counted as C(left_out) and C(timed_out) is V(true).
+    type: float
+    default: 30
   summary:
     description:
       - Return a compact document for fleet-wide fact caching. Every key stays. Top lists are capped at
@@ -92,7 +122,8 @@ attributes:
     platforms: [linux]
     support: full
 notes:
-  - Sockets of other network namespaces (containers, pods) are not in the host's table; use O(netns).
+  - Sockets of other network namespaces (containers, pods) are not in the host's table; use O(namespaces=all) for all
+    of them, or O(netns) for one.
   - C(sockstat) in RV(ansible_facts.tcp.counters) mixes per-namespace values (C(inuse), C(tw)) and host-wide
     ones (C(orphan), C(alloc), C(mem) in pages).
   - C(CurrEstab) counts C(CLOSE_WAIT) sockets as well on recent kernels, so it can exceed
@@ -127,6 +158,15 @@ EXAMPLES = r"""
 - name: Inspect a container's network namespace from the host
   linuxnet.tcp.tcp_facts:
     netns: /run/netns/app1
+
+- name: Every container's and pod's namespace on a node, the most troubled first
+  linuxnet.tcp.tcp_facts:
+    namespaces: all
+  become: true
+
+- name: Which container holds the most TIME_WAIT sockets
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.tcp.namespaces | sort(attribute='time_wait.total', reverse=true) | map(attribute='label') | first }}"
 
 - name: Small document for fact caching across a fleet
   linuxnet.tcp.tcp_facts:
@@ -212,6 +252,34 @@ ansible_facts:
           type: dict
           returned: always
           sample: {count: 1200, max: 262144, utilisation: 0.0046}
+        namespaces:
+          description:
+            - With O(namespaces=all), one document per other network namespace, the most troubled first (ephemeral-port
+              use, full accept queues, CLOSE_WAIT, TIME_WAIT; C(trouble) is that sort key). Empty otherwise.
+            - Each has C(inode), C(path) (how it was entered), C(netns_name), C(owner) (C(processes) with pid, comm and
+              user, C(process_count), C(runtime), C(container_id), C(container_name), C(pod_uid), C(pod_name),
+              C(pod_namespace), C(cgroup)), a C(label) for people, and the namespace's own C(states), C(time_wait),
+              C(close_wait), C(listeners) (those with a queue), C(ephemeral_ports), C(counters) (TcpExt and C(sockstat)
+              of that namespace) and C(sysctl.values) (its C(tcp_tw_reuse), C(tcp_timestamps), port range, ...).
+              Top lists hold 3 entries.
+          type: list
+          elements: dict
+          returned: always
+          sample: [{"inode": 4026532538, "path": "/run/netns/netns-28476392", "netns_name": "netns-28476392",
+                    "label": "podman shop-api", "owner": {"runtime": "podman", "container_id": "86bef0b4fed8...",
+                    "container_name": "shop-api", "pod_uid": null, "processes": [{"pid": 29723, "comm": "java", "user": "root"}]},
+                    "states": {"TIME_WAIT": 14210, "CLOSE_WAIT": 0, "total": 14233},
+                    "time_wait": {"total": 14210, "by_remote": [{"address": "10.0.3.7", "port": 5432, "count": 14190}]}}]
+        namespaces_scan:
+          description:
+            - With O(namespaces=all), what the scan saw - C(found) namespaces, C(reported), C(left_out) (over
+              O(namespaces_limit) or past O(namespaces_budget), with C(timed_out)), C(vanished) (gone during the scan),
+              C(not_permitted) (namespaces or processes this user may not read), C(processes) looked at, C(privileged),
+              C(visibility) and C(duration_ms). V(null) otherwise.
+          type: dict
+          returned: always
+          sample: {found: 51, reported: 51, left_out: 0, vanished: 0, not_permitted: 0, timed_out: false, processes: 412,
+                   privileged: true, visibility: every namespace, duration_ms: 1830.4, limit: 200}
         collection:
           description:
             - How the facts were collected. C(backend) (V(netlink) or V(proc)), C(fallback_reason) (why
@@ -231,6 +299,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import KstatsError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import NetnsError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sockets import STATE_NUMBERS, CollectError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_namespaces import gather_all
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_report import gather
 
 
@@ -243,15 +312,28 @@ def main():
             processes=dict(type="bool", default=True),
             netns=dict(type="path"),
             summary=dict(type="bool", default=False),
+            namespaces=dict(type="str", default="current", choices=["current", "all"]),
+            namespaces_limit=dict(type="int", default=200),
+            namespaces_budget=dict(type="float", default=30.0),
         ),
         supports_check_mode=True,
     )
     params = module.params
     if params["top"] < 0:
         module.fail_json(msg="top must be 0 or a positive integer, got %d" % params["top"])
+    if params["netns"] and params["namespaces"] == "all":
+        module.fail_json(msg="netns and namespaces=all exclude each other: namespaces=all reads every namespace already")
+    if params["namespaces_limit"] < 1 or params["namespaces_budget"] <= 0:
+        module.fail_json(msg="namespaces_limit must be 1 or more and namespaces_budget more than 0 seconds, got %s and %s"
+                             % (params["namespaces_limit"], params["namespaces_budget"]))
     try:
         facts = gather(backend=params["backend"], states=params["states"], top=params["top"],
                        processes=params["processes"], netns=params["netns"], summary=params["summary"])
+        facts["namespaces"], facts["namespaces_scan"] = [], None
+        if params["namespaces"] == "all":
+            facts["namespaces"], facts["namespaces_scan"] = gather_all(
+                backend=params["backend"], processes=params["processes"], limit=params["namespaces_limit"],
+                budget=params["namespaces_budget"])
     except (CollectError, KstatsError, NetnsError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, ansible_facts={"tcp": facts})

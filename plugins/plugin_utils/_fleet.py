@@ -109,10 +109,14 @@ def host_summary(host, tcp, sysctl, findings, groups=()):
         severity = finding.get("severity") if finding.get("severity") in SEVERITY_RANK else "info"
         counts[severity] += 1
         item = finding.get("item")
+        where = finding.get("namespace")
+        subject = finding_subject(item)
         kept.append({
             "id": finding.get("id"), "severity": severity, "title": finding.get("title") or finding.get("id"),
             "message": finding.get("message") or "", "remedy": finding.get("remedy") or "",
-            "subject": finding_subject(item), "magnitude": finding_magnitude(item), "item": item,
+            # A container's finding is about that container: its label is part of what the finding is about.
+            "subject": ("%s: %s" % (where.get("label"), subject) if subject else where.get("label")) if where else subject,
+            "magnitude": finding_magnitude(item), "item": item, "namespace": where,
         })
     collection = tcp.get("collection") or {}
     time_wait = tcp.get("time_wait") or {}
@@ -143,7 +147,40 @@ def host_summary(host, tcp, sysctl, findings, groups=()):
             "top_process": ({key: top_proc.get(key) for key in ("pid", "name", "user", "count")} if top_proc else None),
             "top_remote": dict(cw_remote, text=endpoint(cw_remote)) if cw_remote else None,
         },
+        "namespaces": namespace_summaries(tcp.get("namespaces") or [], kept),
+        "namespaces_scanned": len(tcp.get("namespaces") or []),
     }
+
+
+NAMESPACE_KEYS = ("label", "inode", "netns_name", "runtime", "container_id", "container_name", "pod_uid", "pod_name",
+                  "pod_namespace")
+
+
+def namespace_summaries(docs, findings):
+    """The host's container namespaces worth a row: those with findings or with TIME_WAIT or CLOSE_WAIT sockets."""
+    by_inode = {}
+    for finding in findings:
+        if finding.get("namespace"):
+            by_inode.setdefault(finding["namespace"].get("inode"), []).append(finding)
+    rows = []
+    for doc in docs:
+        owner = doc.get("owner") or {}
+        states = doc.get("states") or {}
+        mine = by_inode.get(doc.get("inode"), [])
+        time_wait, close_wait = int(states.get("TIME_WAIT") or 0), int(states.get("CLOSE_WAIT") or 0)
+        if not mine and not time_wait and not close_wait:
+            continue
+        top_tw = ((doc.get("time_wait") or {}).get("by_remote") or [None])[0]
+        top_cw = ((doc.get("close_wait") or {}).get("by_process") or [None])[0]
+        row = {key: (doc.get(key) if key in ("label", "inode", "netns_name") else owner.get(key)) for key in NAMESPACE_KEYS}
+        first = (owner.get("processes") or [None])[0]
+        row.update(process=first, total=int(states.get("total") or 0), TIME_WAIT=time_wait, CLOSE_WAIT=close_wait,
+                   top_remote=dict(top_tw, text=endpoint(top_tw)) if top_tw else None,
+                   top_process=({key: top_cw.get(key) for key in ("pid", "name", "user", "count")} if top_cw else None),
+                   findings=[{"id": f["id"], "severity": f["severity"], "message": f["message"]} for f in mine],
+                   worst=next((name for name in SEVERITIES if any(f["severity"] == name for f in mine)), None))
+        rows.append(row)
+    return rows
 
 
 def rank_key(summary):
@@ -222,6 +259,14 @@ def fleet_view(summaries, missing, top=10, report_top=20, rule_order=()):
     cw_rows = sorted(({"host": s["host"], "total": s["close_wait"]["total"], "unowned": s["close_wait"]["unowned"],
                        "top_process": s["close_wait"]["top_process"], "top_remote": s["close_wait"]["top_remote"]}
                       for s in summaries if s["close_wait"]["total"]), key=lambda r: (-r["total"], natural_key(r["host"])))
+    containers = []
+    for summary in summaries:
+        containers.extend(dict(row, host=summary["host"]) for row in summary.get("namespaces") or [])
+    with_findings = sorted((row for row in containers if row["findings"]),
+                           key=lambda r: (SEVERITY_RANK.get(r["worst"], len(SEVERITIES)), -len(r["findings"]),
+                                          -(r["TIME_WAIT"] + r["CLOSE_WAIT"]), natural_key(r["host"]), r["label"]))
+    ns_tw = sorted((r for r in containers if r["TIME_WAIT"]), key=lambda r: (-r["TIME_WAIT"], natural_key(r["host"]), r["label"]))
+    ns_cw = sorted((r for r in containers if r["CLOSE_WAIT"]), key=lambda r: (-r["CLOSE_WAIT"], natural_key(r["host"]), r["label"]))
     by_sockets = sorted(summaries, key=lambda s: (-s["total"], natural_key(s["host"])))
     rest_states = {name: sum(s["states"][name] for s in by_sockets[report_top:]) for name in STATE_NAMES}
     return {
@@ -236,6 +281,14 @@ def fleet_view(summaries, missing, top=10, report_top=20, rule_order=()):
         "time_wait_rest": _rest(tw_rows, top, "total"),
         "close_wait_leaders": cw_rows[:top],
         "close_wait_rest": _rest(cw_rows, top, "total"),
+        "containers": {
+            "hosts_scanned": sum(1 for s in summaries if s.get("namespaces_scanned")),
+            "namespaces_scanned": sum(s.get("namespaces_scanned") or 0 for s in summaries),
+            "with_findings": with_findings[:report_top],
+            "with_findings_rest": len(with_findings[report_top:]),
+            "time_wait_leaders": ns_tw[:top],
+            "close_wait_leaders": ns_cw[:top],
+        },
         "chart": {
             "rows": [{"host": s["host"], "states": s["states"], "total": s["total"]} for s in by_sockets[:report_top]],
             "rest": {"hosts": max(len(by_sockets) - report_top, 0), "states": rest_states,

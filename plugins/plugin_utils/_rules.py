@@ -112,6 +112,9 @@ class CompiledRule:
         except ValueError as exc:
             raise RuleError(f"rule {self.id}: bad $ placeholder in the query ({exc}); write $$ for a literal $") from None
         self.query_text = text
+        # A rule about the socket table also runs on each container's network namespace (tcp_facts
+        # namespaces=all); one about sysctl files or the host's counters alone does not.
+        self.per_namespace = "tcp." in text
         self.query = _compile(self.id, "query", text)
         self.message = _compile_template(self.id, "message", rule["message"])
         self.remedy = _compile_template(self.id, "remedy", rule.get("remedy") or "")
@@ -304,4 +307,39 @@ def diagnose(doc, rules, overrides=None, compiled=None):
     for order, rule in enumerate(rule_set):
         for finding in rule.evaluate(context):
             findings.append((SEVERITY_RANK[finding["severity"]], order, finding))
+    for ns_doc in context["tcp"].get("namespaces") or []:
+        ns_context = namespace_context(ns_doc)
+        where = namespace_of(ns_doc)
+        for order, rule in enumerate(rule_set):
+            if not rule.per_namespace:
+                continue
+            for finding in rule.evaluate(ns_context):
+                finding["message"] = "In %s: %s" % (where["label"], finding["message"])
+                finding["namespace"] = where
+                findings.append((SEVERITY_RANK[finding["severity"]], order, finding))
     return [finding for _rank, _order, finding in sorted(findings, key=lambda row: row[:2])]
+
+
+# What a rule may read of a namespace document that tcp_facts gives in compact form (namespaces=all).
+_NAMESPACE_DEFAULTS = {"peers": [], "local_ports": [], "listeners": [], "counters": {}, "conntrack": {}}
+
+
+def namespace_context(ns_doc):
+    """``{tcp, sysctl}`` of one container's network namespace, shaped like a host's for the rules."""
+    tcp = dict(_NAMESPACE_DEFAULTS, **{k: v for k, v in ns_doc.items() if k not in ("owner", "sysctl")})
+    sysctl = {"values": (ns_doc.get("sysctl") or {}).get("values") or {}, "drift": {}, "persisted": {}, "missing": {},
+              "overrides": {}, "writers": {}, "boot": {}}
+    return {"tcp": tcp, "sysctl": sysctl}
+
+
+def namespace_of(ns_doc):
+    """Who a namespace finding is about: the owner's identity, without the processes list."""
+    owner = ns_doc.get("owner") or {}
+    first = (owner.get("processes") or [{}])[0]
+    return {
+        "label": ns_doc.get("label") or "network namespace %s" % ns_doc.get("inode"),
+        "inode": ns_doc.get("inode"), "netns_name": ns_doc.get("netns_name"), "runtime": owner.get("runtime"),
+        "container_id": owner.get("container_id"), "container_name": owner.get("container_name"),
+        "pod_uid": owner.get("pod_uid"), "pod_name": owner.get("pod_name"), "pod_namespace": owner.get("pod_namespace"),
+        "process": {"pid": first.get("pid"), "comm": first.get("comm"), "user": first.get("user")} if first else None,
+    }

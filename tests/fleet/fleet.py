@@ -95,6 +95,9 @@ if os.fork():
     sys.exit(0 if report else 1)
 os.close(read_end)
 os.setsid()
+if len(sys.argv) > 4:  # the process name ps and /proc/PID/comm show (prctl PR_SET_NAME), as a real service has
+    import ctypes
+    ctypes.CDLL(None).prctl(15, sys.argv[4].encode()[:15], 0, 0, 0)
 try:  # no TIME_WAIT reuse (default 2: loopback), or a long storm recycles its own ports and leaves fewer sockets
     with open("/proc/sys/net/ipv4/tcp_tw_reuse", "w") as knob:
         knob.write("0")
@@ -233,12 +236,13 @@ class Fleet:
         """Run a command in a member; return its stdout."""
         return podman("exec", member.name, *argv, timeout=timeout).stdout
 
-    def storm(self, member: Member, time_wait: int = 0, close_wait: int = 0, hold: float = 600) -> dict:
+    def storm(self, member: Member, time_wait: int = 0, close_wait: int = 0, hold: float = 600, name: str = None) -> dict:
         """Leave `time_wait` TIME_WAIT sockets (for 60 s) and `close_wait` leaked CLOSE_WAIT sockets (for `hold` s)
-        in a member's own network namespace; return {"pid": ..., "port": ...} of the process holding them."""
+        in a member's own network namespace, held by a process called `name` if given; return {"pid": ..., "port": ...}
+        of the process holding them."""
         if not 0 <= time_wait <= 20000 or not 0 <= close_wait <= 1000:
             raise FleetError("storm is bounded to 20000 TIME_WAIT and 1000 CLOSE_WAIT sockets")
-        out = self.exec(member, PYTHON, "-c", STORM_SCRIPT, str(time_wait), str(close_wait), str(hold))
+        out = self.exec(member, PYTHON, "-c", STORM_SCRIPT, str(time_wait), str(close_wait), str(hold), *([name] if name else []))
         return json.loads(out)
 
     def accept_load(self, member: Member, seconds: float, port: int = 20080, backlog: int = 64, burst: int = 24,

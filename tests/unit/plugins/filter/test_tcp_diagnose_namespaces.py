@@ -1,0 +1,73 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The rules on every container namespace of a host (tcp_facts namespaces=all), and the fleet report's containers."""
+from __future__ import annotations
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_namespaces
+from ansible_collections.linuxnet.tcp.plugins.plugin_utils import _fleet, _rules
+
+from audit_fixtures import builtin_rules, doc
+
+PODMAN_ID = "86bef0b4fed8a9ae2e55fc52a42c174e290e914a14e452d6bd01985fc872ccef"
+POD_UID = "3a1f5c2e-8b4d-4e6f-9a0b-1c2d3e4f5a6b"
+
+
+def namespace(recorded, inode, owner, values=None):
+    """A namespace document as tcp_facts builds it, from a recorded host document's tcp facts."""
+    tcp = doc(recorded)["tcp"]
+    entry = {"inode": inode, "path": "/proc/%d/ns/net" % inode, "netns_name": None}
+    full = {"processes": [{"pid": 4242, "comm": "java", "user": "root"}], "process_count": 3, "runtime": None,
+            "container_id": None, "container_name": None, "pod_uid": None, "pod_name": None, "pod_namespace": None,
+            "cgroup": None}
+    full.update(owner)
+    return _tcp_namespaces.compact(tcp, entry, full, values or {"net.ipv4.tcp_tw_reuse": "0", "net.ipv4.tcp_timestamps": "1"})
+
+
+def host_with_containers():
+    host = doc("clean")
+    host["tcp"]["namespaces"] = [
+        namespace("storm", 101, {"runtime": "podman", "container_id": PODMAN_ID, "container_name": "shop-api"}),
+        namespace("clean", 102, {"runtime": "containerd", "container_id": "f" * 64, "pod_uid": POD_UID,
+                                 "pod_name": "web-7d4b9", "pod_namespace": "shop"}),
+    ]
+    return host
+
+
+def test_rules_run_on_each_namespace_and_name_its_owner():
+    host = host_with_containers()
+    findings = _rules.diagnose(host, builtin_rules())
+    in_ns = [f for f in findings if f.get("namespace")]
+    assert in_ns and all(f["namespace"]["inode"] == 101 for f in in_ns)  # the clean pod has none
+    ids = [f["id"] for f in in_ns]
+    assert "close_wait_leak" in ids and "time_wait_storm_client" in ids and "ephemeral_port_exhaustion" in ids
+    # Rules about the sysctl files do not run on a container's namespace: its drift is not the host's.
+    assert "sysctl_drift" not in ids
+    leak = next(f for f in in_ns if f["id"] == "close_wait_leak")
+    assert leak["message"].startswith("In podman shop-api: leaky-app (pid")
+    assert leak["namespace"]["container_id"] == PODMAN_ID and leak["namespace"]["process"]["comm"] == "java"
+    storm = next(f for f in in_ns if f["id"] == "time_wait_storm_client")
+    assert "tcp_tw_reuse is 0" in storm["remedy"]  # the namespace's own sysctl, not the host's
+    assert not [f for f in findings if not f.get("namespace")]  # the host itself is clean
+
+
+def test_trouble_orders_the_namespaces():
+    storm = namespace("storm", 101, {})
+    clean = namespace("clean", 102, {})
+    assert _tcp_namespaces.trouble(storm) > _tcp_namespaces.trouble(clean)
+    assert storm["close_wait"]["by_process"] and len(storm["close_wait"]["by_process"]) <= _tcp_namespaces.TOP
+
+
+def test_fleet_report_lists_the_containers_with_findings():
+    host = host_with_containers()
+    findings = _rules.diagnose(host, builtin_rules())
+    summary = _fleet.host_summary("node-1", host["tcp"], host["sysctl"], findings, ["k8s"])
+    assert summary["namespaces_scanned"] == 2
+    rows = dict((row["inode"], row) for row in summary["namespaces"])
+    assert rows[101]["label"] == "podman shop-api" and rows[101]["worst"] == "critical"
+    # The finding's subject carries the container, so a comparison tells two containers' leaks apart.
+    assert any(f["subject"].startswith("podman shop-api: ") for f in summary["findings"])
+    view = _fleet.fleet_view([summary], [])
+    containers = view["containers"]
+    assert containers["namespaces_scanned"] == 2 and containers["hosts_scanned"] == 1
+    assert [(r["host"], r["inode"]) for r in containers["with_findings"]] == [("node-1", 101)]
+    assert containers["time_wait_leaders"][0]["inode"] == 101 and containers["close_wait_leaders"][0]["inode"] == 101
