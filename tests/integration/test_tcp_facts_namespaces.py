@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from fleet_fixtures import FLEET_PY, fleet_module, run, tool, tool_env  # noqa: F401  pylint: disable=unused-import
+from fleet_fixtures import fleet_module, run, tool, tool_env
 
 pytestmark = [pytest.mark.live, pytest.mark.containers]
 
