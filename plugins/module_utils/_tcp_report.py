@@ -2,12 +2,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Aggregate the socket table into the ``tcp`` facts document, and orchestrate one collection.
 
-Aggregation keys are raw values (16 address bytes, int ports); text is made only for the entries that
-end up in a top-N list. IPv4-mapped IPv6 peers are merged into their IPv4 address at that point.
+Aggregation keys are raw bytes as sock_diag carries them (addresses, ports); text is made only for the
+entries that end up in a top-N list. IPv4-mapped IPv6 peers are merged into their IPv4 address at that point.
 
 "Inbound" means the socket's local port is a port some socket of the same family listens on (its peer's
-port is then a client's ephemeral port and is aggregated away as ``port: null``); every other socket is
-"outbound" and keeps its peer's port.
+port is then a client's ephemeral port and is aggregated away as ``port: null``; CLOSE_WAIT remotes keep
+the listening port as ``local_port``); every other socket is "outbound" and keeps its peer's port.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._sockets import (
     NetlinkBackend,
     NetlinkRefused,
     ProcBackend,
-    state_groups,
+    dump_plan,
     states_mask,
 )
 
@@ -424,21 +424,20 @@ def _top(table, cap):
 def _top_counts(table, cap):
     """As _top for a large table with orderable keys (ports), without Python code per item.
 
-    The smallest count that still makes the list is found from a histogram of the counts; keys above it
-    all qualify, and the ties at it are taken in key order.
+    The smallest count that still makes the list (the floor) is found from the distinct counts, largest
+    first; keys above it all qualify, and the ties at it are taken in key order.
     """
     if not cap or not table:
         return []
-    histogram = collections.Counter(table.values())
+    values = table.values()
     need = cap
     floor = 0
-    for floor in sorted(histogram, reverse=True):
-        need -= histogram[floor]
+    for floor in sorted(set(values), reverse=True):
+        need -= operator.countOf(values, floor)
         if need <= 0:
             break
-    above = sorted(itertools.compress(table.items(), map(floor.__lt__, table.values())),
-                   key=lambda kv: (-kv[1], kv[0]))
-    ties = sorted(itertools.compress(table.keys(), map(floor.__eq__, table.values())))[:cap - len(above)]
+    above = sorted(itertools.compress(table.items(), map(floor.__lt__, values)), key=lambda kv: (-kv[1], kv[0]))
+    ties = sorted(itertools.compress(table.keys(), map(floor.__eq__, values)))[:cap - len(above)]
     return above + [(key, floor) for key in ties]
 
 
@@ -460,9 +459,11 @@ def _dump(backend, detail, port_range, sockstat=None):
         tally.add_listeners(family, backend.listeners(family, tally.counts))
     rest = ALL_STATES & ~LISTEN_BIT
     if isinstance(backend, NetlinkBackend):
+        # sockstat counts the full sockets (inuse) and the minisockets (tw) without a dump; it decides how
+        # the table is cut, never what is counted.
         sockstat = sockstat or {}
-        groups = state_groups(rest, sockstat.get("inuse") or 0, sockstat.get("tw") or 0)
-        backend.dump(groups, tally.block, port_range)
+        plan = dump_plan(rest, sockstat.get("inuse") or 0, sockstat.get("tw") or 0, backend.parts)
+        backend.dump(plan, tally.block, port_range)
     else:
         for family in (AF_INET, AF_INET6):
             for batch in backend.scan(family, rest, detail, tally.counts):

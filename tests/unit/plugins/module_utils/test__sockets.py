@@ -43,7 +43,7 @@ def collect(backend, detail=S.ALL_STATES):
         listeners[family] = backend.listeners(family, counts)
     if isinstance(backend, S.NetlinkBackend):
         sink = Blocks()
-        backend.dump([REST], sink)
+        backend.dump([(REST, backend.parts)], sink)
         return counts, listeners, sink.records
     records = {}
     for family in (S.AF_INET, S.AF_INET6):
@@ -102,10 +102,10 @@ def test_parts_and_groups_partition_the_table(parts, compat):
     requests = []
     backend = S.NetlinkBackend(opener=FakeNetlink(requests=requests, compat=compat), parts=parts)
     whole = Blocks()
-    S.NetlinkBackend(opener=FakeNetlink(), parts=1).dump([REST], whole)
+    S.NetlinkBackend(opener=FakeNetlink(), parts=1).dump([(REST, 1)], whole)
     cut = Blocks()
     groups = [REST & ~S.MINISOCK_STATES, REST & S.MINISOCK_STATES]
-    backend.dump(groups, cut, (32768, 60999))
+    backend.dump([(mask, parts) for mask in groups], cut, (32768, 60999))
     for family in (S.AF_INET, S.AF_INET6):
         assert sorted(cut.records[family]) == sorted(whole.records[family]) != []
     # A probe first (legacy request, listeners only), then one request per group and part: legacy requests
@@ -122,7 +122,7 @@ def test_parts_and_groups_partition_the_table(parts, compat):
 def test_dump_threads_are_joined_and_sockets_closed():
     opener = FakeNetlink()
     before = threading.active_count()
-    S.NetlinkBackend(opener=opener, parts=2).dump([REST], Blocks())
+    S.NetlinkBackend(opener=opener, parts=2).dump([(REST, 2)], Blocks())
     assert len(opener.opened) == 3 and all(sock.closed for sock in opener.opened)
     assert threading.active_count() == before
 
@@ -141,7 +141,7 @@ def test_a_failing_part_fails_the_dump():
         return [gram[:-40]] if len(calls) == 2 else real(data)
     opener.replies = second_part_breaks
     with pytest.raises(S.CollectError, match="truncated"):
-        backend.dump([REST], Blocks())
+        backend.dump([(REST, backend.parts)], Blocks())
     assert len(calls) == 2 and all(sock.closed for sock in opener.opened)
     assert threading.active_count() == before
 
@@ -168,19 +168,23 @@ def test_port_parts_cover_every_port_once():
     assert S.port_parts(None, 2) == [(None, 49151), (49151, None)]
 
 
-def test_state_groups():
+def test_dump_plan():
     full, mini = REST & ~S.MINISOCK_STATES, REST & S.MINISOCK_STATES
-    assert S.state_groups(REST, 1000, 1) == [REST]  # almost no minisockets: one walk, few mixed datagrams
-    assert S.state_groups(REST, 80, 150000) == [REST]
-    assert S.state_groups(REST, 214000, 16000) == [full, mini]
-    assert S.state_groups(REST, 0, 0) == [REST]
+    # ESTABLISHED-heavy: both kinds apart (uniform datagrams), full sockets cut in two ranges.
+    assert S.dump_plan(REST, 214000, 16000, 2) == [(full, 2), (mini, 1)]
+    # A TIME_WAIT storm: one walk, the few full sockets mixed in.
+    assert S.dump_plan(REST, 80, 150000, 2) == [(REST, 1)]
+    # Almost no minisockets: one dump, cut in two.
+    assert S.dump_plan(REST, 1000, 1, 2) == [(REST, 2)]
+    assert S.dump_plan(REST, 214000, 16000, 1) == [(full, 1), (mini, 1)]
+    assert S.dump_plan(REST, 0, 0, 2) == [(REST, 1)]
 
 
 def test_mixed_datagrams_become_uniform_blocks(monkeypatch):
     """A datagram of mixed message lengths is regrouped by length; the records do not change."""
     def run():
         sink = Blocks()
-        S.NetlinkBackend(opener=FakeNetlink(), parts=1).dump([REST], sink)
+        S.NetlinkBackend(opener=FakeNetlink(), parts=1).dump([(REST, 1)], sink)
         return sink
     fast = run()
     monkeypatch.setattr(S, "_uniform_stride", lambda buf, size, msgtype: 0)
@@ -194,7 +198,7 @@ def test_done_in_the_same_datagram_ends_the_dump():
     backend = S.NetlinkBackend(opener=FakeNetlink(grams_override=[merged]), parts=1)
     backend.compat = False  # one dump per family, each replaying the merged datagram
     sink = Blocks()
-    backend.dump([REST], sink)
+    backend.dump([(REST, backend.parts)], sink)
     assert len(sink.records[S.AF_INET]) == 2 * sum(1 for gram in grams for kind, _m in messages(gram) if kind == 20) > 0
 
 
@@ -204,7 +208,7 @@ def test_truncated_datagram_is_an_error(cut):
     backend = S.NetlinkBackend(opener=FakeNetlink(grams_override=[gram[:-cut]]), parts=1)
     backend.compat = True
     with pytest.raises(S.CollectError, match="truncated"):
-        backend.dump([REST], Blocks())
+        backend.dump([(REST, backend.parts)], Blocks())
     with pytest.raises(S.CollectError, match="truncated"):
         backend.listeners(S.AF_INET, [0] * 32)
 
@@ -215,7 +219,7 @@ def test_recorded_errors_mean_refused(name, code):
     backend = S.NetlinkBackend(opener=FakeNetlink(grams_override=read_datagrams(name)))
     backend.compat = False
     with pytest.raises(S.NetlinkRefused, match="errno %d" % code):
-        backend.dump([REST], Blocks())
+        backend.dump([(REST, backend.parts)], Blocks())
     # Refused at the probe, only the legacy request is given up.
     assert S.NetlinkBackend(opener=FakeNetlink(grams_override=read_datagrams(name)))._probe_compat() is False
 
@@ -235,7 +239,7 @@ def test_socket_refused():
     with pytest.raises(S.NetlinkRefused, match="refused"):
         S.NetlinkBackend(opener=refuse).listeners(S.AF_INET, [0] * 32)
     with pytest.raises(S.NetlinkRefused, match="refused"):
-        S.NetlinkBackend(opener=refuse).dump([REST], Blocks())
+        S.NetlinkBackend(opener=refuse).dump([(REST, 1)], Blocks())
 
 
 def test_proc_missing_tcp_names_the_file(tmp_path):

@@ -236,3 +236,13 @@ def test_blocks_and_records_give_the_same_report(seed):
     for summary in (False, True):
         assert blocks.report(top=7, owners=owners, summary=summary) == records.report(top=7, owners=owners, summary=summary)
     assert blocks.counts == records.counts and sum(blocks.counts) == len(rows)  # listeners: counted by backends
+
+
+def test_top_counts_orders_like_top():
+    """_top_counts (C-level, for port tables) ranks exactly as _top: count first, ties in port order."""
+    import random  # pylint: disable=import-outside-toplevel
+    rng = random.Random(7)
+    for _trial in range(200):
+        table = {rng.randint(0, 3000): rng.randint(1, 4) for _n in range(rng.randint(0, 400))}
+        cap = rng.randint(0, 12)
+        assert R._top_counts(table, cap) == R._top(table, cap)
