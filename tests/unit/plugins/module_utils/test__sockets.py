@@ -8,8 +8,8 @@ import struct
 import threading
 
 import pytest
-from tcp_fixtures import (FakeNetlink, assert_audit_passes, fake_proc, fixture_path, messages, read_datagrams,
-                          run_bytecode, ss_counts)
+from tcp_fixtures import (FakeNetlink, assert_audit_passes, fake_proc, messages, read_datagrams, run_bytecode,
+                          ss_counts)
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
 

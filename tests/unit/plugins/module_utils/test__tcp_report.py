@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import struct
 
 import pytest
@@ -205,7 +206,6 @@ def random_table(rng, count):
 def test_blocks_and_records_give_the_same_report(seed):
     """The netlink path (uniform blocks of messages, any mix of family, state and class) and the /proc path
     (records) are two implementations of one aggregation: the same table gives the same report."""
-    import random  # pylint: disable=import-outside-toplevel
     rng = random.Random(seed)
     rows = random_table(rng, rng.randint(1, 900))
     me4, me6 = b"\x0a\0\0\x01" + b"\0" * 12, b"\0" * 16
@@ -240,7 +240,6 @@ def test_blocks_and_records_give_the_same_report(seed):
 
 def test_top_counts_orders_like_top():
     """_top_counts (C-level, for port tables) ranks exactly as _top: count first, ties in port order."""
-    import random  # pylint: disable=import-outside-toplevel
     rng = random.Random(7)
     for _trial in range(200):
         table = {rng.randint(0, 3000): rng.randint(1, 4) for _n in range(rng.randint(0, 400))}
