@@ -68,9 +68,6 @@ _DST16 = operator.itemgetter(slice(18, 34))  # dst out of a sockid key (below)
 _LITTLE = sys.byteorder == "little"
 _U16BE = struct.Struct(">H")
 _OWNER = struct.Struct("=II")  # uid, inode at payload offset 64
-# (family | state << 8) as one native u16 read at message offset 16 -> (family, state)
-_KINDS = {(fam | state << 8) if _LITTLE else (fam << 8 | state): (fam, state)
-          for fam in (AF_INET, AF_INET6) for state in range(1, 12)}
 INBOUND, EPHEMERAL, FIXED = 0, 1, 2
 _KEYS = {}
 
@@ -83,8 +80,8 @@ def _keys_struct(stride):
     return found
 
 
-def _mapped_by_kind(data, size, stride, kinds):
-    """How many messages of each kind have an IPv4-mapped peer (dst ``::ffff:a.b.c.d``).
+def _mapped_lanes(data, size, stride):
+    """One byte per message, 1 where the peer is IPv4-mapped (dst ``::ffff:a.b.c.d``), b"" if none is.
 
     Each dst byte at message offsets 40..51 is gathered for all messages by one extended slice; these
     columns, read as big integers, are combined lane by lane (one lane, one byte, per message): dst bytes
@@ -92,17 +89,31 @@ def _mapped_by_kind(data, size, stride, kinds):
     """
     high = data[50:size:stride]
     if 255 not in high:
-        return {}
+        return b""
     count = len(high)
     zero = 0
     for index in range(10):
-        zero |= int.from_bytes(data[40 + index:size:stride], "big")
-    lanes = (int.from_bytes(zero.to_bytes(count, "big").translate(_ZERO_LANES), "big")
-             & int.from_bytes(high, "big") & int.from_bytes(data[51:size:stride], "big"))
-    return collections.Counter(itertools.compress(kinds, lanes.to_bytes(count, "big")))
+        zero |= int.from_bytes(data[40 + index:size:stride], "little")
+    lanes = (int.from_bytes(zero.to_bytes(count, "little").translate(_ZERO_LANES), "little")
+             & int.from_bytes(high, "little") & int.from_bytes(data[51:size:stride], "little"))
+    return lanes.to_bytes(count, "little")
 
 
-_ZERO_LANES = bytes([255] + [0] * 255)  # translate: 0 -> 0xff, anything else -> 0
+_ZERO_LANES = bytes([1] + [0] * 255)  # translate: 0 -> 1, anything else -> 0
+_ONES = {}
+
+
+def _one(value):
+    """bytes.translate table: ``value`` -> 1, any other byte -> 0."""
+    table = _ONES.get(value)
+    if table is None:
+        table = _ONES[value] = bytes(256)[:value] + b"\1" + bytes(255 - value)
+    return table
+
+
+def _both(first, second):
+    """Lane-wise AND of two 0/1 selectors of the same length."""
+    return (int.from_bytes(first, "little") & int.from_bytes(second, "little")).to_bytes(len(first), "little")
 
 
 def _column_u16(column):
@@ -170,45 +181,60 @@ class Tally:
         return table
 
     def block(self, data, size, stride):
-        """Fold ``size // stride`` sock_diag messages of ``stride`` bytes each (non-LISTEN, any family)."""
+        """Fold ``size // stride`` sock_diag messages of ``stride`` bytes each (non-LISTEN, any family).
+
+        Messages are selected by family, state and class with byte columns (one extended slice each)
+        turned into 0/1 selectors by bytes.translate, and combined as big integers, all in C.
+        """
+        families = data[16:size:stride]
+        states = data[17:size:stride]
+        count = len(families)
+        one_family = families.count(families[0]) == count
+        one_state = states.count(states[0]) == count
         view = memoryview(data)[:size]
-        words = view.cast("H")
         try:
-            half = stride >> 1
-            kinds = words[8::half].tolist()
-            groups = set(kinds)
-            mixed = len(groups) > 1
             keys = sports = mapped = None
-            for kind in groups:
-                found = _KINDS.get(kind)
-                if found is None:
-                    continue  # a state or family this code does not know: never guess
-                family, state = found
-                num = kinds.count(kind) if mixed else len(kinds)
-                slot = FAMILY_SLOT[family]
-                wanted = self.detail & (1 << state)
-                if slot:
-                    if mapped is None:
-                        mapped = _mapped_by_kind(data, size, stride, kinds)
-                    four = mapped.get(kind, 0)
-                    self.counts[state] += four  # IPv4-mapped peers count as IPv4
-                    num -= four
-                self.counts[slot * 16 + state] += num
-                if not wanted:
-                    continue
-                if sports is None:
-                    sports = _column_u16(words[10::half])
-                if mixed:
-                    if keys is None:
-                        keys = list(map(_FIRST, _keys_struct(stride).iter_unpack(view)))
-                    select = list(map(kind.__eq__, kinds))
-                    self._fold(family, state, list(itertools.compress(sports, select)), itertools.compress(keys, select))
-                else:
-                    self._fold(family, state, sports, keys or map(_FIRST, _keys_struct(stride).iter_unpack(view)))
-                if state == CLOSE_WAIT:
-                    self._close_wait_rows(family, data, stride, kinds, kind)
+            for family in (families[0],) if one_family else set(families):
+                slot = FAMILY_SLOT.get(family)
+                if slot is None:
+                    continue  # a family this code does not know: never guess
+                for state in (states[0],) if one_state else set(states):
+                    if not 0 < state < 12:
+                        continue  # a state this code does not know (a newer kernel): never guess
+                    if one_family and one_state:
+                        select = None
+                        num = count
+                    else:
+                        select = (states.translate(_one(state)) if one_family else
+                                  families.translate(_one(family)) if one_state else
+                                  _both(families.translate(_one(family)), states.translate(_one(state))))
+                        num = select.count(1)
+                        if not num:
+                            continue
+                    if slot:
+                        if mapped is None:
+                            mapped = _mapped_lanes(data, size, stride)
+                        if mapped:
+                            # IPv4-mapped peers (::ffff:a.b.c.d) count as IPv4.
+                            four = (_both(mapped, select) if select else mapped).count(1)
+                            self.counts[state] += four
+                            num -= four
+                    self.counts[slot * 16 + state] += num
+                    if not self.detail & (1 << state):
+                        continue
+                    if sports is None:
+                        words = view.cast("H")
+                        sports = _column_u16(words[10::stride >> 1])
+                        words.release()
+                    if select is None:
+                        self._fold(family, state, sports, map(_FIRST, _keys_struct(stride).iter_unpack(view)))
+                    else:
+                        if keys is None:
+                            keys = list(map(_FIRST, _keys_struct(stride).iter_unpack(view)))
+                        self._fold(family, state, list(itertools.compress(sports, select)), itertools.compress(keys, select))
+                    if state == CLOSE_WAIT:
+                        self._close_wait_rows(family, data, stride, select)
         finally:
-            words.release()
             view.release()
 
     def add(self, family, batch):
@@ -239,7 +265,7 @@ class Tally:
         keys = list(keys)
         for kind in (INBOUND, EPHEMERAL, FIXED):
             if classes.count(kind):
-                self._by_class(slot, state, kind, itertools.compress(keys, map(kind.__eq__, classes)))
+                self._by_class(slot, state, kind, itertools.compress(keys, classes.translate(_one(kind))))
 
     def _by_class(self, slot, state, kind, keys):
         if kind == INBOUND:
@@ -261,21 +287,24 @@ class Tally:
             return FIXED
         return None
 
-    def _close_wait_rows(self, family, data, stride, kinds, kind):
+    def _close_wait_rows(self, family, data, stride, select):
+        """One row per CLOSE_WAIT message of the block (``select``: 0/1 per message, None for all)."""
         listen = self.listen_ports[family]
         slot = FAMILY_SLOT[family]
-        index = -1
-        while True:
-            try:
-                index = kinds.index(kind, index + 1)
-            except ValueError:
-                return
+        index = 0
+        count = len(data) // stride
+        while index < count:
+            if select is not None:
+                index = select.find(1, index)
+                if index < 0:
+                    return
             off = index * stride
             sport, dport = struct.unpack_from(">HH", data, off + 20)
             uid, inode = _OWNER.unpack_from(data, off + 80)
             inbound = sport in listen
             self.close_wait.append((inode, uid, slot, bytes(data[off + 40:off + 56]), None if inbound else dport,
                                     sport if inbound else None))
+            index += 1
 
     # ----- report -----------------------------------------------------------------------------------
 
