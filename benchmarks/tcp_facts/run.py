@@ -44,37 +44,8 @@ SS_NAMES = {"ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_REC
             "FIN-WAIT-2": "FIN_WAIT2", "TIME-WAIT": "TIME_WAIT", "UNCONN": "CLOSE", "CLOSE-WAIT": "CLOSE_WAIT",
             "LAST-ACK": "LAST_ACK", "LISTEN": "LISTEN", "CLOSING": "CLOSING"}
 
-# The floor of the module's own approach: the same sock_diag requests on the same threads (listeners, the
-# probe, then every part and state group at once), each dump received into its buffer and thrown away.
-FLOOR = r"""
-import struct, sys, threading
-sys.path.insert(0, %r)
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
-from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import read_counters, read_port_range
-stat = read_counters("/")["sockstat"]
-backend = S.NetlinkBackend()
-for family in (S.AF_INET, S.AF_INET6):
-    backend.listeners(family, [0] * 32)
-backend.compat = backend._probe_compat()
-rest = S.ALL_STATES & ~S.LISTEN_BIT
-socks = [backend._start(S.AF_UNSPEC, mask, S.port_filter(*bounds), compat=True)
-         for mask, parts in S.dump_plan(rest, stat["inuse"] or 0, stat["tw"] or 0, backend.parts)
-         for bounds in S.port_parts(read_port_range("/"), parts)]
-def drain(sock):
-    buf = bytearray(65536)
-    while True:
-        size = sock.recv_into(buf)
-        if struct.unpack_from("=IH", buf, size - 20) == (20, 3):
-            return
-threads = [threading.Thread(target=drain, args=(sock,)) for sock in socks[1:]]
-for thread in threads:
-    thread.start()
-drain(socks[0])
-for thread in threads:
-    thread.join()
-""" % COLLECTIONS
 # The floor of any exact count on one thread: one legacy dump of every state but LISTEN (one walk of the
-# hash for both families), received and thrown away.
+# hash for both families), received into one buffer and thrown away. What the kernel and the syscalls cost.
 FLOOR_ONE = r"""
 import socket, struct
 buf = bytearray(65536)
@@ -93,7 +64,7 @@ BARE_ANSIBLE = "bare interpreter importing ansible.module_utils.basic"
 BARE = "bare interpreter (python -c pass)"
 FULL = "module: full facts with owners (defaults)"
 COUNTS = "module: counts only (states: [], processes: false)"
-FLOOR_NAME = "floor: the module's dumps (same requests, same threads), unparsed"
+FLOOR_NAME = "floor: one dump of the whole table (one walk, both families), unparsed"
 
 
 def _args_file(directory, args):
@@ -113,8 +84,7 @@ def methods(args_dir, table):
         ("netstat -an | awk (seeds' pipeline)", ["sh", "-c", "netstat -an | awk '/^tcp/ {++S[$NF]} END {for (s in S) print s, S[s]}'"], None),
         (FULL, module({}), "module"),
         (COUNTS, module({"states": [], "processes": False}), "module"),
-        (FLOOR_NAME, [PY, "-c", FLOOR], "floor"),
-        ("floor, one thread: one dump of the whole table, unparsed", [PY, "-c", FLOOR_ONE], "floor"),
+        (FLOOR_NAME, [PY, "-c", FLOOR_ONE], "floor"),
         (BARE_ANSIBLE, [PY, "-c", "import ansible.module_utils.basic"], None),
         (BARE, [PY, "-c", "pass"], None),
     ]
@@ -202,7 +172,7 @@ class Table:
         subprocess.run(["ip", "netns", "del", self.name], check=False, stderr=subprocess.DEVNULL)
 
 
-def run_rounds(table, rows, runs, samples, deadline=None):
+def run_rounds(table, rows, runs, samples, closing, deadline=None):
     """Up to ``runs`` rounds (fewer if the next would pass ``deadline``); returns the rounds run."""
     done = 0
     longest = 0.0
@@ -214,18 +184,22 @@ def run_rounds(table, rows, runs, samples, deadline=None):
             samples[name].append(timed(table.path, argv))
         longest = max(longest, time.monotonic() - started)
         done += 1
+    if done:
+        # One more ss count closes the last round: a state is settled in a round when ss saw it the same at
+        # the round's start and after it.
+        closing.append(timed(table.path, [r for r in rows if r[0] == BASELINE][0][1]))
     return done
 
 
-def compare_with_ss(samples, first, last):
+def compare_with_ss(samples, first, last, closing):
     """Module state counts against the same round's ss counts, on states settled across the round."""
-    ss = [ss_counts(s[2]) for s in samples[BASELINE][first:last]]
+    ss = [ss_counts(s[2]) for s in samples[BASELINE][first:last]] + [ss_counts(closing[2])]
     checked = 0
     mismatches = []
     for name in (FULL, COUNTS) + tuple(n for n in samples if n.endswith("backend proc")):
         for index, sample in enumerate(samples[name][first:last]):
             states = json.loads(sample[2])["ansible_facts"]["tcp"]["states"]
-            nxt = ss[index + 1] if index + 1 < len(ss) else ss[index - 1] if index else ss[index]
+            nxt = ss[index + 1]
             for state, num in ss[index].items():
                 if nxt.get(state) == num:
                     checked += 1
@@ -243,6 +217,7 @@ def measure(kind, build_args, runs, storm):
     samples = None
     tables = 0
     checked, mismatches = 0, []
+    closing = []
     try:
         while samples is None or len(samples[BASELINE]) < runs:
             table = Table(build_args, storm)
@@ -253,11 +228,11 @@ def measure(kind, build_args, runs, storm):
                     samples = {name: [] for name, _argv, _kind in rows}
                     result["build_seconds"] = table.built["build_seconds"]
                 first = len(samples[BASELINE])
-                done = run_rounds(table, rows, runs - first, samples, table.deadline if storm else None)
+                done = run_rounds(table, rows, runs - first, samples, closing, table.deadline if storm else None)
                 if not done:
                     raise RuntimeError("no round fits in the TIME_WAIT window: the build took %.1f s"
                                        % table.built["build_seconds"])
-                one = compare_with_ss(samples, first, first + done)
+                one = compare_with_ss(samples, first, first + done, closing[-1])
                 checked += one[0]
                 mismatches += one[1]
                 if first == 0:

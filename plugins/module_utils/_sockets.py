@@ -23,6 +23,7 @@ Wire formats: ``include/uapi/linux/inet_diag.h``, ``include/uapi/linux/sock_diag
 """
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import socket
@@ -300,46 +301,52 @@ class NetlinkBackend:
         return True
 
     def dump(self, plan, sink, port_range=None):
-        """Run the dumps of ``plan`` (see dump_plan) at once; call ``sink(data, size, stride)`` per block.
+        """Run the dumps of ``plan`` (see dump_plan); call ``sink(data, size, stride)`` per block.
 
         A block holds ``size // stride`` complete sock_diag messages of ``stride`` bytes each (any address
         family); calls to ``sink`` never overlap. Each (mask, parts) of the plan is one dump per range of the
-        higher port (see port_filter, port_parts), each on its own socket and thread.
+        higher port (see port_filter, port_parts), each on its own socket. At most ``self.parts`` dumps run
+        at once, one per thread, the calling thread included; a thread done with one dump takes the next.
         """
         if self.compat is None:
             self.compat = self._probe_compat()
         families = [AF_UNSPEC] if self.compat else [AF_INET, AF_INET6]
         msgtype = TCPDIAG_GETSOCK if self.compat else SOCK_DIAG_BY_FAMILY
-        jobs = [(family, mask, port_filter(*bounds), msgtype) for mask, parts in plan for family in families
+        jobs = [(family, mask, port_filter(*bounds)) for mask, parts in plan for family in families
                 for bounds in port_parts(port_range, parts)]
         socks = []
         try:
-            for family, mask, bytecode, msgtype in jobs:
-                socks.append((self._start(family, mask, bytecode, compat=msgtype == TCPDIAG_GETSOCK), msgtype))
+            for family, mask, bytecode in jobs:
+                socks.append(self._start(family, mask, bytecode, compat=self.compat))
+            pending = collections.deque(socks)
             lock = threading.Lock()
             errors = []
 
-            def drain(sock, msgtype, buf):
+            def work(buf):
                 try:
-                    for size in self._sizes(sock, buf):
-                        if _feed(buf, size, msgtype, sink, lock):
-                            return
+                    while pending and not errors:
+                        sock = pending.popleft()
+                        for size in self._sizes(sock, buf):
+                            if _feed(buf, size, msgtype, sink, lock):
+                                break
+                except IndexError:
+                    pass  # another thread took the last dump
                 except BaseException as exc:  # pylint: disable=broad-exception-caught
                     errors.append(exc)
 
-            threads = [threading.Thread(target=drain, args=(sock, msgtype, bytearray(self._bufsize)), daemon=True)
-                       for sock, msgtype in socks[1:]]
+            threads = [threading.Thread(target=work, args=(bytearray(self._bufsize),), daemon=True)
+                       for _index in range(min(self.parts, len(socks)) - 1)]
             for thread in threads:
                 thread.start()
             try:
-                drain(socks[0][0], socks[0][1], self._buf)
+                work(self._buf)
             finally:
                 for thread in threads:
                     thread.join()
             if errors:
                 raise errors[0]
         finally:
-            for sock, _msgtype in socks:
+            for sock in socks:
                 sock.close()
 
 

@@ -127,6 +127,23 @@ def test_dump_threads_are_joined_and_sockets_closed():
     assert threading.active_count() == before
 
 
+def test_no_more_threads_than_parts():
+    """Three dumps with two parts allowed: two threads (the caller's and one more) share them."""
+    seen = []
+    before = threading.active_count()
+    sink = Blocks()
+
+    def counting(data, size, stride):
+        seen.append(threading.active_count())
+        sink(data, size, stride)
+    groups = [REST & ~S.MINISOCK_STATES, REST & S.MINISOCK_STATES]
+    S.NetlinkBackend(opener=FakeNetlink(), parts=2).dump([(groups[0], 2), (groups[1], 1)], counting, (32768, 60999))
+    assert seen and max(seen) <= before + 1
+    whole = Blocks()
+    S.NetlinkBackend(opener=FakeNetlink(), parts=1).dump([(REST, 1)], whole)
+    assert sorted(sink.records[S.AF_INET]) == sorted(whole.records[S.AF_INET])
+
+
 def test_a_failing_part_fails_the_dump():
     gram = read_datagrams("netlink-inet.bin")[0]
     opener = FakeNetlink()
