@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 
 import pytest
@@ -188,3 +189,26 @@ def test_unprivileged_inside_the_namespace(storm):
     total = CLOSE_WAIT + CLOSE_WAIT_INBOUND
     assert facts["close_wait"]["total"] == total and facts["close_wait"]["unowned"] == total
     assert facts["collection"]["backend"] == "netlink"
+
+
+def test_concurrent_dumps_read_the_requested_namespace(storm, monkeypatch):
+    """The threaded path, forced on this table (kinds apart, each in two port ranges: four dumps, two at
+    once): every dump reads the namespace asked for, the counts equal ss, and the caller comes back to its
+    own namespace with no thread left behind."""
+    sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S  # pylint: disable=import-outside-toplevel
+    from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(S, "default_parts", lambda: 2)
+    monkeypatch.setattr(R, "dump_plan", lambda mask, full, mini, parts: [(mask & ~S.MINISOCK_STATES, 2),
+                                                                          (mask & S.MINISOCK_STATES, 2)])
+    home = os.readlink("/proc/thread-self/ns/net")
+    threads = threading.active_count()
+    before = ss_counts(storm["name"])
+    facts = R.gather(netns=storm["path"], top=3)
+    after = ss_counts(storm["name"])
+    assert os.readlink("/proc/thread-self/ns/net") == home and threading.active_count() == threads
+    for state in SETTLED:
+        assert before.get(state, 0) == after.get(state, 0), "ss itself saw %s move" % state
+        assert facts["states"][state] == before.get(state, 0), state
+    assert facts["close_wait"]["by_process"][0]["remotes"] == LEAK_REMOTES
+    assert facts["time_wait"]["by_remote"][0] == {"address": "127.0.0.1", "port": 3306, "count": TIME_WAIT * 2 // 3}
