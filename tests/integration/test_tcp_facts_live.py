@@ -199,8 +199,11 @@ def test_concurrent_dumps_read_the_requested_namespace(storm, monkeypatch):
     from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S  # pylint: disable=import-outside-toplevel
     from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R  # pylint: disable=import-outside-toplevel
     monkeypatch.setattr(S, "default_parts", lambda: 2)
-    monkeypatch.setattr(R, "dump_plan", lambda mask, full, mini, parts: [(mask & ~S.MINISOCK_STATES, 2),
-                                                                          (mask & S.MINISOCK_STATES, 2)])
+
+    def four_dumps(mask, _full, _mini, _parts):
+        return [(mask & ~S.MINISOCK_STATES, 2), (mask & S.MINISOCK_STATES, 2)]
+
+    monkeypatch.setattr(R, "dump_plan", four_dumps)
     home = os.readlink("/proc/thread-self/ns/net")
     threads = threading.active_count()
     before = ss_counts(storm["name"])
