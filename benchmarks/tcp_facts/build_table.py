@@ -6,6 +6,9 @@ Run inside a namespace made by run.py; talks to loopback only; bounded by its ar
   2 ESTABLISHED sockets per pair; every third holder listens on a dual-stack IPv6 socket and its clients are
   IPv4, so ~1/3 of the server sockets are IPv4-mapped IPv6;
 - ``--time-wait`` client-side TIME_WAIT sockets (short connections, the client closes first);
+- ``--storm`` more of them, made by ``--storm-workers`` processes at once, each towards its own listener:
+  a TIME_WAIT storm. The kernel keeps a TIME_WAIT socket for 60 s (TCP_TIMEWAIT_LEN), so the table stays
+  as built for 60 s after the start; the caller measures within that window;
 - one "leaky" process holding ``--close-wait`` CLOSE_WAIT sockets (their peers sit in orphaned FIN_WAIT2).
 Prints one JSON line when everything is built, then waits for stdin to close (or --hold seconds).
 """
@@ -62,18 +65,33 @@ def holder(index, pairs, hold, ready_w):
     wait(hold, ready_w)
 
 
+def short_connections(lst, port, count, source):
+    """``count`` connections to ``port`` from 127.0.<source>.x, closed by the client first: TIME_WAIT on the
+    client side. 30000 per source address, well inside the 1024-65535 range bind() picks from."""
+    for i in range(count):
+        cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        cli.bind(("127.0.%d.%d" % (source, 1 + i // 30000), 0))
+        cli.connect(("127.0.0.1", port))
+        srv = lst.accept()[0]
+        cli.close()
+        srv.close()
+
+
+def storm(index, count, hold, ready_w):
+    port = 320 + index  # below the ephemeral range, like the holders
+    lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lst.bind(("127.0.0.1", port))
+    lst.listen(4096)
+    short_connections(lst, port, count, 210 + index)
+    wait(hold, ready_w)
+
+
 def leaky(count, time_wait, hold, ready_w):
     raise_fd_limit(count + 16)
     lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lst.bind(("127.0.0.1", 306))  # below the ephemeral range, like the holders
     lst.listen(4096)
-    for i in range(time_wait):
-        cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        cli.bind(("127.0.200.%d" % (1 + i // 30000), 0))
-        cli.connect(("127.0.0.1", 306))
-        srv = lst.accept()[0]
-        cli.close()
-        srv.close()
+    short_connections(lst, 306, time_wait, 200)
     keep = []
     for _n in range(count):
         cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -89,17 +107,22 @@ def main():
     parser.add_argument("--holders", type=int, default=0, help="default: enough for 9000 pairs each")
     parser.add_argument("--time-wait", type=int, default=15000)
     parser.add_argument("--close-wait", type=int, default=1000)
+    parser.add_argument("--storm", type=int, default=0, help="client-side TIME_WAIT sockets made in parallel")
+    parser.add_argument("--storm-workers", type=int, default=2)
     parser.add_argument("--hold", type=float, default=900)
     args = parser.parse_args()
-    if args.pairs > 200000 or args.time_wait > 60000:
-        parser.error("bounded: at most 200000 pairs and 60000 TIME_WAIT sockets")
+    if args.pairs > 200000 or args.time_wait > 60000 or args.storm > 200000 or not 1 <= args.storm_workers <= 8:
+        parser.error("bounded: at most 200000 pairs, 60000 TIME_WAIT sockets, a storm of 200000 by 1 to 8 workers")
     if not args.holders:
-        args.holders = max(3, -(-args.pairs // 9000))
+        args.holders = max(3, -(-args.pairs // 9000)) if args.pairs else 0
     started = time.monotonic()
     ready_r, ready_w = os.pipe()
     children = []
     jobs = [(holder, (i, args.pairs // args.holders, args.hold, ready_w)) for i in range(args.holders)]
     jobs.append((leaky, (args.close_wait, args.time_wait, args.hold, ready_w)))
+    if args.storm:
+        jobs += [(storm, (w, args.storm // args.storm_workers + (w < args.storm % args.storm_workers), args.hold, ready_w))
+                 for w in range(args.storm_workers)]
     for func, fargs in jobs:
         pid = os.fork()
         if pid == 0:

@@ -2,31 +2,34 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Read the kernel's TCP socket table: netlink ``sock_diag`` first, ``/proc/net/tcp{,6}`` as fallback.
 
-Both backends hand out the same record shape, one tuple per socket, in batches:
+Listeners, from both backends, and the rest of the table from /proc come as records, one tuple per socket:
 
     (state, sport, dport, src, dst, rqueue, wqueue, uid, inode)
 
 ``state`` is the kernel number (1 ESTABLISHED .. 11 CLOSING), ports are host-order ints, ``src`` and ``dst``
 are 16 raw address bytes exactly as ``inet_diag_sockid`` carries them (an IPv4 address fills the first four
-bytes, the rest are zero). Batches never outlive one ``recv`` (netlink) or one chunk of text (/proc), so
-memory stays flat however large the table is.
+bytes, the rest are zero). The rest of the table from netlink comes as the raw messages themselves, in blocks
+of one message length that a sink folds in place (``NetlinkBackend.dump``, ``_tcp_report.Tally.block``).
+Batches and blocks never outlive one ``recv`` (netlink) or one chunk of text (/proc), so memory stays flat
+however large the table is.
 
-Per-state counts of every socket are added to a caller-provided list indexed ``family_slot * 16 + state``
-(slot 0 IPv4, 1 IPv6). IPv4-mapped IPv6 peers (``::ffff:a.b.c.d``) are counted in the IPv4 slot, because the
-peer really is an IPv4 host talking to a dual-stack socket.
+Per-state counts are added to a caller-provided list indexed ``family_slot * 16 + state`` (slot 0 IPv4,
+1 IPv6) by the readers of records; the sink of a netlink dump counts its blocks itself. IPv4-mapped IPv6
+peers (``::ffff:a.b.c.d``) count in the IPv4 slot, because the peer really is an IPv4 host talking to a
+dual-stack socket.
 
 Wire formats: ``include/uapi/linux/inet_diag.h``, ``include/uapi/linux/sock_diag.h``,
-``Documentation/networking/proc_net_tcp.rst``.
+``Documentation/networking/proc_net_tcp.rst``; the kernel side: ``net/ipv4/inet_diag.c``.
 """
 from __future__ import annotations
 
 import collections
 import errno
-import operator
 import os
 import socket
 import struct
 import sys
+import threading
 
 STATE_NAMES = (
     None, "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
@@ -41,17 +44,40 @@ ALL_STATES = 0xFFE
 LISTEN_BIT = 1 << LISTEN
 # TIME_WAIT sockets, SYN_RECV request sockets and orphaned FIN_WAIT2 sockets are minisockets: their messages
 # are 88/96 bytes, full sockets' 116/124. Both kinds share the established hash, so a dump of both yields
-# datagrams of mixed message lengths, which only a Python loop per message can walk (579 of 737 datagrams
-# of the 231k benchmark table). Dumping the two groups separately keeps almost every datagram uniform for
-# the C fast path; the kernel builds no message for a socket whose state a dump does not ask for.
-# FIN_WAIT2 goes with the minisockets whether or not the socket is orphaned.
+# datagrams of mixed message lengths, which only a Python loop per message can walk (639 of 873 datagrams
+# of the 231k benchmark table). Dumping the two groups separately keeps every datagram uniform for the C
+# fast path, but each dump walks the whole hash once more in the kernel: worth it only when both kinds
+# are plentiful (see split_kinds). FIN_WAIT2 goes with the minisockets whether or not it is orphaned.
 MINISOCK_STATES = (1 << TIME_WAIT) | (1 << SYN_RECV) | (1 << FIN_WAIT2)
 
+
+def dump_plan(mask, full, mini, parts):
+    """The dumps to run for ``mask``: (state mask, number of higher-port ranges) pairs, from the number of
+    full sockets and of minisockets expected (sockstat ``inuse`` and ``tw``) and the ranges allowed.
+
+    Each dump walks the whole established hash in the kernel, about 0.2 us per socket on 6.18; building a
+    message costs about 0.8 us for a full socket and 0.17 us for a minisocket. Hence:
+
+    * full sockets and minisockets are dumped apart only when the smaller kind exceeds 0.2 % of the table:
+      a datagram holds about 300 messages, so below that few datagrams are mixed, and mixed ones, walked
+      message by message in Python, cost less than another walk;
+    * a dump is cut into ``parts`` ranges only when the messages it builds cost more than the walk each
+      range adds: for full sockets on their own when they are the larger kind, for a dump of both kinds
+      when full sockets outnumber 0.6 times the minisockets. A TIME_WAIT storm is one walk.
+    """
+    total = full + mini
+    if total and min(full, mini) * 500 > total:
+        return [(mask & ~MINISOCK_STATES, parts if full > mini else 1), (mask & MINISOCK_STATES, 1)]
+    return [(mask, parts if full * 5 > mini * 3 else 1)]
+
+
+AF_UNSPEC = socket.AF_UNSPEC
 AF_INET = socket.AF_INET
 AF_INET6 = socket.AF_INET6
 FAMILY_SLOT = {AF_INET: 0, AF_INET6: 1}
 
 NETLINK_SOCK_DIAG = 4
+TCPDIAG_GETSOCK = 18
 SOCK_DIAG_BY_FAMILY = 20
 NLM_F_REQUEST_DUMP = 0x301  # NLM_F_REQUEST | NLM_F_ROOT | NLM_F_MATCH
 NLMSG_ERROR = 2
@@ -60,7 +86,15 @@ IPPROTO_TCP = 6
 
 # nlmsghdr (16 bytes) + inet_diag_req_v2 (family, protocol, ext, pad, states) + a zeroed 48-byte sockid.
 _REQUEST = struct.Struct("=IHHIIBBBxI48x")
+# nlmsghdr + the legacy inet_diag_req: family, src_len, dst_len, ext, a zeroed sockid, states, dbs. The kernel
+# turns it into an AF_UNSPEC dump (inet_diag_dump_compat()): both families in one walk of the hash.
+_REQUEST_V1 = struct.Struct("=IHHIIBBBB48xII")
+INET_DIAG_REQ_BYTECODE = 1
+_BC_OP = struct.Struct("=BBH")  # inet_diag_bc_op: code, yes, no
+_BC_JMP, _BC_S_LE, _BC_D_LE = 1, 3, 5
+_NLATTR = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
+_U16 = struct.Struct("=H")
 _I32 = struct.Struct("=i")
 _HDR = struct.Struct("=IH")
 # inet_diag_msg: family, state, timer, retrans, sport, dport (big endian), src[16], dst[16]. Bytes and
@@ -69,8 +103,6 @@ _HEAD = struct.Struct(">xBxxHH16s16s")
 # ...while rqueue, wqueue, uid and inode at payload offset 56 are host-endian.
 _TAIL = struct.Struct("=IIII")
 _DIAG_MIN = 16 + 72  # nlmsghdr + inet_diag_msg, the smallest valid socket message
-_MAPPED = b"\0" * 10 + b"\xff\xff"
-_ZERO10 = b"\0" * 10
 
 # errno values that mean "this kernel/sandbox has no usable sock_diag": fall back to /proc.
 _REFUSED = {errno.EPROTONOSUPPORT, errno.EAFNOSUPPORT, errno.EPERM, errno.EACCES, errno.ENOENT,
@@ -97,20 +129,88 @@ def _open_netlink():
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
 
 
+def default_parts():
+    """Concurrent dumps for this process: 2 where it may use two CPUs or more, else 1.
+
+    Each dump walks the whole established hash in the kernel, so more parts cost more kernel time in total;
+    two parts on two CPUs was measured to pay off (see docs/tcp_facts.md), more was not measured.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return 2 if cpus >= 2 else 1
+
+
+def port_filter(above=None, upto=None):
+    """INET_DIAG_REQ_BYTECODE attribute keeping the sockets whose higher port, max(sport, dport), is
+    greater than ``above`` and at most ``upto`` (None: no bound). b"" when neither bound is given.
+
+    The higher port of a connection is almost always its ephemeral end, the local port of an outbound
+    socket and the remote port of an inbound one, so ranges of it split both kinds evenly. Every socket has
+    exactly one higher port, so consecutive ranges partition the table. The program (``inet_diag_bc_run()``
+    in net/ipv4/inet_diag.c): an op jumps ``yes`` bytes when its condition holds, else ``no`` bytes;
+    landing exactly on the end accepts, jumping 4 bytes past it rejects. ``inet_diag_bc_audit()`` requires
+    the chain of ``yes`` jumps to end exactly on the end, so a rejection is always a ``no`` jump.
+    """
+    ops = []
+    if upto is not None:
+        # sport <= upto, else reject; dport <= upto, else reject.
+        ops.append([_BC_S_LE, 8, None, upto])
+        ops.append([_BC_D_LE, 8, None, upto])
+    if above is not None:
+        # sport <= above and dport <= above reaches the JMP, which always takes its "no": reject.
+        ops.append([_BC_S_LE, 8, "accept", above])
+        ops.append([_BC_D_LE, 8, "accept", above])
+    if not ops:
+        return b""
+    total = 8 * len(ops) + (4 if above is not None else 0)
+    out = b""
+    for index, (code, yes, no, port) in enumerate(ops):
+        left = total - 8 * index
+        out += _BC_OP.pack(code, yes, left if no == "accept" else left + 4) + _BC_OP.pack(0, 0, port)
+    if above is not None:
+        out += _BC_OP.pack(_BC_JMP, 4, 8)
+    return _NLATTR.pack(_NLATTR.size + len(out), INET_DIAG_REQ_BYTECODE) + out
+
+
+def port_parts(port_range, parts):
+    """(above, upto) bounds of the higher port for ``parts`` dumps, cutting the ephemeral range evenly."""
+    if parts <= 1:
+        return [(None, None)]
+    lo, hi = port_range if port_range and 0 <= port_range[0] <= port_range[1] <= 65535 else (32768, 65535)
+    cuts = [lo + (hi - lo + 1) * k // parts - 1 for k in range(1, parts)]
+    bounds = [None] + cuts + [None]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 class NetlinkBackend:
-    """Dump TCP sockets with NETLINK_SOCK_DIAG / SOCK_DIAG_BY_FAMILY, parsing each batch in place."""
+    """Dump TCP sockets with NETLINK_SOCK_DIAG, several dumps at once, handing uniform blocks to a sink.
+
+    The kernel builds a dump's messages inside recv(), which releases the GIL, so while one thread waits
+    for the kernel another parses what it received: each part of the table has its own netlink socket and
+    thread. Sockets are opened (and the requests sent) by the calling thread, so every dump reads the
+    network namespace the caller is in; the worker threads only receive. All of them are joined before
+    ``dump()`` returns or raises.
+    """
 
     name = "netlink"
 
-    def __init__(self, bufsize=65536, opener=None):
+    def __init__(self, bufsize=65536, opener=None, parts=None, timeout=30.0):
         # recv buffer >= 32 KiB: the kernel sizes its batches from the largest read it has seen
-        # (max_recvmsg_len in net/netlink/af_netlink.c).
+        # (max_recvmsg_len in net/netlink/af_netlink.c, capped at 32 KiB).
+        self._bufsize = bufsize
         self._buf = bytearray(bufsize)
         self._seq = 0
         self._open = opener or _open_netlink
+        self.parts = parts or default_parts()
+        self.timeout = timeout
+        # The legacy TCPDIAG_GETSOCK request dumps IPv4 and IPv6 in one walk of the established hash;
+        # SOCK_DIAG_BY_FAMILY needs one walk per family. None: not probed yet.
+        self.compat = None
 
-    def _datagrams(self, family, mask):
-        """Send one dump request; yield the received length of each datagram (data is in self._buf)."""
+    def _start(self, family, mask, bytecode=b"", compat=False):
+        """Open a socket and send one dump request; the caller owns (closes) the returned socket."""
         try:
             sock = self._open()
         except OSError as exc:
@@ -118,162 +218,205 @@ class NetlinkBackend:
         # One socket per dump: a second dump on a socket with one still running gets EBUSY.
         try:
             self._seq += 1
+            if self.timeout:
+                sock.settimeout(self.timeout)
             sock.bind((0, 0))
-            sock.send(_REQUEST.pack(_REQUEST.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST_DUMP, self._seq, 0,
-                                    family, IPPROTO_TCP, 0, mask))
-            recv_into = sock.recv_into
-            buf = self._buf
+            if compat:
+                request = _REQUEST_V1.pack(_REQUEST_V1.size + len(bytecode), TCPDIAG_GETSOCK, NLM_F_REQUEST_DUMP,
+                                           self._seq, 0, family, 0, 0, 0, mask, 0)
+            else:
+                request = _REQUEST.pack(_REQUEST.size + len(bytecode), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST_DUMP,
+                                        self._seq, 0, family, IPPROTO_TCP, 0, mask)
+            sock.send(request + bytecode)
+        except OSError as exc:
+            sock.close()
+            raise _dump_error(exc) from exc
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _sizes(self, sock, buf):
+        """Yield the received length of each datagram of the dump running on ``sock`` (data is in buf)."""
+        recv_into = sock.recv_into
+        try:
             while True:
                 size = recv_into(buf)
                 if size == 0:
                     raise CollectError("netlink sock_diag dump ended without NLMSG_DONE")
                 yield size
+        except socket.timeout:
+            raise CollectError("netlink sock_diag dump timed out after %g s" % self.timeout) from None
         except OSError as exc:
-            if exc.errno in _REFUSED:
-                raise NetlinkRefused("netlink sock_diag dump refused: %s" % exc) from exc
-            raise CollectError("netlink sock_diag dump failed: %s" % exc) from exc
+            raise _dump_error(exc) from exc
+
+    def _datagrams(self, family, mask):
+        """One dump on the calling thread, into self._buf: yield each datagram's length."""
+        sock = self._start(family, mask)
+        try:
+            yield from self._sizes(sock, self._buf)
         finally:
             sock.close()
 
     def listeners(self, family, counts):
         """Records of the LISTEN sockets of one family (a dump that only walks the listening hash)."""
-        out = []
-        for batch in self.scan(family, LISTEN_BIT, LISTEN_BIT, counts):
-            out.extend(batch)
-        return out
-
-    def scan(self, family, mask, detail, counts):
-        """Count every socket whose state is in ``mask``; yield record batches for those also in ``detail``.
-
-        The kernel filters by state, so the mask is split: states counted only go through a counting dump,
-        detailed states through a parsing dump, and every socket crosses the netlink socket once. Each of
-        the two is split again into full sockets and minisockets (see MINISOCK_STATES).
-        """
-        detail &= mask
-        for group in (ALL_STATES & ~MINISOCK_STATES, MINISOCK_STATES):
-            count_only = mask & ~detail & group
-            if count_only:
-                self._count(family, count_only, counts)
-            if detail & group:
-                yield from self._detail(family, detail & group, counts)
-
-    def _count(self, family, mask, counts):
-        buf = self._buf
-        hdr = _HDR.unpack_from
-        base = FAMILY_SLOT[family] * 16
-        v6 = family == AF_INET6
-        for size in self._datagrams(family, mask):
-            stride = _uniform_stride(buf, size)
-            if stride:
-                _count_uniform(buf, size, stride, base, counts)
-                continue
-            off = 0
-            while off < size:
-                mlen, mtype = hdr(buf, off)
-                if mtype == SOCK_DIAG_BY_FAMILY and mlen >= _DIAG_MIN and off + mlen <= size:
-                    slot = base
-                    # dst bytes 10/11 of the payload (offset 16 + 24) are 0xffff for a v4-mapped peer.
-                    if v6 and buf[off + 50] == 255 and buf[off + 51] == 255 and buf[off + 40:off + 50] == _ZERO10:
-                        slot = 0
-                    counts[slot + buf[off + 17]] += 1
-                elif control(buf, off, mlen, mtype, size):
-                    return
-                off += (mlen + 3) & ~3
-
-    def _detail(self, family, mask, counts):
         buf = self._buf
         hdr = _HDR.unpack_from
         head = _HEAD.unpack_from
         tail = _TAIL.unpack_from
-        base = FAMILY_SLOT[family] * 16
-        v6 = family == AF_INET6
-        for size in self._datagrams(family, mask):
-            stride = _uniform_stride(buf, size)
-            if stride:
-                _count_uniform(buf, size, stride, base, counts)
-                heads, tails = _record_structs(stride)
-                view = memoryview(buf)[:size]
-                try:
-                    yield list(map(operator.add, heads.iter_unpack(view), tails.iter_unpack(view)))
-                finally:
-                    view.release()
-                continue
+        slot = FAMILY_SLOT[family] * 16
+        out = []
+        for size in self._datagrams(family, LISTEN_BIT):
             off = 0
-            batch = []
-            append = batch.append
-            done = False
             while off < size:
                 mlen, mtype = hdr(buf, off)
                 if mtype == SOCK_DIAG_BY_FAMILY and mlen >= _DIAG_MIN and off + mlen <= size:
                     rec = head(buf, off + 16) + tail(buf, off + 72)
-                    slot = base
-                    if v6 and rec[4][:12] == _MAPPED:
-                        slot = 0
                     counts[slot + rec[0]] += 1
-                    append(rec)
+                    out.append(rec)
                 elif control(buf, off, mlen, mtype, size):
-                    done = True
-                    break
+                    return out
                 off += (mlen + 3) & ~3
-            yield batch
-            if done:
-                return
+        return out
+
+    def _probe_compat(self):
+        """Whether this kernel takes the legacy request with a bytecode filter.
+
+        The probe asks for listeners with a filter no socket passes: the kernel walks the listening hash
+        only and answers NLMSG_DONE, or NLMSG_ERROR where the request is not supported.
+        """
+        sock = self._start(AF_UNSPEC, LISTEN_BIT, port_filter(above=65535, upto=0), compat=True)
+        try:
+            for size in self._sizes(sock, self._buf):
+                off = 0
+                while off < size:
+                    mlen, mtype = _HDR.unpack_from(self._buf, off)
+                    if control(self._buf, off, mlen, mtype, size):
+                        return True
+                    off += (mlen + 3) & ~3
+        except NetlinkRefused:
+            return False
+        finally:
+            sock.close()
+        return True
+
+    def dump(self, plan, sink, port_range=None):
+        """Run the dumps of ``plan`` (see dump_plan); call ``sink(data, size, stride)`` per block.
+
+        A block holds ``size // stride`` complete sock_diag messages of ``stride`` bytes each (any address
+        family); calls to ``sink`` never overlap. Each (mask, parts) of the plan is one dump per range of the
+        higher port (see port_filter, port_parts), each on its own socket. At most ``self.parts`` dumps run
+        at once, one per thread, the calling thread included; a thread done with one dump takes the next.
+        """
+        if self.compat is None:
+            self.compat = self._probe_compat()
+        families = [AF_UNSPEC] if self.compat else [AF_INET, AF_INET6]
+        msgtype = TCPDIAG_GETSOCK if self.compat else SOCK_DIAG_BY_FAMILY
+        jobs = [(family, mask, port_filter(*bounds)) for mask, parts in plan for family in families
+                for bounds in port_parts(port_range, parts)]
+        socks = []
+        try:
+            for family, mask, bytecode in jobs:
+                socks.append(self._start(family, mask, bytecode, compat=self.compat))
+            pending = collections.deque(socks)
+            lock = threading.Lock()
+            errors = []
+
+            def work(buf):
+                try:
+                    while pending and not errors:
+                        sock = pending.popleft()
+                        for size in self._sizes(sock, buf):
+                            if _feed(buf, size, msgtype, sink, lock):
+                                break
+                except IndexError:
+                    pass  # another thread took the last dump
+                except BaseException as exc:  # pylint: disable=broad-exception-caught
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=work, args=(bytearray(self._bufsize),), daemon=True)
+                       for _index in range(min(self.parts, len(socks)) - 1)]
+            for thread in threads:
+                thread.start()
+            try:
+                work(self._buf)
+            finally:
+                for thread in threads:
+                    thread.join()
+            if errors:
+                raise errors[0]
+        finally:
+            for sock in socks:
+                sock.close()
 
 
-# Fast path. Within one datagram, sockets of the same kind usually have the same message length (full
-# sockets 116/124 bytes, timewait and request sockets 88/96). When every message of a datagram is a
-# sock_diag message of one length, struct.iter_unpack walks it at a fixed stride in C instead of a Python
-# loop per message. Any other datagram (mixed lengths, NLMSG_DONE appended, errors) takes the general loop.
-_STRUCTS = {}
+def _dump_error(exc):
+    if exc.errno in _REFUSED:
+        return NetlinkRefused("netlink sock_diag dump refused: %s" % exc)
+    return CollectError("netlink sock_diag dump failed: %s" % exc)
 
 
-def _structs(stride):
-    found = _STRUCTS.get(stride)
-    if found is None:
-        found = _STRUCTS[stride] = (
-            struct.Struct("=IH%dx" % (stride - 6)),  # nlmsg_len, nlmsg_type
-            struct.Struct("=17xB22x12s%dx" % (stride - 52)),  # state, first 12 bytes of dst (v4-mapped?)
-            struct.Struct(">16xxBxxHH16s16s%dx" % (stride - 56)),  # as _HEAD
-            struct.Struct("=72xIIII%dx" % (stride - 88)),  # as _TAIL
-        )
-    return found
+def _feed(buf, size, msgtype, sink, lock):
+    """Pass one datagram to ``sink`` as uniform blocks; True once NLMSG_DONE is seen.
+
+    Within one datagram, sockets of the same kind usually have the same message length (full sockets
+    116/124 bytes, timewait and request sockets 88/96). A datagram holding only sock_diag messages of one
+    length goes to the sink as it is; any other (mixed lengths, NLMSG_DONE appended, errors) is walked
+    message by message and its messages are regrouped by length.
+    """
+    stride = _uniform_stride(buf, size, msgtype)
+    if stride:
+        with lock:
+            sink(buf, size, stride)
+        return False
+    hdr = _HDR.unpack_from
+    groups = {}
+    done = False
+    off = 0
+    while off < size:
+        mlen, mtype = hdr(buf, off)
+        if mtype == msgtype and mlen >= _DIAG_MIN and off + mlen <= size:
+            offs = groups.get(mlen)
+            if offs is None:
+                offs = groups[mlen] = []
+            offs.append(off)
+        elif control(buf, off, mlen, mtype, size):
+            done = True
+            break
+        off += (mlen + 3) & ~3
+    if groups:
+        data = bytes(buf[:size])
+        for mlen, offs in groups.items():
+            stride = (mlen + 3) & ~3
+            block = b"".join(map(data.__getitem__, map(slice, offs, map(stride.__add__, offs))))
+            if len(block) < stride * len(offs):  # the last message's padding is not in the datagram
+                block += b"\0" * (stride * len(offs) - len(block))
+            with lock:
+                sink(block, len(block), stride)
+    return done
 
 
-def _uniform_stride(buf, size):
+def _uniform_stride(buf, size, msgtype=SOCK_DIAG_BY_FAMILY):
     """The common message length if the datagram holds only sock_diag messages of one length, else 0."""
     stride = _U32.unpack_from(buf, 0)[0] if size >= 4 else 0
     if stride < _DIAG_MIN or stride % 4 or size % stride or stride > 4096:
         return 0
-    # Every message starts with the same 6 bytes (nlmsg_len, nlmsg_type) iff each extended slice of
-    # header byte k is that byte repeated: six C-level comparisons instead of a tuple per message.
+    # Every message starts with the same nlmsg_len and nlmsg_type iff the extended slices of these fields
+    # equal the first one repeated: two C-level comparisons instead of a tuple per message.
     count = size // stride
-    head = _HDR.pack(stride, SOCK_DIAG_BY_FAMILY)
-    for k in range(_HDR.size):
-        if buf[k:size:stride] != head[k:k + 1] * count:
-            return 0
-    return stride
-
-
-def _count_uniform(buf, size, stride, base, counts):
-    # The state byte of every message, gathered by one extended slice. When no peer can be IPv4-mapped
-    # (dst bytes 10-11 are never 0xffff), bytes.count per state is all the work left.
-    states = bytes(buf[17:size:stride])
-    if not base or 255 not in buf[50:size:stride]:
-        for state in set(states):
-            counts[base + state] += states.count(state)
-        return
     view = memoryview(buf)[:size]
+    words = view.cast("I")
+    halves = view.cast("H")
     try:
-        tally = collections.Counter(_structs(stride)[1].iter_unpack(view))
+        if words[::stride >> 2].tobytes() != _U32.pack(stride) * count:
+            return 0
+        if halves[2::stride >> 1].tobytes() != _U16.pack(msgtype) * count:
+            return 0
     finally:
+        halves.release()
+        words.release()
         view.release()
-    for (state, prefix), num in tally.items():
-        counts[(0 if prefix == _MAPPED else base) + state] += num
-
-
-def _record_structs(stride):
-    found = _structs(stride)
-    return found[2], found[3]
+    return stride
 
 
 def _truncated(mlen, off, size):
@@ -295,7 +438,7 @@ def control(buf, off, mlen, mtype, size):
         if code in _REFUSED:
             raise NetlinkRefused(msg)
         raise CollectError(msg)
-    if mtype == SOCK_DIAG_BY_FAMILY:
+    if mtype in (SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK):
         raise CollectError("truncated inet_diag message: length %d" % mlen)
     return False
 

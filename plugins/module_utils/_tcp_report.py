@@ -2,21 +2,24 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Aggregate the socket table into the ``tcp`` facts document, and orchestrate one collection.
 
-Aggregation keys are raw values (16 address bytes, int ports); text is made only for the entries that
-end up in a top-N list. IPv4-mapped IPv6 peers are merged into their IPv4 address at that point.
+Aggregation keys are raw bytes as sock_diag carries them (addresses, ports); text is made only for the
+entries that end up in a top-N list. IPv4-mapped IPv6 peers are merged into their IPv4 address at that point.
 
 "Inbound" means the socket's local port is a port some socket of the same family listens on (its peer's
-port is then a client's ephemeral port and is aggregated away as ``port: null``); every other socket is
-"outbound" and keeps its peer's port.
+port is then a client's ephemeral port and is aggregated away as ``port: null``; CLOSE_WAIT remotes keep
+the listening port as ``local_port``); every other socket is "outbound" and keeps its peer's port.
 """
 from __future__ import annotations
 
+import array
 import collections
 import heapq
 import itertools
 import operator
 import os
 import socket
+import struct
+import sys
 import time
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import (
@@ -40,6 +43,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._sockets import (
     NetlinkBackend,
     NetlinkRefused,
     ProcBackend,
+    dump_plan,
     states_mask,
 )
 
@@ -57,83 +61,250 @@ def address_text(slot, raw):
     return socket.inet_ntop(AF_INET6, raw)
 
 
-_DST = operator.itemgetter(4)
 _SPORT = operator.itemgetter(1)
 _STATE = operator.itemgetter(0)
-_DEST_KEY = operator.itemgetter(3, 4, 2)  # src, dst, dport
+_FIRST = operator.itemgetter(0)
+_DST16 = operator.itemgetter(slice(18, 34))  # dst out of a sockid key (below)
+_LITTLE = sys.byteorder == "little"
+_U16BE = struct.Struct(">H")
+_OWNER = struct.Struct("=II")  # uid, inode at payload offset 64
+INBOUND, EPHEMERAL, FIXED = 0, 1, 2
+_KEYS = {}
+
+
+def _keys_struct(stride):
+    """dport, src and dst of a message (34 contiguous bytes of inet_diag_sockid at message offset 22)."""
+    found = _KEYS.get(stride)
+    if found is None:
+        found = _KEYS[stride] = struct.Struct("=22x34s%dx" % (stride - 56))
+    return found
+
+
+def _mapped_lanes(data, size, stride):
+    """One byte per message, 1 where the peer is IPv4-mapped (dst ``::ffff:a.b.c.d``), b"" if none is.
+
+    Each dst byte at message offsets 40..51 is gathered for all messages by one extended slice; these
+    columns, read as big integers, are combined lane by lane (one lane, one byte, per message): dst bytes
+    0-9 zero and bytes 10-11 0xff. IPv4 messages never match (their dst bytes 4-15 are zero).
+    """
+    high = data[50:size:stride]
+    if 255 not in high:
+        return b""
+    count = len(high)
+    zero = 0
+    for index in range(10):
+        zero |= int.from_bytes(data[40 + index:size:stride], "little")
+    lanes = (int.from_bytes(zero.to_bytes(count, "little").translate(_ZERO_LANES), "little")
+             & int.from_bytes(high, "little") & int.from_bytes(data[51:size:stride], "little"))
+    return lanes.to_bytes(count, "little")
+
+
+_ZERO_LANES = bytes([1] + [0] * 255)  # translate: 0 -> 1, anything else -> 0
+_ONES = {}
+
+
+def _one(value):
+    """bytes.translate table: ``value`` -> 1, any other byte -> 0."""
+    table = _ONES.get(value)
+    if table is None:
+        table = _ONES[value] = bytes(256)[:value] + b"\1" + bytes(255 - value)
+    return table
+
+
+def _both(first, second):
+    """Lane-wise AND of two 0/1 selectors of the same length."""
+    return (int.from_bytes(first, "little") & int.from_bytes(second, "little")).to_bytes(len(first), "little")
+
+
+def _column_u16(column):
+    """Host ints from a strided memoryview of big-endian u16 fields (ports)."""
+    values = array.array("H", column.tobytes())
+    if _LITTLE:
+        values.byteswap()
+    return values.tolist()
+
+
+def sockid_key(dport, src, dst):
+    """The aggregation key of an outbound socket from record fields (as sock_diag carries it)."""
+    return _U16BE.pack(dport) + src + dst
 
 
 class Tally:
-    """Running aggregates over record batches (see _sockets for the record shape).
+    """Running aggregates over the socket table, fed by uniform blocks of sock_diag messages (``block``) or by
+    record batches from /proc (``add``); both give the same aggregates.
 
-    Counting goes through collections.Counter fed by operator.itemgetter, so the per-socket work runs in C;
-    only outbound sockets (ephemeral-port use) and TIME_WAIT / CLOSE_WAIT sockets get Python-level work.
+    Per family slot and state, sockets are counted by key, with no object per socket kept: outbound sockets
+    by their 34 bytes of dport, src and dst (``ephemeral`` when the local port lies in the ephemeral range,
+    ``fixed`` otherwise), inbound sockets by dst (their remote port is a client's ephemeral port). Local
+    ports are counted per state. The per-socket work is C-level: extended slices and casts of the received
+    buffer, struct.iter_unpack, map, itertools.compress and collections.Counter. Only CLOSE_WAIT sockets
+    (few, and whose owners are wanted) are read one by one.
     """
 
-    def __init__(self, port_range=None):
+    def __init__(self, port_range=None, detail=ALL_STATES):
         self.counts = [0] * 32
+        self.detail = detail
         self.listen_ports = {AF_INET: set(), AF_INET6: set()}
         self.listeners = []
-        # peers[slot][state]: dst -> n; lports[state]: sport -> n
-        self.peers = tuple(tuple(collections.Counter() for _state in range(12)) for _slot in range(2))
-        self.lports = tuple(collections.Counter() for _state in range(12))
-        self.tw_remote = collections.Counter()  # (slot, dst, dport or None) -> n
-        self.tw_local = collections.Counter()  # sport -> n
-        self.close_wait = []
-        self.dest = (collections.Counter(), collections.Counter())  # per slot: (src, dst, dport) -> n
+        self.lports = tuple(collections.Counter() for _state in range(12))  # state -> {sport: n}
+        # [slot][state] -> Counter
+        self.ephemeral = tuple(tuple(collections.Counter() for _state in range(12)) for _slot in range(2))
+        self.fixed = tuple(tuple(collections.Counter() for _state in range(12)) for _slot in range(2))
+        self.inbound = tuple(tuple(collections.Counter() for _state in range(12)) for _slot in range(2))
+        self.close_wait = []  # (inode, uid, slot, dst, remote port or None, local port or None)
         self.port_range = port_range
-        self._outbound = {}  # family -> 65536-byte table: 1 for an ephemeral local port nobody listens on
+        self._classes = {}  # family -> 65536-byte table: INBOUND, EPHEMERAL or FIXED per local port
 
     def add_listeners(self, family, records):
         ports = self.listen_ports[family]
         slot = FAMILY_SLOT[family]
-        self._outbound.pop(family, None)
+        self._classes.pop(family, None)
         for rec in records:
             ports.add(rec[1])
             self.lports[LISTEN][rec[1]] += 1
             self.listeners.append((slot, rec))
 
-    def add(self, family, batch):
-        """Fold one batch of non-LISTEN records of ``family`` into the aggregates."""
-        slot = FAMILY_SLOT[family]
-        seen = set(map(_STATE, batch))
-        peers = self.peers[slot]
-        for state in seen:
-            # Batches are usually of one state (the kernel dumps hash buckets in order); a mixed batch is
-            # split per state so the counters keep plain keys (no tuple per socket).
-            part = batch if len(seen) == 1 else [rec for rec in batch if rec[0] == state]
-            peers[state].update(map(_DST, part))
-            self.lports[state].update(map(_SPORT, part))
-        listen = self.listen_ports[family]
-        if self.port_range:
-            # Each outbound socket holds one local port towards (src, dst, dport): the pool that runs
-            # dry in port exhaustion (__inet_hash_connect() in net/ipv4/inet_hashtables.c). Inbound sockets
-            # (local port is a listening port) use no ephemeral port. Selected in C: a port lookup table
-            # and itertools.compress, no Python code per socket.
-            outbound = self._outbound_table(family)
-            self.dest[slot].update(itertools.compress(map(_DEST_KEY, batch), map(outbound.__getitem__, map(_SPORT, batch))))
-        if TIME_WAIT in seen:
-            tw_remote = self.tw_remote
-            tw_local = self.tw_local
-            for rec in batch:
-                if rec[0] == TIME_WAIT:
-                    tw_remote[(slot, rec[4], None if rec[1] in listen else rec[2])] += 1
-                    tw_local[rec[1]] += 1
-        if CLOSE_WAIT in seen:
-            self.close_wait.extend((rec[8], rec[7], slot, rec[4], None if rec[1] in listen else rec[2])
-                                   for rec in batch if rec[0] == CLOSE_WAIT)
-
-    def _outbound_table(self, family):
-        table = self._outbound.get(family)
+    def _class_table(self, family):
+        """Each socket with a listening local port is inbound (it uses no ephemeral port); any other holds
+        one local port towards (src, dst, dport), the pool that runs dry in port exhaustion
+        (__inet_hash_connect() in net/ipv4/inet_hashtables.c) when it lies in the ephemeral range."""
+        table = self._classes.get(family)
         if table is None:
-            lo, hi = self.port_range
-            table = bytearray(65536)
-            if 0 <= lo <= hi <= 65535:
-                table[lo:hi + 1] = b"\x01" * (hi - lo + 1)
+            table = bytearray([FIXED]) * 65536
+            if self.port_range:
+                lo, hi = self.port_range
+                if 0 <= lo <= hi <= 65535:
+                    table[lo:hi + 1] = bytes([EPHEMERAL]) * (hi - lo + 1)
             for port in self.listen_ports[family]:
-                table[port] = 0
-            table = self._outbound[family] = bytes(table)
+                table[port] = INBOUND
+            table = self._classes[family] = bytes(table)
         return table
+
+    def block(self, data, size, stride):
+        """Fold ``size // stride`` sock_diag messages of ``stride`` bytes each (non-LISTEN, any family).
+
+        Messages are selected by family, state and class with byte columns (one extended slice each)
+        turned into 0/1 selectors by bytes.translate, and combined as big integers, all in C.
+        """
+        families = data[16:size:stride]
+        states = data[17:size:stride]
+        count = len(families)
+        one_family = families.count(families[0]) == count
+        one_state = states.count(states[0]) == count
+        view = memoryview(data)[:size]
+        try:
+            keys = sports = mapped = None
+            for family in (families[0],) if one_family else set(families):
+                slot = FAMILY_SLOT.get(family)
+                if slot is None:
+                    continue  # a family this code does not know: never guess
+                for state in (states[0],) if one_state else set(states):
+                    if not 0 < state < 12:
+                        continue  # a state this code does not know (a newer kernel): never guess
+                    if one_family and one_state:
+                        select = None
+                        num = count
+                    else:
+                        select = (states.translate(_one(state)) if one_family else
+                                  families.translate(_one(family)) if one_state else
+                                  _both(families.translate(_one(family)), states.translate(_one(state))))
+                        num = select.count(1)
+                        if not num:
+                            continue
+                    if slot:
+                        if mapped is None:
+                            mapped = _mapped_lanes(data, size, stride)
+                        if mapped:
+                            # IPv4-mapped peers (::ffff:a.b.c.d) count as IPv4.
+                            four = (_both(mapped, select) if select else mapped).count(1)
+                            self.counts[state] += four
+                            num -= four
+                    self.counts[slot * 16 + state] += num
+                    if not self.detail & (1 << state):
+                        continue
+                    if sports is None:
+                        words = view.cast("H")
+                        sports = _column_u16(words[10::stride >> 1])
+                        words.release()
+                    if select is None:
+                        self._fold(family, state, sports, map(_FIRST, _keys_struct(stride).iter_unpack(view)))
+                    else:
+                        if keys is None:
+                            keys = list(map(_FIRST, _keys_struct(stride).iter_unpack(view)))
+                        self._fold(family, state, list(itertools.compress(sports, select)), itertools.compress(keys, select))
+                    if state == CLOSE_WAIT:
+                        self._close_wait_rows(family, data, stride, select)
+        finally:
+            view.release()
+
+    def add(self, family, batch):
+        """Fold one batch of non-LISTEN records of ``family`` (counted already by the backend)."""
+        seen = set(map(_STATE, batch))
+        for state in seen:
+            part = batch if len(seen) == 1 else [rec for rec in batch if rec[0] == state]
+            self._fold(family, state, list(map(_SPORT, part)), [sockid_key(rec[2], rec[3], rec[4]) for rec in part])
+            if state == CLOSE_WAIT:
+                listen = self.listen_ports[family]
+                slot = FAMILY_SLOT[family]
+                for rec in part:
+                    inbound = rec[1] in listen
+                    self.close_wait.append((rec[8], rec[7], slot, rec[4], None if inbound else rec[2],
+                                            rec[1] if inbound else None))
+
+    def _fold(self, family, state, sports, keys):
+        """Count sockets of one family and state by local port and by key (see the class docstring)."""
+        slot = FAMILY_SLOT[family]
+        self.lports[state].update(sports)
+        if not sports:
+            return
+        kind = self._uniform_class(family, sports)
+        if kind is not None:
+            self._by_class(slot, state, kind, keys)
+            return
+        classes = bytes(map(self._class_table(family).__getitem__, sports))
+        keys = list(keys)
+        for kind in (INBOUND, EPHEMERAL, FIXED):
+            if classes.count(kind):
+                self._by_class(slot, state, kind, itertools.compress(keys, classes.translate(_one(kind))))
+
+    def _by_class(self, slot, state, kind, keys):
+        if kind == INBOUND:
+            self.inbound[slot][state].update(map(_DST16, keys))
+        elif kind == EPHEMERAL:
+            self.ephemeral[slot][state].update(keys)
+        else:
+            self.fixed[slot][state].update(keys)
+
+    def _uniform_class(self, family, sports):
+        """The class all these local ports share, found from their min and max; None when they differ."""
+        low, high = min(sports), max(sports)
+        listen = self.listen_ports[family]
+        if any(low <= port <= high for port in listen):
+            return INBOUND if low == high else None
+        if self.port_range and self.port_range[0] <= low and high <= self.port_range[1]:
+            return EPHEMERAL
+        if not self.port_range or high < self.port_range[0] or low > self.port_range[1]:
+            return FIXED
+        return None
+
+    def _close_wait_rows(self, family, data, stride, select):
+        """One row per CLOSE_WAIT message of the block (``select``: 0/1 per message, None for all)."""
+        listen = self.listen_ports[family]
+        slot = FAMILY_SLOT[family]
+        index = 0
+        count = len(data) // stride
+        while index < count:
+            if select is not None:
+                index = select.find(1, index)
+                if index < 0:
+                    return
+            off = index * stride
+            sport, dport = struct.unpack_from(">HH", data, off + 20)
+            uid, inode = _OWNER.unpack_from(data, off + 80)
+            inbound = sport in listen
+            self.close_wait.append((inode, uid, slot, bytes(data[off + 40:off + 56]), None if inbound else dport,
+                                    sport if inbound else None))
+            index += 1
 
     # ----- report -----------------------------------------------------------------------------------
 
@@ -160,19 +331,24 @@ class Tally:
 
     def _time_wait(self, total, cap):
         remotes = {}
-        for (slot, raw, port), count in self.tw_remote.items():
-            key = (address_text(slot, raw), port)
-            remotes[key] = remotes.get(key, 0) + count
+        for slot in (0, 1):
+            for table in (self.ephemeral[slot][TIME_WAIT], self.fixed[slot][TIME_WAIT]):
+                for key, count in table.items():
+                    remote = (address_text(slot, key[18:]), _U16BE.unpack_from(key)[0])
+                    remotes[remote] = remotes.get(remote, 0) + count
+            for raw, count in self.inbound[slot][TIME_WAIT].items():
+                remote = (address_text(slot, raw), None)
+                remotes[remote] = remotes.get(remote, 0) + count
         return {
             "total": total,
             "by_remote": [{"address": a, "port": p, "count": c} for (a, p), c in _top(remotes, cap)],
-            "by_local_port": [{"port": p, "count": c} for p, c in _top(self.tw_local, cap)],
+            "by_local_port": [{"port": p, "count": c} for p, c in _top_counts(self.lports[TIME_WAIT], cap)],
         }
 
     def _close_wait(self, total, cap, owners, summary):
         procs = {}
         unowned = 0
-        for inode, _uid, slot, raw, port in self.close_wait:
+        for inode, _uid, slot, raw, port, local_port in self.close_wait:
             holders = owners.get(inode)
             if not holders:
                 unowned += 1
@@ -182,38 +358,48 @@ class Tally:
             if entry is None:
                 entry = procs[holder["pid"]] = dict(holder, count=0, remotes={})
             entry["count"] += 1
-            key = (address_text(slot, raw), port)
+            # Inbound sockets: grouped by (address, listening port); their remote ports are clients' ephemeral ports.
+            key = (address_text(slot, raw), port, local_port)
             entry["remotes"][key] = entry["remotes"].get(key, 0) + 1
         ranked = sorted(procs.values(), key=lambda e: (-e["count"], e["pid"]))[:cap]
         remote_cap = 1 if summary else cap
         for entry in ranked:
-            entry["remotes"] = [{"address": a, "port": p, "count": c} for (a, p), c in _top(entry["remotes"], remote_cap)]
+            entry["remotes"] = [{"address": a, "port": p, "local_port": lp, "count": c}
+                                for (a, p, lp), c in _top(entry["remotes"], remote_cap)]
         return {"total": total, "by_process": ranked, "unowned": unowned}
 
     def _peers(self, cap, summary):
         if not cap:
             return []
         by_text = {}
-        for slot, tables in enumerate(self.peers):
-            for state, table in enumerate(tables):
-                for raw, count in table.items():
-                    text = address_text(slot, raw)  # IPv4-mapped peers merge with their IPv4 address
-                    row = by_text.get(text)
-                    if row is None:
-                        row = by_text[text] = [0] * 12
-                    row[state] += count
+
+        def add(slot, state, raw, count):
+            text = address_text(slot, raw)  # IPv4-mapped peers merge with their IPv4 address
+            row = by_text.get(text)
+            if row is None:
+                row = by_text[text] = [0] * 12
+            row[state] += count
+
+        for slot in (0, 1):
+            for state in range(12):
+                for table in (self.ephemeral[slot][state], self.fixed[slot][state]):
+                    for key, count in table.items():
+                        add(slot, state, key[18:], count)
+                for raw, count in self.inbound[slot][state].items():
+                    add(slot, state, raw, count)
         rows = heapq.nsmallest(cap, by_text.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
         return [{"address": addr, "total": sum(row), "states": _state_dict(row, summary)} for addr, row in rows]
 
     def _local_ports(self, cap, summary):
         if not cap:
             return []
-        totals = collections.Counter()
-        for table in self.lports:
-            totals.update(table)
-        best = heapq.nsmallest(cap, totals.items(), key=lambda kv: (-kv[1], kv[0]))
+        tables = sorted(self.lports, key=len)
+        totals = dict(tables[-1])  # the largest table copied in C, the others added to it
+        for table in tables[:-1]:
+            for port, count in table.items():
+                totals[port] = totals.get(port, 0) + count
         rows = []
-        for port, total in best:
+        for port, total in _top_counts(totals, cap):
             row = [table.get(port, 0) for table in self.lports]
             rows.append({"port": port, "total": total, "states": _state_dict(row, summary)})
         return rows
@@ -239,10 +425,22 @@ class Tally:
         lo, hi = self.port_range
         size = max(hi - lo + 1, 0)
         busiest = {"address": None, "port": None, "in_use": 0, "utilisation": 0.0}
-        candidates = [(n, slot, key) for slot in (0, 1) for key, n in self.dest[slot].most_common(1)]
-        if candidates:
-            in_use, slot, (_src, raw, port) = max(candidates, key=operator.itemgetter(0))
-            busiest = {"address": address_text(slot, raw), "port": port, "in_use": in_use,
+        best = None
+        for slot in (0, 1):
+            # Sockets of every state towards one (src, dst, dport) share the pool.
+            pools = {}
+            for table in self.ephemeral[slot]:
+                for key, count in table.items():
+                    pools[key] = pools.get(key, 0) + count
+            for key, count in pools.items():
+                # Most ports in use first; ties go to the lowest (family, dst, dport, src), whatever the
+                # order in which the dumps delivered them.
+                rank = (-count, slot, key[18:], key[:18])
+                if best is None or rank < best[0]:
+                    best = (rank, slot, key, count)
+        if best is not None:
+            _rank, slot, key, in_use = best
+            busiest = {"address": address_text(slot, key[18:]), "port": _U16BE.unpack_from(key)[0], "in_use": in_use,
                        "utilisation": round(in_use / size, 4) if size else None}
         return {"range": [lo, hi], "size": size, "busiest": busiest}
 
@@ -250,6 +448,26 @@ class Tally:
 def _top(table, cap):
     """Largest ``cap`` items of a count dict, ties in key order (None sorts first)."""
     return heapq.nsmallest(cap, table.items(), key=lambda kv: (-kv[1], _sort_key(kv[0]))) if cap else []
+
+
+def _top_counts(table, cap):
+    """As _top for a large table with orderable keys (ports), without Python code per item.
+
+    The smallest count that still makes the list (the floor) is found from the distinct counts, largest
+    first; keys above it all qualify, and the ties at it are taken in key order.
+    """
+    if not cap or not table:
+        return []
+    values = table.values()
+    need = cap
+    floor = 0
+    for floor in sorted(set(values), reverse=True):
+        need -= operator.countOf(values, floor)
+        if need <= 0:
+            break
+    above = sorted(itertools.compress(table.items(), map(floor.__lt__, values)), key=lambda kv: (-kv[1], kv[0]))
+    ties = sorted(itertools.compress(table.keys(), map(floor.__eq__, values)))[:cap - len(above)]
+    return above + [(key, floor) for key in ties]
 
 
 def _sort_key(key):
@@ -262,16 +480,23 @@ def _state_dict(row, summary):
     return {name: row[num] for num, name in enumerate(STATE_NAMES) if name and (row[num] or not summary)}
 
 
-def _dump(backend, detail, port_range):
+def _dump(backend, detail, port_range, sockstat=None):
     """Read the socket table with ``backend`` into a new Tally."""
-    tally = Tally(port_range)
+    tally = Tally(port_range, detail & ~LISTEN_BIT)
     # LISTEN sockets are always read in detail: they are few, and they tell inbound from outbound.
     for family in (AF_INET, AF_INET6):
         tally.add_listeners(family, backend.listeners(family, tally.counts))
     rest = ALL_STATES & ~LISTEN_BIT
-    for family in (AF_INET, AF_INET6):
-        for batch in backend.scan(family, rest, detail, tally.counts):
-            tally.add(family, batch)
+    if isinstance(backend, NetlinkBackend):
+        # sockstat counts the full sockets (inuse) and the minisockets (tw) without a dump; it decides how
+        # the table is cut, never what is counted.
+        sockstat = sockstat or {}
+        plan = dump_plan(rest, sockstat.get("inuse") or 0, sockstat.get("tw") or 0, backend.parts)
+        backend.dump(plan, tally.block, port_range)
+    else:
+        for family in (AF_INET, AF_INET6):
+            for batch in backend.scan(family, rest, detail, tally.counts):
+                tally.add(family, batch)
     return tally
 
 
@@ -287,17 +512,17 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
         conntrack = read_conntrack(root)
         if backend == "proc":
             used = ProcBackend(root)
-            tally = _dump(used, wanted, port_range)
+            tally = _dump(used, wanted, port_range, counters.get("sockstat"))
         else:
             used = NetlinkBackend()
             try:
-                tally = _dump(used, wanted, port_range)
+                tally = _dump(used, wanted, port_range, counters.get("sockstat"))
             except NetlinkRefused as exc:
                 if backend == "netlink":
                     raise
                 fallback = str(exc)
                 used = ProcBackend(root)
-                tally = _dump(used, wanted, port_range)
+                tally = _dump(used, wanted, port_range, counters.get("sockstat"))
     privileged = os.geteuid() == 0
     owners = {}
     owner_info = None

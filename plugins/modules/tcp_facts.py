@@ -207,10 +207,15 @@ ansible_facts:
           description:
             - C(total), C(by_process) (C(pid), C(name), C(user), C(count), C(remotes)) and C(unowned), the number of
               sockets whose owner was not found (not requested, not visible without root, or another PID namespace).
+            - Each entry of C(remotes) has C(address), C(port), C(local_port) and C(count). An outbound socket keeps
+              its remote C(port), and C(local_port) is V(null). An inbound socket, whose local port is a listening
+              port, has C(port) V(null) (the remote port is a client's ephemeral port) and the listening port in
+              C(local_port); inbound sockets are grouped by address and C(local_port).
           type: dict
           returned: always
-          sample: {total: 3, unowned: 0, by_process: [{pid: 812, name: java, user: app, count: 3,
-                   remotes: [{address: 10.0.0.7, port: 8080, count: 3}]}]}
+          sample: {total: 5, unowned: 0, by_process: [{pid: 812, name: java, user: app, count: 5,
+                   remotes: [{address: 10.0.0.7, port: 8080, local_port: null, count: 3},
+                             {address: 10.0.0.9, port: null, local_port: 443, count: 2}]}]}
         peers:
           description: Top remote addresses with C(total) and per-state counts in C(states). Listeners are not counted.
           type: list

@@ -9,7 +9,8 @@ Table built (IPv4 unless noted):
 - TIME_WAIT on the client side: ``--time-wait`` short connections, two thirds to port 3306, one third to 5432
   (the client closes first), plus 100 over IPv6 to [::1]:3306;
 - CLOSE_WAIT held by this process: ``--close-wait`` client sockets whose server side was closed (the
-  server side then sits in FIN_WAIT2);
+  server side then sits in FIN_WAIT2), and ``--close-wait-inbound`` accepted sockets on port 7000 whose
+  clients closed (inbound CLOSE_WAIT; the clients sit in FIN_WAIT2);
 - ESTABLISHED: ``--established`` pairs to port 6000 (half of them IPv4 clients of a dual-stack IPv6
   listener, i.e. IPv4-mapped server sockets);
 - a listener on 8080 with ``listen(--backlog)`` that never accepts, and ``--queued`` clients: the accept
@@ -50,6 +51,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--time-wait", type=int, default=0)
     parser.add_argument("--close-wait", type=int, default=0)
+    parser.add_argument("--close-wait-inbound", type=int, default=0)
     parser.add_argument("--established", type=int, default=0)
     parser.add_argument("--backlog", type=int, default=8)
     parser.add_argument("--queued", type=int, default=0)
@@ -62,7 +64,8 @@ def main(argv=None):
     pg = listener(socket.AF_INET, ("127.0.0.1", 5432), 4096)
     app = listener(socket.AF_INET6, ("::", 6000), 4096, dual=True)
     full = listener(socket.AF_INET, ("127.0.0.1", 8080), args.backlog)
-    keep += [mysql, pg, app, full]
+    leaky = listener(socket.AF_INET, ("127.0.0.1", 7000), 4096)
+    keep += [mysql, pg, app, full, leaky]
     started = time.monotonic()
     two_thirds = args.time_wait * 2 // 3
     time_wait(mysql, socket.AF_INET, ("127.0.0.1", 3306), two_thirds)
@@ -74,6 +77,11 @@ def main(argv=None):
         cli.connect(("127.0.0.1", 5432))
         pg.accept()[0].close()  # server closes first; this process never closes cli: a leak
         keep.append(cli)
+    for _n in range(args.close_wait_inbound):
+        cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        cli.connect(("127.0.0.1", 7000))
+        keep.append(leaky.accept()[0])  # the client closes first; this process never closes its side
+        cli.close()
     for i in range(args.established):
         family, addr = (socket.AF_INET, ("127.0.0.1", 6000)) if i % 2 else (socket.AF_INET6, ("::1", 6000))
         cli = socket.socket(family, socket.SOCK_STREAM)

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 
 import pytest
@@ -27,6 +28,11 @@ SS_STATES = {"ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RE
 SETTLED = ("LISTEN", "ESTABLISHED", "CLOSE_WAIT", "TIME_WAIT", "FIN_WAIT2", "SYN_SENT")
 TIME_WAIT = 30000
 CLOSE_WAIT = 40
+CLOSE_WAIT_INBOUND = 10
+# Outbound CLOSE_WAIT sockets keep the remote port; inbound ones (accepted on 7000, the clients closed) are
+# grouped by the listening port instead, their remote ports being the clients' ephemeral ports.
+LEAK_REMOTES = [{"address": "127.0.0.1", "port": 5432, "local_port": None, "count": CLOSE_WAIT},
+                {"address": "127.0.0.1", "port": None, "local_port": 7000, "count": CLOSE_WAIT_INBOUND}]
 ESTABLISHED = 200
 BACKLOG = 8
 QUEUED = 20
@@ -54,7 +60,8 @@ def storm():
         sh(*netns, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535")
         sh(*netns, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=0")
         proc = subprocess.Popen(netns + [sys.executable, os.path.join(HERE, "_storm.py"), "--time-wait", str(TIME_WAIT),
-                                         "--close-wait", str(CLOSE_WAIT), "--established", str(ESTABLISHED),
+                                         "--close-wait", str(CLOSE_WAIT), "--close-wait-inbound", str(CLOSE_WAIT_INBOUND),
+                                         "--established", str(ESTABLISHED),
                                          "--backlog", str(BACKLOG), "--queued", str(QUEUED), "--hold", "170"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         info = json.loads(proc.stdout.readline())
@@ -110,6 +117,7 @@ def test_counts_match_ss(storm, backend):
         assert before.get(state, 0) == after.get(state, 0), "ss itself saw %s move" % state
         assert tcp["states"][state] == before.get(state, 0), state
     assert tcp["states"]["TIME_WAIT"] >= TIME_WAIT  # the storm, plus the few from the CLOSE_WAIT setup
+    assert tcp["close_wait"]["by_process"][0]["remotes"] == LEAK_REMOTES
 
 
 def test_storm_diagnosis(storm):
@@ -123,9 +131,10 @@ def test_storm_diagnosis(storm):
     assert tw["by_remote"][2] == {"address": "::1", "port": 3306, "count": 100}
     # CLOSE_WAIT leak: every socket attributed to the storm process.
     cw = tcp["close_wait"]
-    assert cw["total"] == CLOSE_WAIT and cw["unowned"] == 0
-    assert [(p["pid"], p["count"], p["user"]) for p in cw["by_process"]] == [(storm["pid"], CLOSE_WAIT, "root")]
-    assert cw["by_process"][0]["remotes"] == [{"address": "127.0.0.1", "port": 5432, "count": CLOSE_WAIT}]
+    total = CLOSE_WAIT + CLOSE_WAIT_INBOUND
+    assert cw["total"] == total and cw["unowned"] == 0
+    assert [(p["pid"], p["count"], p["user"]) for p in cw["by_process"]] == [(storm["pid"], total, "root")]
+    assert cw["by_process"][0]["remotes"] == LEAK_REMOTES
     # The listener that never accepts: queue = backlog + 1 (sk_acceptq_is_full() uses '>').
     full = tcp["listeners"][0]
     assert (full["port"], full["queue"], full["backlog"], full["pid"]) == (8080, BACKLOG + 1, BACKLOG, storm["pid"])
@@ -143,6 +152,7 @@ def test_summary_and_counts_only(storm):
     assert code == 0, result
     small = result["ansible_facts"]["tcp"]
     assert len(small["time_wait"]["by_remote"]) <= 5 and len(json.dumps(small)) < 6000
+    assert small["close_wait"]["by_process"][0]["remotes"] == LEAK_REMOTES[:1]  # the top remote only
     code, result = ansible_facts(netns=storm["path"], states=[], processes=False)
     assert code == 0, result
     counts = result["ansible_facts"]["tcp"]
@@ -163,7 +173,7 @@ def test_returns_to_the_original_namespace(storm):
     before = os.readlink("/proc/thread-self/ns/net")
     facts = gather(netns=storm["path"], states=[], processes=False)
     assert os.readlink("/proc/thread-self/ns/net") == before
-    assert facts["states"]["CLOSE_WAIT"] == CLOSE_WAIT
+    assert facts["states"]["CLOSE_WAIT"] == CLOSE_WAIT + CLOSE_WAIT_INBOUND
 
 
 def test_unprivileged_inside_the_namespace(storm):
@@ -176,5 +186,32 @@ def test_unprivileged_inside_the_namespace(storm):
     facts = json.loads(out)
     assert facts["collection"]["privileged"] is False
     assert "only processes of uid 65534" in facts["collection"]["owners"]["visibility"]
-    assert facts["close_wait"]["total"] == CLOSE_WAIT and facts["close_wait"]["unowned"] == CLOSE_WAIT
+    total = CLOSE_WAIT + CLOSE_WAIT_INBOUND
+    assert facts["close_wait"]["total"] == total and facts["close_wait"]["unowned"] == total
     assert facts["collection"]["backend"] == "netlink"
+
+
+def test_concurrent_dumps_read_the_requested_namespace(storm, monkeypatch):
+    """The threaded path, forced on this table (kinds apart, each in two port ranges: four dumps, two at
+    once): every dump reads the namespace asked for, the counts equal ss, and the caller comes back to its
+    own namespace with no thread left behind."""
+    sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S  # pylint: disable=import-outside-toplevel
+    from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(S, "default_parts", lambda: 2)
+
+    def four_dumps(mask, _full, _mini, _parts):
+        return [(mask & ~S.MINISOCK_STATES, 2), (mask & S.MINISOCK_STATES, 2)]
+
+    monkeypatch.setattr(R, "dump_plan", four_dumps)
+    home = os.readlink("/proc/thread-self/ns/net")
+    threads = threading.active_count()
+    before = ss_counts(storm["name"])
+    facts = R.gather(netns=storm["path"], top=3)
+    after = ss_counts(storm["name"])
+    assert os.readlink("/proc/thread-self/ns/net") == home and threading.active_count() == threads
+    for state in SETTLED:
+        assert before.get(state, 0) == after.get(state, 0), "ss itself saw %s move" % state
+        assert facts["states"][state] == before.get(state, 0), state
+    assert facts["close_wait"]["by_process"][0]["remotes"] == LEAK_REMOTES
+    assert facts["time_wait"]["by_remote"][0] == {"address": "127.0.0.1", "port": 3306, "count": TIME_WAIT * 2 // 3}

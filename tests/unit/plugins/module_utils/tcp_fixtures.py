@@ -7,6 +7,7 @@ import struct
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "tcp")
 REQ = struct.Struct("=IHHIIBBBxI48x")
+REQ_V1 = struct.Struct("=IHHIIBBBB48xII")
 SS_STATES = {"ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECV", "FIN-WAIT-1": "FIN_WAIT1",
              "FIN-WAIT-2": "FIN_WAIT2", "TIME-WAIT": "TIME_WAIT", "UNCONN": "CLOSE", "CLOSE-WAIT": "CLOSE_WAIT",
              "LAST-ACK": "LAST_ACK", "LISTEN": "LISTEN", "CLOSING": "CLOSING"}
@@ -47,37 +48,128 @@ def ss_counts():
     return counts
 
 
-class FakeNetlink:
-    """Socket stand-in replaying recorded all-states dumps; filters by the request's state mask like the kernel."""
+def run_bytecode(code, sport, dport):
+    """The kernel's inet_diag_bc_run() for the port operations this collection sends."""
+    off, length = 0, len(code)
+    while length > 0:
+        op, yes, no = struct.unpack_from("=BBH", code, off)
+        if op == 1:  # JMP
+            result = False
+        elif op in (2, 3, 4, 5):  # S_GE, S_LE, D_GE, D_LE
+            port = struct.unpack_from("=BBH", code, off + 4)[2]
+            value = sport if op in (2, 3) else dport
+            result = value >= port if op in (2, 4) else value <= port
+        else:
+            raise AssertionError("unexpected bytecode op %d" % op)
+        step = yes if result else no
+        off += step
+        length -= step
+    return length == 0
 
-    def __init__(self, dumps=None, requests=None, grams_override=None):
+
+def assert_audit_passes(code):
+    """The checks of the kernel's inet_diag_bc_audit() and valid_cc() for port comparisons and JMP: a
+    program the kernel would refuse with EINVAL fails here."""
+    def valid_cc(length, target):
+        off = 0
+        while length >= 0:
+            if target > length:
+                return False
+            if target == length:
+                return True
+            yes = code[off + 1]
+            assert yes >= 4 and not yes & 3
+            length -= yes
+            off += yes
+        return False
+
+    off, length = 0, len(code)
+    while length > 0:
+        op, yes, no = struct.unpack_from("=BBH", code, off)
+        assert op in (1, 2, 3, 4, 5), op
+        min_len = 8 if op != 1 else 4
+        assert length >= min_len
+        assert min_len <= no <= length + 4 and not no & 3, (off, no)
+        assert no >= length or valid_cc(len(code), length - no), (off, no)
+        assert min_len <= yes <= length + 4 and not yes & 3, (off, yes)
+        off += yes
+        length -= yes
+    assert length == 0
+
+
+class FakeNetlink:
+    """Opener of fake sock_diag sockets replaying recorded all-states dumps, filtered like the kernel: by the
+    request's state mask and by its bytecode (port comparisons). A legacy TCPDIAG_GETSOCK request gets both
+    families in one dump (messages of type 18), or NLMSG_ERROR EOPNOTSUPP when ``compat`` is False."""
+
+    def __init__(self, dumps=None, requests=None, grams_override=None, compat=True):
         self.dumps = dumps or {2: "netlink-inet.bin", 10: "netlink-inet6.bin"}
         self.requests = requests if requests is not None else []
         self.grams_override = grams_override
-        self.queue = []
+        self.compat = compat
+        self.opened = []
 
     def __call__(self):
-        return self
+        sock = FakeSocket(self)
+        self.opened.append(sock)
+        return sock
+
+    def replies(self, data):
+        mlen, mtype, flags = struct.unpack_from("=IHH", data)
+        assert mlen == len(data) and flags == 0x301
+        if mtype == 18:
+            fields = REQ_V1.unpack_from(data)
+            families, mask, hdrlen = (2, 10), fields[9], REQ_V1.size
+        else:
+            assert mtype == 20
+            fields = REQ.unpack_from(data)
+            assert fields[6] == 6
+            families, mask, hdrlen = (fields[5],), fields[8], REQ.size
+        code = b""
+        if len(data) > hdrlen:
+            alen, atype = struct.unpack_from("=HH", data, hdrlen)
+            assert atype == 1 and hdrlen + alen == len(data)
+            code = data[hdrlen + 4:]
+        self.requests.append((mtype, families[0] if len(families) == 1 else 0, mask, code))
+        if self.grams_override is not None:
+            return list(self.grams_override)
+        if mtype == 18 and not self.compat:
+            err = struct.pack("=IHHII", 36, 2, 0, 0, 0) + struct.pack("=i", -95) + data[:16]
+            return [err]
+        out = []
+        for index, family in enumerate(families):
+            for gram in read_datagrams(self.dumps[family]):
+                kept = []
+                for kind, msg in messages(gram):
+                    if kind == 20:
+                        if not mask & (1 << msg[17]):
+                            continue
+                        sport, dport = struct.unpack_from(">HH", msg, 20)
+                        if code and not run_bytecode(code, sport, dport):
+                            continue
+                        msg = msg[:4] + struct.pack("=H", mtype) + msg[6:]
+                    elif kind == 3 and index < len(families) - 1:
+                        continue  # one NLMSG_DONE, after the last family
+                    kept.append(msg + b"\0" * (-len(msg) % 4))
+                if kept:
+                    out.append(b"".join(kept))
+        return out
+
+
+class FakeSocket:
+    def __init__(self, opener):
+        self.opener = opener
+        self.queue = []
+        self.closed = False
+
+    def settimeout(self, value):
+        assert value > 0
 
     def bind(self, addr):
         assert addr == (0, 0)
 
     def send(self, data):
-        fields = REQ.unpack(data)
-        assert fields[0] == 72 and fields[1] == 20 and fields[2] == 0x301
-        family, proto, mask = fields[5], fields[6], fields[8]
-        assert proto == 6
-        self.requests.append((family, mask))
-        if self.grams_override is not None:
-            self.queue = list(self.grams_override)
-            return len(data)
-        out = []
-        for gram in read_datagrams(self.dumps[family]):
-            kept = b"".join(msg + b"\0" * (-len(msg) % 4) for mtype, msg in messages(gram)
-                            if mtype != 20 or mask & (1 << msg[17]))
-            if kept:
-                out.append(kept)
-        self.queue = out
+        self.queue = self.opener.replies(bytes(data))
         return len(data)
 
     def recv_into(self, buf):
@@ -86,7 +178,7 @@ class FakeNetlink:
         return len(gram)
 
     def close(self):
-        pass
+        self.closed = True
 
 
 def fake_proc(root, tcp="proc-net-tcp.txt", tcp6="proc-net-tcp6.txt", extra=None):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import random
+import struct
 
 import pytest
 from tcp_fixtures import FakeNetlink, fake_proc, ss_counts
@@ -45,7 +47,7 @@ def test_gather_full(facts_root):
     user = cw["by_process"][0]["user"]
     assert cw == {"total": 2, "unowned": 0, "by_process": [
         {"pid": 700, "name": "leaky", "user": user, "count": 2,
-         "remotes": [{"address": "127.0.0.1", "port": 9090, "count": 2}]}]}
+         "remotes": [{"address": "127.0.0.1", "port": 9090, "local_port": None, "count": 2}]}]}
     # The accept-queue-full listener comes first, owned by pid 700 in this fake tree.
     first = facts["listeners"][0]
     assert (first["address"], first["port"], first["queue"], first["pid"]) == ("127.0.0.1", 8080, 3, 700)
@@ -153,3 +155,93 @@ def test_no_port_range():
 ])
 def test_address_text(slot, raw, text):
     assert R.address_text(slot, raw) == text
+
+
+def test_inbound_close_wait_keeps_the_listening_port():
+    tally = R.Tally((32768, 60999))
+    me = b"\x0a\0\0\x01" + b"\0" * 12
+    peer = b"\x0a\0\0\x07" + b"\0" * 12
+    tally.add_listeners(S.AF_INET, [(S.LISTEN, 8443, 0, me, b"\0" * 16, 0, 128, 0, 11)])
+    # Two inbound sockets from different client ports, one outbound towards 10.0.0.7:9200.
+    tally.add(S.AF_INET, [(S.CLOSE_WAIT, 8443, 41000, me, peer, 0, 0, 0, 21), (S.CLOSE_WAIT, 8443, 41001, me, peer, 0, 0, 0, 22),
+                          (S.CLOSE_WAIT, 50000, 9200, me, peer, 0, 0, 0, 23)])
+    holder = [{"pid": 5, "name": "app", "user": "app"}]
+    owners = {21: holder, 22: holder, 23: holder}
+    remotes = [{"address": "10.0.0.7", "port": None, "local_port": 8443, "count": 2},
+               {"address": "10.0.0.7", "port": 9200, "local_port": None, "count": 1}]
+    assert tally.report(owners=owners)["close_wait"]["by_process"][0]["remotes"] == remotes
+    assert tally.report(owners=owners, summary=True)["close_wait"]["by_process"][0]["remotes"] == remotes[:1]
+
+
+DIAG = struct.Struct("=IHHII")  # nlmsghdr
+BODY = struct.Struct(">BBBBHH16s16s")
+TAIL = struct.Struct("=I8xIIIII")  # if, cookie, expires, rqueue, wqueue, uid, inode
+
+
+def message(state, family, sport, dport, src, dst, inode=0):
+    length = 96 if state in (S.TIME_WAIT, S.SYN_RECV, S.FIN_WAIT2) else 124
+    data = DIAG.pack(length, 18, 2, 1, 0) + BODY.pack(family, state, 0, 0, sport, dport, src, dst)
+    data += TAIL.pack(0, 0, 0, 0, 0, inode)
+    return data + b"\0" * (length - len(data))
+
+
+def random_table(rng, count):
+    v4 = [bytes([10, 0, 0, n]) + b"\0" * 12 for n in range(1, 6)]
+    v6 = [bytes([0x20, 0x01, 0x0d, 0xb8]) + b"\0" * 11 + bytes([n]) for n in range(1, 4)]
+    mapped = [b"\0" * 10 + b"\xff\xff" + addr[:4] for addr in v4[:3]]
+    rows = []
+    for index in range(count):
+        family = rng.choice((S.AF_INET, S.AF_INET, S.AF_INET6))
+        state = rng.choice((1, 1, 1, 2, 4, 5, 6, 6, 6, 8, 9, 11))
+        pool = v4 if family == S.AF_INET else rng.choice((v6, mapped))
+        kind = rng.choice(("in", "out", "fixed"))
+        sport = {"in": rng.choice((443, 8080)), "out": rng.randint(32768, 60999), "fixed": rng.randint(1, 1023)}[kind]
+        dport = rng.randint(32768, 60999) if kind == "in" else rng.choice((3306, 5432))
+        src = pool[0] if family == S.AF_INET or pool is v6 else b"\0" * 10 + b"\xff\xff" + b"\x0a\0\0\x01"
+        rows.append((state, family, sport, dport, src, rng.choice(pool), 1000 + index if state == S.CLOSE_WAIT else 0))
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_blocks_and_records_give_the_same_report(seed):
+    """The netlink path (uniform blocks of messages, any mix of family, state and class) and the /proc path
+    (records) are two implementations of one aggregation: the same table gives the same report."""
+    rng = random.Random(seed)
+    rows = random_table(rng, rng.randint(1, 900))
+    me4, me6 = b"\x0a\0\0\x01" + b"\0" * 12, b"\0" * 16
+    listen = {S.AF_INET: [(S.LISTEN, 443, 0, me4, b"\0" * 16, 0, 128, 0, 1)],
+              S.AF_INET6: [(S.LISTEN, 8080, 0, me6, b"\0" * 16, 0, 128, 0, 2)]}
+    detail = S.ALL_STATES if seed % 3 else S.states_mask([S.TIME_WAIT, S.CLOSE_WAIT])
+    owners = {row[6]: [{"pid": row[6] % 3, "name": "p", "user": "u"}] for row in rows if row[6]}
+    blocks = R.Tally((32768, 60999), detail)
+    records = R.Tally((32768, 60999), detail)
+    for tally in (blocks, records):
+        for family, recs in listen.items():
+            tally.add_listeners(family, recs)
+    # Netlink: messages in datagram-sized runs, each run regrouped by length as _sockets does.
+    start = 0
+    while start < len(rows):
+        run = rows[start:start + rng.randint(1, 300)]
+        start += len(run)
+        for length in (96, 124):
+            data = b"".join(m for m in (message(*row) for row in run) if len(m) == length)
+            if data:
+                blocks.block(bytearray(data), len(data), length)
+    # /proc: records per family, counted as ProcBackend counts them.
+    for state, family, sport, dport, src, dst, inode in rows:
+        slot = 0 if family == S.AF_INET or dst[:12] == b"\0" * 10 + b"\xff\xff" else 1
+        records.counts[slot * 16 + state] += 1
+        if detail & (1 << state):
+            records.add(family, [(state, sport, dport, src, dst, 0, 0, 0, inode)])
+    for summary in (False, True):
+        assert blocks.report(top=7, owners=owners, summary=summary) == records.report(top=7, owners=owners, summary=summary)
+    assert blocks.counts == records.counts and sum(blocks.counts) == len(rows)  # listeners: counted by backends
+
+
+def test_top_counts_orders_like_top():
+    """_top_counts (C-level, for port tables) ranks exactly as _top: count first, ties in port order."""
+    rng = random.Random(7)
+    for _trial in range(200):
+        table = {rng.randint(0, 3000): rng.randint(1, 4) for _n in range(rng.randint(0, 400))}
+        cap = rng.randint(0, 12)
+        assert R._top_counts(table, cap) == R._top(table, cap)
