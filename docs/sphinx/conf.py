@@ -41,6 +41,8 @@ ANSIBLE_DOCSITE = "https://docs.ansible.com/projects/ansible/devel/"
 ANSIBLE_DOCSITE_LABELS = {
     "common_return_values": ("reference_appendices/common_return_values.html", "Return Values"),
     "ansible_configuration_settings": ("reference_appendices/config.html", "Ansible Configuration Settings"),
+    # The `action` attribute of an action plugin's documentation (tcp_audit_facts) links the plugin guide.
+    "action_plugins": ("plugins/action.html", "Action plugins"),
 }
 # Plugin pages of other collections, e.g. ansible_collections.ansible.posix.sysctl_module.
 OTHER_COLLECTION_PLUGIN = re.compile(r"^ansible_collections\.(?!linuxnet\.tcp\.)(\w+)\.(\w+)\.(\w+)$")

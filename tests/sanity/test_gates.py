@@ -146,7 +146,7 @@ def test_build_install_and_ansible_doc(tarball, tmp_path):
 # ansible-doc run, an ERROR, a traceback, a message a new importer version adds) fails the gate.
 IMPORTER_PROGRESS = re.compile(
     r"^(Importing with galaxy-importer [0-9.]+|Getting doc strings via ansible-doc|Finding content inside collection"
-    r"|Loading (filter|module|module_utils|playbook|role) \S+|Linting collection via ansible-lint [0-9.]+\.\.\."
+    r"|Loading (action|filter|module|module_utils|playbook|role) \S+|Linting collection via ansible-lint [0-9.]+\.\.\."
     r"|\.\.\.ansible-lint run complete|Collection loading complete|Importer processing completed successfully)$")
 
 
