@@ -233,7 +233,7 @@ class Tally:
                             keys = list(map(_FIRST, _keys_struct(stride).iter_unpack(view)))
                         self._fold(family, state, list(itertools.compress(sports, select)), itertools.compress(keys, select))
                     if state == CLOSE_WAIT:
-                        self._close_wait_rows(family, data, stride, select)
+                        self._close_wait_rows(family, data, count, stride, select)
         finally:
             view.release()
 
@@ -287,12 +287,14 @@ class Tally:
             return FIXED
         return None
 
-    def _close_wait_rows(self, family, data, stride, select):
-        """One row per CLOSE_WAIT message of the block (``select``: 0/1 per message, None for all)."""
+    def _close_wait_rows(self, family, data, count, stride, select):
+        """One row per CLOSE_WAIT message of the block's ``count`` messages (``select``: 0/1 per message, None for all).
+
+        ``data`` may be a receive buffer longer than the block: only the first ``count`` messages are the dump's.
+        """
         listen = self.listen_ports[family]
         slot = FAMILY_SLOT[family]
         index = 0
-        count = len(data) // stride
         while index < count:
             if select is not None:
                 index = select.find(1, index)

@@ -226,7 +226,9 @@ def test_blocks_and_records_give_the_same_report(seed):
         for length in (96, 124):
             data = b"".join(m for m in (message(*row) for row in run) if len(m) == length)
             if data:
-                blocks.block(bytearray(data), len(data), length)
+                # The receive buffer is longer than the block and holds an older datagram's messages past it
+                # (as a reused netlink buffer does): nothing after ``size`` may be read.
+                blocks.block(bytearray(data) + data, len(data), length)
     # /proc: records per family, counted as ProcBackend counts them.
     for state, family, sport, dport, src, dst, inode in rows:
         slot = 0 if family == S.AF_INET or dst[:12] == b"\0" * 10 + b"\xff\xff" else 1
@@ -245,3 +247,19 @@ def test_top_counts_orders_like_top():
         table = {rng.randint(0, 3000): rng.randint(1, 4) for _n in range(rng.randint(0, 400))}
         cap = rng.randint(0, 12)
         assert R._top_counts(table, cap) == R._top(table, cap)
+
+
+@pytest.mark.parametrize("states", [(S.CLOSE_WAIT,), (S.CLOSE_WAIT, S.ESTABLISHED)])
+def test_nothing_past_the_block_is_read(states):
+    """A netlink receive buffer is reused: past ``size`` it holds an older datagram's messages. A block of CLOSE_WAIT
+    sockets only (one family, one state) once read the whole buffer and counted those as unowned CLOSE_WAIT."""
+    src, dst = b"\x7f\0\0\x01" + b"\0" * 12, b"\x7f\0\0\x01" + b"\0" * 12
+    rows = [(states[n % len(states)], S.AF_INET, 40000 + n, 5432, src, dst, 1000 + n) for n in range(25)]
+    data = b"".join(message(*row) for row in rows)
+    stale = b"".join(message(S.CLOSE_WAIT, S.AF_INET, 50000 + n, 5432, src, dst, 9000 + n) for n in range(25))
+    tally = R.Tally((32768, 60999), S.ALL_STATES)
+    tally.block(bytearray(data) + stale, len(data), 124)
+    report = tally.report(owners={1000 + n: [{"pid": 7, "name": "app", "user": "u"}] for n in range(25)})
+    wanted = sum(1 for row in rows if row[0] == S.CLOSE_WAIT)
+    assert report["close_wait"]["total"] == wanted and report["close_wait"]["unowned"] == 0
+    assert report["close_wait"]["by_process"][0]["count"] == wanted
