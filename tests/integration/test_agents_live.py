@@ -18,6 +18,7 @@ import sys
 
 import pytest
 
+from _procs import netns, stop
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _agents
 
 pytestmark = pytest.mark.live
@@ -27,7 +28,6 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(ROOT, "tests", "unit", "fixtures", "agents")
 sys.path.insert(0, FIXTURES)
 import record_fixtures  # noqa: E402  pylint: disable=wrong-import-position
-from _procs import netns, stop  # noqa: E402  pylint: disable=wrong-import-position
 
 if os.geteuid() != 0:
     pytest.skip("live tests need root for ip netns", allow_module_level=True)

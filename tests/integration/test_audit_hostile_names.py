@@ -18,11 +18,11 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 from markdown_it import MarkdownIt
 
+from _procs import netns as netns_of, stop
 from fleet_fixtures import COLLECTIONS, ROOT, host_results, json_callback_env, parse_json_stdout, tool
 
 pytestmark = pytest.mark.live
@@ -69,35 +69,30 @@ def wait_for_sockets(netns, timeout=30):
 def audited(tmp_path_factory):
     """The namespace with the hostile processes, and one audit run inside it; everything removed afterwards."""
     work = tmp_path_factory.mktemp("hostile")
-    name = "lntcp-%s" % uuid.uuid4().hex[:8]
-    sh("ip", "netns", "add", name)
-    proc = None
-    try:
-        netns = ["ip", "netns", "exec", name]
-        sh(*netns, "ip", "link", "set", "lo", "up")
-        proc = subprocess.Popen(netns + [sys.executable, os.path.join(HERE, "_hostile.py"), json.dumps(HOSTILE),
-                                         "--count", str(COUNT), "--hold", "240"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        info = json.loads(proc.stdout.readline())
-        assert info["ready"], info
-        wait_for_sockets(netns)
-        extra = {"tcp_audit_report_dir": str(work / "report"), "tcp_audit_textfile_dir": str(work / "textfile"),
-                 "tcp_audit_compare_with": ""}
-        done = subprocess.run(netns + [tool("ansible-playbook"), "-i", "localhost,", "-c", "local",
-                                       os.path.join(ROOT, "playbooks", "audit.yml"), "-e", json.dumps(extra)],
-                              cwd=str(work), env=json_callback_env(ANSIBLE_COLLECTIONS_PATH=COLLECTIONS),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300, check=False)
-        result = parse_json_stdout(done)
-        assert done.returncode == 0, json.dumps(result["stats"]) + done.stdout[-4000:] + done.stderr[-3000:]
-        # The real names, as the kernel holds them (comm), for the comparison below.
-        comms = {n: open("/proc/%d/comm" % pid, encoding="utf-8", errors="replace").read()[:-1]
-                 for n, pid in info["pids"].items()}
-        yield {"work": work, "run": result, "pids": info["pids"], "comms": comms}
-    finally:
-        if proc is not None:
-            proc.stdin.close()
-            proc.wait(timeout=60)
-        sh("ip", "netns", "delete", name)
+    with netns_of() as name:
+        proc = None
+        try:
+            netns = ["ip", "netns", "exec", name]
+            proc = subprocess.Popen(netns + [sys.executable, os.path.join(HERE, "_hostile.py"), json.dumps(HOSTILE),
+                                             "--count", str(COUNT), "--hold", "240"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            info = json.loads(proc.stdout.readline())
+            assert info["ready"], info
+            wait_for_sockets(netns)
+            extra = {"tcp_audit_report_dir": str(work / "report"), "tcp_audit_textfile_dir": str(work / "textfile"),
+                     "tcp_audit_compare_with": ""}
+            done = subprocess.run(netns + [tool("ansible-playbook"), "-i", "localhost,", "-c", "local",
+                                           os.path.join(ROOT, "playbooks", "audit.yml"), "-e", json.dumps(extra)],
+                                  cwd=str(work), env=json_callback_env(ANSIBLE_COLLECTIONS_PATH=COLLECTIONS),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300, check=False)
+            result = parse_json_stdout(done)
+            assert done.returncode == 0, json.dumps(result["stats"]) + done.stdout[-4000:] + done.stderr[-3000:]
+            # The real names, as the kernel holds them (comm), for the comparison below.
+            comms = {n: open("/proc/%d/comm" % pid, encoding="utf-8", errors="replace").read()[:-1]
+                     for n, pid in info["pids"].items()}
+            yield {"work": work, "run": result, "pids": info["pids"], "comms": comms}
+        finally:
+            stop(proc, timeout=60)
 
 
 def read(audited, name):

@@ -16,6 +16,8 @@ import uuid
 
 import pytest
 
+from _procs import netns as netns_of, stop
+
 pytestmark = pytest.mark.live
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,35 +51,23 @@ def sh(*argv, **kwargs):
 @pytest.fixture(scope="module")
 def storm():
     """A namespace with the storm table held by a live _storm.py process; deleted afterwards."""
-    name = "lntcp-%s" % uuid.uuid4().hex[:8]
-    sh("ip", "netns", "add", name)
-    proc = None
-    try:
-        netns = ["ip", "netns", "exec", name]
-        sh(*netns, "ip", "link", "set", "lo", "up")
-        # Namespaced keys, written only inside this namespace: a wide port range, and no TIME_WAIT reuse so
-        # every short connection leaves its TIME_WAIT socket.
-        sh(*netns, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535")
-        sh(*netns, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=0")
-        proc = subprocess.Popen(netns + [sys.executable, os.path.join(HERE, "_storm.py"), "--time-wait", str(TIME_WAIT),
-                                         "--close-wait", str(CLOSE_WAIT), "--close-wait-inbound", str(CLOSE_WAIT_INBOUND),
-                                         "--established", str(ESTABLISHED),
-                                         "--backlog", str(BACKLOG), "--queued", str(QUEUED), "--hold", "170"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        info = json.loads(proc.stdout.readline())
-        assert info["ready"]
-        info["name"] = name
-        info["path"] = "/run/netns/" + name
-        yield info
-    finally:
-        if proc is not None:
-            proc.stdin.close()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        subprocess.run(["ip", "netns", "del", name], check=False)
+    # Namespaced keys, written only inside this namespace: a wide port range, and no TIME_WAIT reuse so
+    # every short connection leaves its TIME_WAIT socket.
+    with netns_of("net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=0") as name:
+        proc = None
+        try:
+            proc = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, os.path.join(HERE, "_storm.py"),
+                                     "--time-wait", str(TIME_WAIT), "--close-wait", str(CLOSE_WAIT),
+                                     "--close-wait-inbound", str(CLOSE_WAIT_INBOUND), "--established", str(ESTABLISHED),
+                                     "--backlog", str(BACKLOG), "--queued", str(QUEUED), "--hold", "170"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            info = json.loads(proc.stdout.readline())
+            assert info["ready"]
+            info["name"] = name
+            info["path"] = "/run/netns/" + name
+            yield info
+        finally:
+            stop(proc, timeout=20)
 
 
 def ss_counts(name):

@@ -12,6 +12,7 @@ ones. Every storm is bounded, on loopback, and stops by itself; teardown removes
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import uuid
 
 import pytest
 
+from _procs import netns as netns_of, stop
 from fleet_fixtures import fleet_module, run, tool, tool_env
 
 pytestmark = [pytest.mark.live, pytest.mark.containers]
@@ -73,32 +75,26 @@ def lab():
     """Containers (leaky, clean) and namespaces (storm, quiet), with their troubles in place."""
     tag = uuid.uuid4().hex[:6]
     fleet = fleet_module.Fleet("lntcp-fleet-ns-%s" % tag, 2, releases=("debian12",))
-    storm_ns, quiet_ns = "lntcp-nstw-%s" % tag, "lntcp-nsq-%s" % tag
     holder = None
-    try:
-        fleet.up()
-        leaky, clean = fleet.members
-        fleet.storm(leaky, close_wait=25, hold=300, name="leaky-app")
-        for name in (storm_ns, quiet_ns):
-            sh("ip", "netns", "add", name)
-            sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
-        sh("ip", "netns", "exec", storm_ns, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=0")
-        holder = subprocess.Popen(["ip", "netns", "exec", storm_ns, sys.executable, STORM, "--time-wait", "1500", "--hold", "300"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert json.loads(holder.stdout.readline())["ready"]
-        pids = dict((m.name, int(sh("podman", "inspect", "-f", "{{.State.Pid}}", m.name).strip())) for m in (leaky, clean))
-        ids = dict((m.name, sh("podman", "inspect", "-f", "{{.Id}}", m.name).strip()) for m in (leaky, clean))
-        inodes = dict((m.name, os.stat("/proc/%d/ns/net" % pids[m.name]).st_ino) for m in (leaky, clean))
-        inodes.update((n, os.stat("/run/netns/" + n).st_ino) for n in (storm_ns, quiet_ns))
-        yield {"fleet": fleet, "leaky": leaky.name, "clean": clean.name, "storm": storm_ns, "quiet": quiet_ns,
-               "pids": pids, "ids": ids, "inodes": inodes}
-    finally:
-        if holder is not None:
-            holder.stdin.close()
-            holder.wait(timeout=30)
-        for name in (storm_ns, quiet_ns):
-            subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
-        fleet.down()
+    with contextlib.ExitStack() as namespaces:
+        try:
+            fleet.up()
+            leaky, clean = fleet.members
+            fleet.storm(leaky, close_wait=25, hold=300, name="leaky-app")
+            storm_ns = namespaces.enter_context(netns_of("net.ipv4.tcp_tw_reuse=0"))
+            quiet_ns = namespaces.enter_context(netns_of())
+            holder = subprocess.Popen(["ip", "netns", "exec", storm_ns, sys.executable, STORM, "--time-wait", "1500",
+                                       "--hold", "300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert json.loads(holder.stdout.readline())["ready"]
+            pids = dict((m.name, int(sh("podman", "inspect", "-f", "{{.State.Pid}}", m.name).strip())) for m in (leaky, clean))
+            ids = dict((m.name, sh("podman", "inspect", "-f", "{{.Id}}", m.name).strip()) for m in (leaky, clean))
+            inodes = dict((m.name, os.stat("/proc/%d/ns/net" % pids[m.name]).st_ino) for m in (leaky, clean))
+            inodes.update((n, os.stat("/run/netns/" + n).st_ino) for n in (storm_ns, quiet_ns))
+            yield {"fleet": fleet, "leaky": leaky.name, "clean": clean.name, "storm": storm_ns, "quiet": quiet_ns,
+                   "pids": pids, "ids": ids, "inodes": inodes}
+        finally:
+            stop(holder, timeout=30)
+            fleet.down()
 
 
 def test_every_namespace_attributed_and_equal_to_ss(lab):
