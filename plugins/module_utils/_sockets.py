@@ -47,7 +47,7 @@ LISTEN_BIT = 1 << LISTEN
 # datagrams of mixed message lengths, which only a Python loop per message can walk (639 of 873 datagrams
 # of the 231k benchmark table). Dumping the two groups separately keeps every datagram uniform for the C
 # fast path, but each dump walks the whole hash once more in the kernel: worth it only when both kinds
-# are plentiful (see split_kinds). FIN_WAIT2 goes with the minisockets whether or not it is orphaned.
+# are plentiful (see dump_plan). FIN_WAIT2 goes with the minisockets whether or not it is orphaned.
 MINISOCK_STATES = (1 << TIME_WAIT) | (1 << SYN_RECV) | (1 << FIN_WAIT2)
 
 
@@ -298,7 +298,7 @@ class NetlinkBackend:
             return False
         finally:
             sock.close()
-        return True
+        raise CollectError("netlink sock_diag probe ended without NLMSG_DONE")  # _sizes only ends by raising
 
     def dump(self, plan, sink, port_range=None):
         """Run the dumps of ``plan`` (see dump_plan); call ``sink(data, size, stride)`` per block.
@@ -324,13 +324,14 @@ class NetlinkBackend:
 
             def work(buf):
                 try:
-                    while pending and not errors:
-                        sock = pending.popleft()
+                    while not errors:
+                        try:
+                            sock = pending.popleft()
+                        except IndexError:
+                            return  # every dump is taken
                         for size in self._sizes(sock, buf):
                             if _feed(buf, size, msgtype, sink, lock):
                                 break
-                except IndexError:
-                    pass  # another thread took the last dump
                 except BaseException as exc:  # pylint: disable=broad-exception-caught
                     errors.append(exc)
 

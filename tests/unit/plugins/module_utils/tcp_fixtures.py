@@ -173,6 +173,9 @@ class FakeSocket:
         return len(data)
 
     def recv_into(self, buf):
+        # A real dump socket blocks (until its timeout) once NLMSG_DONE has been read: a reader that gets
+        # here has missed the end of its dump.
+        assert self.queue, "read past the end of the dump (NLMSG_DONE missed)"
         gram = self.queue.pop(0)
         buf[:len(gram)] = gram
         return len(gram)

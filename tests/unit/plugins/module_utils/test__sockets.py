@@ -308,3 +308,12 @@ def test_uniform_stride_rejects_mixed_datagrams():
     buf[:len(data)] = data
     assert S._uniform_stride(buf, len(data)) == len(tw[0])
     assert S._uniform_stride(buf, len(data) - 4) == 0
+
+
+def test_an_error_in_the_sink_is_not_taken_for_the_end_of_the_dumps():
+    """Only an empty queue of dumps ends a worker; an IndexError raised while parsing propagates."""
+    def sink(data, size, stride):
+        raise IndexError("parser bug")
+    backend = S.NetlinkBackend(opener=FakeNetlink(), parts=2)
+    with pytest.raises(IndexError, match="parser bug"):
+        backend.dump([(REST, backend.parts)], sink)
