@@ -95,7 +95,8 @@ def _mapped_lanes(data, size, stride):
     for index in range(10):
         zero |= int.from_bytes(data[40 + index:size:stride], "little")
     lanes = (int.from_bytes(zero.to_bytes(count, "little").translate(_ZERO_LANES), "little")
-             & int.from_bytes(high, "little") & int.from_bytes(data[51:size:stride], "little"))
+             & int.from_bytes(high.translate(_one(255)), "little")
+             & int.from_bytes(data[51:size:stride].translate(_one(255)), "little"))
     return lanes.to_bytes(count, "little")
 
 

@@ -263,3 +263,15 @@ def test_nothing_past_the_block_is_read(states):
     wanted = sum(1 for row in rows if row[0] == S.CLOSE_WAIT)
     assert report["close_wait"]["total"] == wanted and report["close_wait"]["unowned"] == 0
     assert report["close_wait"]["by_process"][0]["count"] == wanted
+
+
+def test_only_ffff_marks_an_ipv4_mapped_peer():
+    """A peer with dst bytes 10-11 other than 0xffff (``::101:a00:7``) stays IPv6 beside a mapped one."""
+    stride = 88
+
+    def message(dst):
+        return bytes(40) + dst + bytes(stride - 56)
+    mapped = bytes(10) + b"\xff\xff" + bytes([10, 0, 0, 7])
+    odd = bytes(10) + b"\x01\x01" + bytes([10, 0, 0, 7])
+    data = message(mapped) + message(odd)
+    assert R._mapped_lanes(data, len(data), stride) == b"\1\0"
