@@ -129,6 +129,10 @@ def _open_netlink():
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
 
 
+# The outcome of the legacy-request probe for the real netlink socket, once known (see NetlinkBackend.compat).
+_COMPAT = {}
+
+
 def default_parts():
     """Concurrent dumps for this process: 2 where it may use two CPUs or more, else 1.
 
@@ -206,8 +210,10 @@ class NetlinkBackend:
         self.parts = parts or default_parts()
         self.timeout = timeout
         # The legacy TCPDIAG_GETSOCK request dumps IPv4 and IPv6 in one walk of the established hash;
-        # SOCK_DIAG_BY_FAMILY needs one walk per family. None: not probed yet.
-        self.compat = None
+        # SOCK_DIAG_BY_FAMILY needs one walk per family. None: not probed yet. Whether the request is taken is
+        # a property of the kernel, the same in every network namespace: probed once per process for the real
+        # socket (namespaces=all builds one backend per namespace).
+        self.compat = _COMPAT.get(self._open)
 
     def _start(self, family, mask, bytecode=b"", compat=False):
         """Open a socket and send one dump request; the caller owns (closes) the returned socket."""
@@ -310,6 +316,8 @@ class NetlinkBackend:
         """
         if self.compat is None:
             self.compat = self._probe_compat()
+            if self._open is _open_netlink:
+                _COMPAT[_open_netlink] = self.compat
         families = [AF_UNSPEC] if self.compat else [AF_INET, AF_INET6]
         msgtype = TCPDIAG_GETSOCK if self.compat else SOCK_DIAG_BY_FAMILY
         jobs = [(family, mask, port_filter(*bounds)) for mask, parts in plan for family in families

@@ -17,14 +17,11 @@ import os
 import time
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _namespaces as namespaces
+from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import KstatsError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import NetnsError, NetnsReturnError, entered
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sockets import CollectError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_report import gather
 
-# Counters of TcpExt/Tcp worth having per namespace (the ones the diagnosis rules and the health rule read).
-COUNTERS = ("ListenOverflows", "ListenDrops", "TCPTimeWaitOverflow", "TCPAbortOnMemory", "TCPAbortOnTimeout",
-            "TCPAbortOnData", "AttemptFails", "EstabResets", "RetransSegs", "SyncookiesSent", "SyncookiesFailed",
-            "TW", "TWRecycled", "TCPSynRetrans", "CurrEstab", "sockstat")
 # Per-namespace sysctls the rules use to explain a finding (tcp_tw_reuse, tcp_timestamps are per namespace).
 SYSCTLS = ("net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_timestamps", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_fin_timeout",
            "net.ipv4.ip_local_port_range", "net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_syncookies")
@@ -55,7 +52,6 @@ def trouble(doc):
 def compact(facts, entry, owner, values):
     """The per-namespace document: what the rules and the reports read, nothing more."""
     listeners = [item for item in facts["listeners"] if item.get("queue")]
-    counters = facts.get("counters") or {}
     doc = {
         "inode": entry["inode"],
         "path": entry["path"],
@@ -68,7 +64,8 @@ def compact(facts, entry, owner, values):
         "close_wait": dict(facts["close_wait"], by_process=facts["close_wait"]["by_process"][:TOP]),
         "listeners": listeners[:TOP],
         "ephemeral_ports": facts["ephemeral_ports"],
-        "counters": dict((k, counters.get(k)) for k in COUNTERS if k in counters),
+        # All of them (a few dozen numbers): a per-namespace rule reads whichever counter the host's rule reads.
+        "counters": dict(facts.get("counters") or {}),
         "sysctl": {"values": values},
         "collection": {"backend": facts["collection"]["backend"], "owners": facts["collection"]["owners"]},
     }
@@ -95,8 +92,8 @@ def gather_all(backend="auto", processes=True, limit=200, budget=30.0, root="/",
                 values = _sysctl_values(root)
         except NetnsReturnError:
             raise
-        except (NetnsError, CollectError, OSError) as exc:
-            cause = exc.__cause__ if isinstance(exc, NetnsError) else exc
+        except (NetnsError, CollectError, KstatsError, OSError) as exc:
+            cause = exc.__cause__ if isinstance(exc, (NetnsError, KstatsError)) else exc
             if getattr(cause, "errno", None) in (errno.EPERM, errno.EACCES):
                 scan["not_permitted"] += 1
             else:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_namespaces
+from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import KstatsError
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils import _fleet, _rules
 
 from audit_fixtures import builtin_rules, doc
@@ -71,3 +72,27 @@ def test_fleet_report_lists_the_containers_with_findings():
     assert containers["namespaces_scanned"] == 2 and containers["hosts_scanned"] == 1
     assert [(r["host"], r["inode"]) for r in containers["with_findings"]] == [("node-1", 101)]
     assert containers["time_wait_leaders"][0]["inode"] == 101 and containers["close_wait_leaders"][0]["inode"] == 101
+
+
+def test_a_namespace_keeps_every_counter_its_rules_read():
+    """syn_flood reads TCPReqQFullDrop (and SyncookiesRecv in its message): a namespace's drops are found there too."""
+    host = doc("clean")
+    ns = namespace("clean", 103, {"runtime": "podman", "container_id": PODMAN_ID, "container_name": "edge"})
+    assert ns["counters"] == doc("clean")["tcp"]["counters"]
+    ns["counters"].update(TCPReqQFullDrop=40, SyncookiesSent=0)
+    host["tcp"]["namespaces"] = [ns]
+    (flood,) = [f for f in _rules.diagnose(host, builtin_rules()) if f["id"] == "syn_flood"]
+    assert flood["namespace"]["inode"] == 103 and flood["item"]["dropped"] == 40
+
+
+def test_a_namespace_whose_counters_cannot_be_read_is_skipped_and_counted(monkeypatch):
+    entries = [{"inode": 7, "path": "/proc/77/ns/net", "netns_name": None, "pids": [77]}]
+    monkeypatch.setattr(_tcp_namespaces.namespaces, "enumerate_netns",
+                        lambda root, limit, budget, clock: (list(entries), None, {"left_out": 0, "vanished": 0, "not_permitted": 0}))
+    monkeypatch.setattr(_tcp_namespaces.namespaces, "owner", lambda root, entry, names, users: {})
+
+    def gone(**_kwargs):
+        raise KstatsError("cannot read /proc/net/netstat: file not found")
+    monkeypatch.setattr(_tcp_namespaces, "gather", gone)
+    docs, scan = _tcp_namespaces.gather_all(root="/")
+    assert docs == [] and scan["vanished"] == 1 and "netstat" in scan["errors"][0]

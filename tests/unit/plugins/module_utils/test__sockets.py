@@ -317,3 +317,18 @@ def test_an_error_in_the_sink_is_not_taken_for_the_end_of_the_dumps():
     backend = S.NetlinkBackend(opener=FakeNetlink(), parts=2)
     with pytest.raises(IndexError, match="parser bug"):
         backend.dump([(REST, backend.parts)], sink)
+
+
+def test_the_legacy_request_is_probed_once_per_process(monkeypatch):
+    """namespaces=all builds a backend per namespace; only the first one probes the kernel."""
+    opener = FakeNetlink()
+    monkeypatch.setattr(S, "_open_netlink", opener)
+    monkeypatch.setattr(S, "_COMPAT", {})
+    first = S.NetlinkBackend(parts=1)
+    assert first.compat is None
+    first.dump([(REST, 1)], Blocks())
+    opened = len(opener.opened)
+    second = S.NetlinkBackend(parts=1)
+    assert second.compat == first.compat is not None
+    second.dump([(REST, 1)], Blocks())
+    assert len(opener.opened) - opened == opened - 1  # the same dumps, without the probe
