@@ -87,7 +87,8 @@ def gather_all(backend="auto", processes=True, limit=200, budget=30.0, root="/",
             break
         owner = namespaces.owner(root, entry, names, users)
         try:
-            facts = gather(backend=backend, top=TOP, processes=processes, netns=entry["path"], summary=True, root=root)
+            facts = gather(backend=backend, top=TOP, processes=processes, netns=entry["path"], summary=True, root=root,
+                           idle_owners=False)  # compact() keeps the listeners with a queue only
             with entered(entry["path"], root):
                 values = _sysctl_values(root)
         except NetnsReturnError:

@@ -503,8 +503,11 @@ def _dump(backend, detail, port_range, sockstat=None):
     return tally
 
 
-def gather(backend="auto", states=None, top=10, processes=True, netns=None, summary=False, root="/"):
-    """Collect the ``tcp`` facts. Raises CollectError, KstatsError or NetnsError with a clear message."""
+def gather(backend="auto", states=None, top=10, processes=True, netns=None, summary=False, root="/", idle_owners=True):
+    """Collect the ``tcp`` facts. Raises CollectError, KstatsError or NetnsError with a clear message.
+
+    ``idle_owners``: also attribute listeners with an empty accept queue, while the scan stays cheap (False
+    where only the listeners with a queue are kept, as in the per-namespace documents)."""
     started = time.monotonic()
     wanted = ALL_STATES if states is None else states_mask(STATE_ORDER.index(s) + 1 for s in states)
     fallback = None
@@ -536,7 +539,10 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
         optional = []
         if wanted & LISTEN_BIT:
             for _slot, rec in tally.listeners:
-                (inodes if rec[5] else optional).append(rec[8])
+                if rec[5]:
+                    inodes.append(rec[8])
+                elif idle_owners:
+                    optional.append(rec[8])
         uids = {rec[7] for _slot, rec in tally.listeners} | {row[1] for row in tally.close_wait}
         owners, owner_info = find_owners(inodes, root, netns_link(root, netns), uids, optional)
     facts = tally.report(top, owners, summary, wanted)

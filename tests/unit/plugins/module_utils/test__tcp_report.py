@@ -275,3 +275,21 @@ def test_only_ffff_marks_an_ipv4_mapped_peer():
     odd = bytes(10) + b"\x01\x01" + bytes([10, 0, 0, 7])
     data = message(mapped) + message(odd)
     assert R._mapped_lanes(data, len(data), stride) == b"\1\0"
+
+
+def test_idle_listener_owners_can_be_left_out(facts_root, monkeypatch):
+    """Per-namespace documents keep the listeners with a queue only: their idle listeners are not looked up."""
+    backend, root = facts_root
+    asked = []
+    real = R.find_owners
+
+    def spy(inodes, *args):
+        asked.append((list(inodes), list(args[-1])))
+        return real(inodes, *args)
+    monkeypatch.setattr(R, "find_owners", spy)
+    full = R.gather(backend=backend, root=root)
+    lean = R.gather(backend=backend, root=root, idle_owners=False)
+    (required, optional), (lean_required, lean_optional) = asked
+    assert len(optional) == 2 and lean_optional == [] and lean_required == required  # the two idle IPv6 listeners
+    assert lean["listeners"][0]["pid"] == full["listeners"][0]["pid"] == 700  # the one with a queue
+    assert lean["close_wait"] == full["close_wait"]
