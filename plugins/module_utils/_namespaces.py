@@ -27,9 +27,10 @@ from __future__ import annotations
 import errno
 import json
 import os
-import pwd
 import re
 import time
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils._owners import user_name
 
 NETNS_DIRS = ("/run/netns", "/var/run/netns")
 _ID = r"([0-9a-f]{64})"
@@ -148,15 +149,6 @@ class Names(object):
         return self._pods.get(pod_uid, (None, None))
 
 
-def _user(uid, cache):
-    if uid not in cache:
-        try:
-            cache[uid] = pwd.getpwuid(uid).pw_name
-        except (KeyError, OverflowError):
-            cache[uid] = str(uid)
-    return cache[uid]
-
-
 def _status_uid(text):
     for line in (text or "").splitlines():
         if line.startswith("Uid:"):
@@ -232,7 +224,7 @@ def owner(root, entry, names, users, max_processes=5):
         uid = _status_uid(_read(root, "/proc/%d/status" % pid))
         if comm is None:
             continue
-        processes.append({"pid": pid, "comm": comm.strip(), "user": None if uid is None else _user(uid, users)})
+        processes.append({"pid": pid, "comm": comm.strip(), "user": None if uid is None else user_name(uid, users)})
     info = {"cgroup": None, "runtime": None, "container_id": None, "pod_uid": None, "name": None}
     for pid in entry["pids"][:max_processes]:
         info = parse_cgroup(_read(root, "/proc/%d/cgroup" % pid))

@@ -19,12 +19,13 @@ import pwd
 _SOCKET_PREFIX = "socket:["
 
 
-def _user_name(uid, cache):
+def user_name(uid, cache):
+    """The name of ``uid`` (its number as text when it has none), remembered in ``cache``."""
     name = cache.get(uid)
     if name is None:
         try:
             name = pwd.getpwuid(uid).pw_name
-        except KeyError:
+        except (KeyError, OverflowError):  # OverflowError: a uid beyond the C type (a corrupt status line)
             name = str(uid)
         cache[uid] = name
     return name
@@ -128,7 +129,7 @@ def find_owners(inodes, root="/", netns=None, uids=(), optional=(), budget=10000
         finally:
             os.close(dfd)
         if found:
-            holder = {"pid": pid, "name": _comm(proc, name), "user": _user_name(uid, users)}
+            holder = {"pid": pid, "name": _comm(proc, name), "user": user_name(uid, users)}
             for ino in found:
                 owners.setdefault(ino, []).append(holder)
             missing.difference_update(found)

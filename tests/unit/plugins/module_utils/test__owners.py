@@ -40,7 +40,7 @@ def tree(tmp_path):
 
 def test_finds_owners_and_user(tree):
     owners, info = O.find_owners([101, 103, 104], tree, netns="net:[2]")
-    assert owners[103] == [{"pid": 30, "name": "worker", "user": O._user_name(ME, {})}]
+    assert owners[103] == [{"pid": 30, "name": "worker", "user": O.user_name(ME, {})}]
     assert [h["pid"] for h in owners[101]] == [20, 30]  # shared after fork: both holders met before the end
     assert owners[104][0]["name"] == "other"
     assert info["complete"] is True
