@@ -9,13 +9,20 @@ link comes up. This module finds those agents from what the target shows (proces
 their own configuration files) and says, per key, what the agent writes and where to change it instead.
 
     detect(root="/") -> [{"agent": str, "pid": int or None, "evidence": str,
-                          "keys": {key: {"value": str or None, "source": str, "advice": str}}, "advice": str}]
-    writers_for(keys, agents) -> {key: [{"agent", "value", "source", "advice"}]}
+                          "keys": {key: {"value": str or None, "op": str, "yields": str or None,
+                                         "source": str, "advice": str}}, "advice": str}]
+    writers_for(keys, agents) -> {key: [{"agent", "value", "op", "yields", "source", "advice"}]}
+    conflicts(write, requested, persisted=True) -> bool: would the agent rewrite ``requested``?
 
 Keys use the sysctl(8) spelling of _sysctl_keys.canonical_key (``net.ipv4.conf.eth0/100.forwarding``
 for components with dots). ``value`` is None when the agent decides it at runtime (bpftune) or when
-its configuration cannot be read. kube-proxy in IPVS mode also gets ``ipvs`` ({tcp, tcpfin, udp}: the
-``ipvsadm --set`` timeouts it configures, None for "left as is").
+its configuration cannot be read. ``op`` says how the agent writes it: SETS ("=", exactly ``value``), RAISES
+(">=", only when the key is smaller: kube-proxy's conntrack buckets, TuneD's ">N") or LOWERS ("<=", TuneD's "<N");
+``value`` keeps the agent's own spelling (">2048"). ``yields`` names when the agent gives way: YIELDS_TO_SYSCTL_D
+(TuneD with reapply_sysctl=1 re-applies /etc/sysctl.d and /run/sysctl.d after its profile) or YIELDS_TO_WRITES
+(bpftune stops tuning a key once someone else writes it); None otherwise. :func:`conflicts` is the one place that
+decides from these whether a wanted value would be fought. kube-proxy in IPVS mode also gets ``ipvs`` ({tcp, tcpfin,
+udp}: the ``ipvsadm --set`` timeouts it configures, None for "left as is" or unreadable); only this record has them.
 
 Every reader takes ``root`` (default "/") so the tests run it over recorded trees. It only reads, never
 raises on an unreadable or malformed file (the key's ``source`` says so), and uses the standard library.
@@ -30,7 +37,9 @@ import json
 import os
 import re
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError, canonical_key
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _namespaces as namespaces
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_conf as sysctl_conf
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError, canonical_key, values_equal
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import name as key_name
 
 # net.ipv4.ip_forward and net.ipv4.conf.all.forwarding are one kernel variable (net/ipv4/devinet.c: the
@@ -39,6 +48,11 @@ ALIASES = {
     "net.ipv4.ip_forward": ("net.ipv4.conf.all.forwarding",),
     "net.ipv4.conf.all.forwarding": ("net.ipv4.ip_forward",),
 }
+
+# How an agent writes a key (``op``) and when it gives way (``yields``); see the module docstring and conflicts().
+SETS, RAISES, LOWERS = "=", ">=", "<="
+YIELDS_TO_SYSCTL_D = "sysctl.d"
+YIELDS_TO_WRITES = "writes"
 
 _TRUE = ("1", "true", "yes", "on", "y", "t")
 _FALSE = ("0", "false", "no", "off", "n", "f")
@@ -249,13 +263,18 @@ def go_duration(value):
 _PREAMBLE = "linuxnet-tcp-preamble"
 
 
-def _ini(text, inline_comments=False):
+def _ini(text, inline_comments=False, strip_lines=False):
     """An INI document (systemd units, TuneD profiles, NetworkManager keyfiles) as {section: {key: value}}.
 
     Repeated sections and keys are merged, later wins (systemd and TuneD semantics); lines before the first
     section land in "". Comments start a line with # or ;, and with ``inline_comments`` (TuneD's loader)
-    also follow a value after #. Returns {} for None or for a file that does not parse.
+    also follow a value after #. With ``strip_lines`` every line is stripped first, as systemd's config parser
+    (strstrip() of each line) and GLib's GKeyFile (NetworkManager keyfiles) do, so an indented line is a key of
+    its own rather than configparser's continuation of the previous value. Returns {} for None or for a file that
+    does not parse.
     """
+    if strip_lines and text:
+        text = "\n".join(line.strip() for line in text.splitlines())
     parser = configparser.ConfigParser(delimiters=("=",), comment_prefixes=("#", ";"),
                                        inline_comment_prefixes=("#",) if inline_comments else None, strict=False,
                                        interpolation=None, empty_lines_in_values=False, allow_no_value=True,
@@ -388,14 +407,49 @@ def _agent(name, pid, evidence, advice):
     return {"agent": name, "pid": pid, "evidence": evidence, "keys": {}, "advice": advice}
 
 
-def _set(agent, key, value, source, advice=None):
+def _set(agent, key, value, source, advice=None, op=SETS, yields=None):
     try:
         key = canonical_key(key)
     except SysctlError:
         return
     advice = advice or agent["advice"]
-    agent["keys"][key] = {"value": None if value is None else str(value), "source": source,
+    agent["keys"][key] = {"value": None if value is None else str(value), "op": op, "yields": yields, "source": source,
                           "advice": advice if advice.endswith(".") else advice + "."}
+
+
+def _single_int(text):
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        return None
+
+
+def conflicts(write, requested, persisted=True):
+    """Whether the agent of ``write`` (a key of detect() or a row of writers_for()) would rewrite ``requested``.
+
+    ``persisted`` says the requested value is also in a sysctl.d file that TuneD re-applies (/etc/sysctl.d or
+    /run/sysctl.d, where sysctl_profile's drop-in goes by default). An agent that yields (TuneD with
+    reapply_sysctl=1 for a persisted value, bpftune) does not fight. A value the agent decides at runtime or that
+    could not be read fights. Otherwise SETS fights any other value; RAISES (the agent writes its value only when
+    the key is smaller) fights a smaller integer, LOWERS a larger one; what does not compare as one integer fights
+    unless equal.
+    """
+    yields = write.get("yields")
+    if yields == YIELDS_TO_WRITES or (yields == YIELDS_TO_SYSCTL_D and persisted):
+        return False
+    value = write.get("value")
+    if value is None:
+        return True
+    op = write.get("op") or SETS
+    bound = value[1:] if op in (RAISES, LOWERS) and value[:1] in ("<", ">") else value
+    if values_equal(bound, str(requested)):
+        return False
+    if op == SETS:
+        return True
+    limit, want = _single_int(bound), _single_int(requested)
+    if limit is None or want is None:
+        return True
+    return want < limit if op == RAISES else want > limit
 
 
 def _cmdline(proc):
@@ -415,7 +469,8 @@ def _iface_key(family, iface, name):
 #   maxPerCore > 0 (capped at 1048576 by newer releases), and raises the nf_conntrack hashsize module
 #   parameter (= net.netfilter.nf_conntrack_buckets) to max/4 when smaller; nf_conntrack_tcp_timeout_established
 #   and _close_wait when their timeouts are > 0; nf_conntrack_tcp_be_liberal = 1 when tcpBeLiberal;
-#   nf_conntrack_udp_timeout(_stream) when > 0. setIntSysCtl() only writes a differing value.
+#   nf_conntrack_udp_timeout(_stream) when > 0. setIntSysCtl() only writes a differing value, larger or
+#   smaller, so those keys are SETS; SetMax() leaves a hashsize >= max/4 alone, so the buckets are RAISES.
 # - pkg/proxy/ipvs/proxier.go NewProxier() in IPVS mode: net.ipv4.vs.conntrack = 1, vs.conn_reuse_mode = 0
 #   (kernels 4.1 to 5.8 only; pkg/util/kernel/constants.go IPVSConnReuseModeFixedKernelVersion = "5.9"),
 #   vs.expire_nodest_conn = 1, vs.expire_quiescent_template = 1, net.ipv4.ip_forward = 1, and with
@@ -476,7 +531,11 @@ class _KubeProxySettings(object):
         return self.prefix == "linux.conntrack."
 
     def get(self, config_path, flag, parse, default):
-        """(value, where it comes from, what to change) for one setting; value None when the config is unreadable."""
+        """(value, where it comes from, what to change) for one setting.
+
+        The value is None when the config is unreadable or the setting's value does not parse (``parse`` raises or
+        returns None); then the source says so. A setting that is absent (or null) gets ``default``.
+        """
         if self.path:
             knob = "%s in kube-proxy's config (%s)" % (config_path, self.path)
             if self.config is None:
@@ -492,8 +551,10 @@ class _KubeProxySettings(object):
         try:
             value = parse(raw)
         except (TypeError, ValueError):
+            value = None
+        if value is None:  # go_duration() and _bool() say "not one" with None: kube-proxy rejects such a value
             return None, "%s (unreadable value %r)" % (knob, raw), knob
-        return (default if value is None else value), knob, knob
+        return value, knob, knob
 
     def conntrack(self, field):
         for name, flag, parse, default in _KP_CONNTRACK:
@@ -553,7 +614,7 @@ def _kube_proxy(root, procs):
                  "kube-proxy sets it at start: %s; from %s%s" % (how, per_core_from, problem), advice)
             _set(agent, "net.netfilter.nf_conntrack_buckets", None if value is None else value // 4,
                  "kube-proxy raises the nf_conntrack hashsize module parameter (these buckets) to nf_conntrack_max/4 "
-                 "when it is smaller%s" % problem, advice)
+                 "when it is smaller%s" % problem, advice, op=RAISES)
         for field, key in (("tcpEstablishedTimeout", "nf_conntrack_tcp_timeout_established"),
                            ("tcpCloseWaitTimeout", "nf_conntrack_tcp_timeout_close_wait"),
                            ("udpTimeout", "nf_conntrack_udp_timeout"),
@@ -568,7 +629,7 @@ def _kube_proxy(root, procs):
             _set(agent, "net.netfilter.nf_conntrack_tcp_be_liberal", None if liberal is None else 1,
                  "kube-proxy sets it at start from %s%s" % (origin, problem), "Set %s to false instead" % knob)
 
-        mode, mode_from, _knob = cfg.get("mode", "proxy-mode", lambda v: str(v).strip() or None, "iptables")
+        mode, mode_from, _knob = cfg.get("mode", "proxy-mode", lambda v: str(v).strip() or "iptables", "iptables")
         if mode == "ipvs":
             _kube_proxy_ipvs(root, agent, cfg, mode_from)
         elif mode == "iptables":
@@ -730,8 +791,9 @@ def _cni_keys(root, agent, path):
 # (include= split on , or ;, includes loaded before the profile, a file loaded once); profiles/merger.py
 # (units merged in order, replace=1 drops the older unit's options); plugins/plugin_sysctl.py (keys of a
 # [sysctl] unit or of any unit with type=sysctl; ">"/"<" prefixed values are "at least"/"at most").
-# tuned-main.conf reapply_sysctl (default 1) re-applies /etc/sysctl.d and /etc/sysctl.conf after the
-# profile, so there a sysctl.d value wins over the profile's when tuned starts.
+# tuned-main.conf reapply_sysctl (default 1) re-applies /run/sysctl.d, /etc/sysctl.d (plugin_sysctl.py
+# SYSCTL_CONFIG_DIRS) and /etc/sysctl.conf after the profile, so there a sysctl.d value wins over the
+# profile's when tuned starts: such keys yield to sysctl.d (YIELDS_TO_SYSCTL_D).
 
 TUNED_DIRS = ("/usr/lib/tuned", "/usr/lib/tuned/profiles", "/etc/tuned", "/etc/tuned/profiles")
 _TUNED_UNIT_OPTIONS = frozenset(("type", "replace", "enabled", "devices", "devices_udev_regex", "script_pre",
@@ -750,20 +812,34 @@ def _tuned_dirs(root):
     return (dirs or list(TUNED_DIRS)), _bool(main.get("reapply_sysctl", "1")) is not False
 
 
-def _tuned_unit_applies(root, unit):
-    """Evaluate uname_regex/cpuinfo_regex where the tree allows; None when it cannot tell."""
-    uname = " ".join(filter(None, ((_read(root, "/proc/sys/kernel/%s" % f) or "").strip()
-                                   for f in ("ostype", "hostname", "osrelease", "version", "arch"))))
+def _tuned_subjects(root):
+    """What uname_regex and cpuinfo_regex are matched against, read on first use and then kept (one detect() run)."""
+    cache = {}
+
+    def subject(option):
+        if option not in cache:
+            if option == "uname_regex":
+                cache[option] = " ".join(filter(None, ((_read(root, "/proc/sys/kernel/%s" % f) or "").strip()
+                                                       for f in ("ostype", "hostname", "osrelease", "version", "arch"))))
+            else:
+                cache[option] = _read(root, "/proc/cpuinfo")
+        return cache[option]
+    return subject
+
+
+def _tuned_unit_applies(unit, subject):
+    """Evaluate uname_regex/cpuinfo_regex where the tree allows; None when it cannot tell. ``subject`` is _tuned_subjects()."""
     verdict = True
-    for option, subject in (("uname_regex", uname), ("cpuinfo_regex", _read(root, "/proc/cpuinfo"))):
+    for option in ("uname_regex", "cpuinfo_regex"):
         pattern = unit.get(option)
         if pattern is None:
             continue
-        if "${" in pattern or not subject:
+        subject_text = subject(option)
+        if "${" in pattern or not subject_text:
             verdict = None
             continue
         try:
-            if not re.search(pattern, subject):
+            if not re.search(pattern, subject_text):
                 return False
         except re.error:
             verdict = None
@@ -779,16 +855,19 @@ def _tuned(root, procs):
     loaded, files = [], []
 
     def load(name, depth):
-        path = None
+        path = text = None
         for directory in reversed(dirs):
             candidate = "%s/%s/tuned.conf" % (directory.rstrip("/"), os.path.basename(name))
-            if candidate not in files and _read(root, candidate) is not None:
+            if candidate in files:
+                continue
+            text = _read(root, candidate)
+            if text is not None:
                 path = candidate
                 break
         if path is None or depth > 20:
             return
         files.append(path)
-        config = _ini(_read(root, path), inline_comments=True)
+        config = _ini(text, inline_comments=True)
         include = config.get("main", {}).get("include")
         if include:
             for parent in re.split(r"\s*[,;]\s*", include.strip()):
@@ -818,19 +897,27 @@ def _tuned(root, procs):
               "(for example /etc/tuned/<name>/tuned.conf with include=%s, then tuned-adm profile <name>)" % names[0])
     evidence = "%s; active profile %s (/etc/tuned/active_profile)" % (_evidence(found[0], "tuned.service"), active)
     agent = _agent("tuned", found[0]["pid"], evidence, advice + ".")
+    subject = _tuned_subjects(root)
     for unit, slot in merged.items():
         if slot["type"] != "sysctl" or _bool(slot["unit"].get("enabled")) is False:
             continue
-        applies = _tuned_unit_applies(root, slot["unit"])
+        applies = _tuned_unit_applies(slot["unit"], subject)
         if applies is False:
             continue
         for key, (value, path) in slot["options"].items():
             note = "TuneD profile %s sets it in [%s] of %s" % (active, unit, path)
             if applies is None:
                 note += " (the unit has a uname/cpuinfo condition not evaluated here)"
+            value = _unquote(value)
+            # plugins/base.py _process_assignment_modifiers(): ">N" writes N only above the current value, "<N" only
+            # below it (an integer comparison; anything else is written as it stands).
+            conditional = re.match(r"^([<>])\s*-?[0-9]+\s*$", value)
+            op = {">": RAISES, "<": LOWERS}[conditional.group(1)] if conditional else SETS
             if reapply:
-                note += "; reapply_sysctl=1 re-applies /etc/sysctl.d afterwards, so a sysctl.d value wins at tuned start"
-            _set(agent, key, _unquote(value), note, advice + ", or drop %s from %s" % (key, path))
+                note += ("; reapply_sysctl=1 re-applies /etc/sysctl.d and /run/sysctl.d afterwards, so a value there "
+                         "wins at tuned start")
+            _set(agent, key, value, note, advice + ", or drop %s from %s" % (key, path), op=op,
+                 yields=YIELDS_TO_SYSCTL_D if reapply else None)
     return [agent]
 
 
@@ -844,8 +931,8 @@ def _tuned(root, procs):
 # net.ipv6.route.max_size; tcp_conn_tuner.c: tcp_allowed_congestion_control; gaming_tuner.c, newer
 # releases: core rmem/wmem, netdev budget and backlog, udp_mem, busy_read/busy_poll, udp_early_demux).
 # No tuner touches somaxconn or conntrack. docs/bpftune-sysctl.rst: the sysctl tuner disables the tuner
-# that owns a key once an administrator sets that key. Tuners are shared objects in bpftune's libdir;
-# -a/--allow restricts the set.
+# that owns a key once an administrator sets that key, so its keys yield to writes (YIELDS_TO_WRITES).
+# Tuners are shared objects in bpftune's libdir; -a/--allow restricts the set.
 
 BPFTUNE_TUNERS = {
     "tcp_buffer_tuner": ("net.ipv4.tcp_wmem", "net.ipv4.tcp_rmem", "net.ipv4.tcp_mem"),
@@ -897,7 +984,7 @@ def _bpftune(root, procs):
                        "tuners you want, or stop it.")
         for tuner in tuners:
             for key in BPFTUNE_TUNERS[tuner]:
-                _set(agent, key, None, "bpftune %s adjusts it at runtime (tuners %s)" % (tuner, basis))
+                _set(agent, key, None, "bpftune %s adjusts it at runtime (tuners %s)" % (tuner, basis), yields=YIELDS_TO_WRITES)
         agents.append(agent)
     return agents
 
@@ -916,6 +1003,10 @@ def _bpftune(root, procs):
 # (and net.ipv6.conf.all.forwarding) and never turned it off again.
 # .network files: /etc, /run, /usr/local/lib, /usr/lib systemd/network; same name = the earlier directory
 # wins, an empty file or /dev/null link masks; files are taken in name order, the first match wins.
+# Drop-ins (FILE.network.d/*.conf, and networkd.conf.d/*.conf next to networkd.conf) of all those directories
+# are one list sorted by file name, a same-named drop-in of an earlier directory masking the later one
+# (conf_files_list_strv(), as for sysctl.d: _sysctl_conf._listed_files()); later drop-ins win. Lines are
+# stripped before they are parsed, so indentation never continues a value.
 
 NETWORKD_DIRS = ("/etc/systemd/network", "/run/systemd/network", "/usr/local/lib/systemd/network",
                  "/usr/lib/systemd/network", "/lib/systemd/network")
@@ -923,6 +1014,16 @@ NETWORKD_CONF = ("/etc/systemd/networkd.conf", "/run/systemd/networkd.conf", "/u
                  "/usr/lib/systemd/networkd.conf")
 _PRIVACY = {"yes": 2, "true": 2, "prefer-temporary": 2, "prefer-public": 1, "no": 0, "false": 0}
 _RP_FILTER = {"no": 0, "strict": 1, "loose": 2}
+
+
+def _merge_ini(out, parsed, path, origins=None):
+    """Merge a parsed drop-in into ``out`` section by section (later wins); ``origins`` records each key's file."""
+    for section, items in parsed.items():
+        if section:
+            out.setdefault(section, {}).update(items)
+            if origins is not None:
+                origins.setdefault(section, {}).update((key, path) for key in items)
+    return out
 
 
 def _network_files(root, dirs, suffix):
@@ -940,12 +1041,10 @@ def _network_files(root, dirs, suffix):
         text = _read(root, path)
         if not text or not text.strip():
             continue
-        for directory in dirs:  # drop-ins, in name order, after the main file
-            dropin = "%s/%s.d" % (directory, name)
-            for conf in _listdir(root, dropin):
-                if conf.endswith(".conf"):
-                    text += "\n" + (_read(root, "%s/%s" % (dropin, conf)) or "")
-        out.append((path, _ini(text)))
+        ini = _ini(text, strip_lines=True)
+        for dropin, extra in sysctl_conf._listed_files(root, ["%s/%s.d" % (d, name) for d in dirs], ".conf"):
+            _merge_ini(ini, _ini(extra, strip_lines=True), dropin)
+        out.append((path, ini))
     return out
 
 
@@ -969,20 +1068,18 @@ def _networkd(root, procs):
     agent = _agent("systemd-networkd", found[0]["pid"], _evidence(found[0], "systemd-networkd.service"),
                    "systemd-networkd writes these when it configures a link; change the .network file or networkd.conf "
                    "instead, then networkctl reload.")
-    conf = {}
-    for path in NETWORKD_CONF:
-        text = _read(root, path)
-        if text is not None:
-            conf = _ini(text).get("Network", {})
-            conf_path = path
-            break
+    parsed, origins = {}, {}
+    main = next(((path, text) for path, text in ((p, _read(root, p)) for p in NETWORKD_CONF) if text is not None), None)
+    for path, text in ([main] if main else []) + sysctl_conf._listed_files(root, [p + ".d" for p in NETWORKD_CONF], ".conf"):
+        _merge_ini(parsed, _ini(text, strip_lines=True), path, origins)
+    conf, conf_from = parsed.get("Network", {}), origins.get("Network", {})
     for key_family, option in (("ipv4", "IPv4Forwarding"), ("ipv6", "IPv6Forwarding")):
         value = _bool(conf.get(option))
         if value is not None:
             for scope in ("default", "all"):
                 _set(agent, "net.%s.conf.%s.forwarding" % (key_family, scope), int(value),
-                     "systemd-networkd sets it at start from %s= in %s" % (option, conf_path),
-                     "Change %s= in %s" % (option, conf_path))
+                     "systemd-networkd sets it at start from %s= in %s" % (option, conf_from[option]),
+                     "Change %s= in %s" % (option, conf_from[option]))
     files = _network_files(root, NETWORKD_DIRS, ".network")
     for iface in _interfaces(root):
         for path, ini in files:
@@ -1079,7 +1176,7 @@ def _network_manager(root, procs):
             if not name.endswith(".nmconnection"):
                 continue
             path = "%s/%s" % (directory, name)
-            profile = _ini(_read(root, path))
+            profile = _ini(_read(root, path), strip_lines=True)
             conn = profile.get("connection", {})
             label = conn.get("id") or name
             when = "" if _bool(conn.get("autoconnect", "true")) is not False else " (autoconnect=false: only when activated)"
@@ -1113,7 +1210,7 @@ def detect(root="/"):
 
 def _netns_inode(root, pid):
     try:
-        return os.stat(_host(root, "/proc/%s/ns/net" % pid)).st_ino
+        return namespaces.ns_inode(root, "/proc/%s/ns/net" % pid)
     except OSError:
         return None
 
@@ -1145,8 +1242,9 @@ def _canonical(key):
 
 
 def writers_for(keys, agents):
-    """Who else writes each of ``keys``: {key: [{agent, value, source, advice}]} for keys with a writer only.
+    """Who else writes each of ``keys``: {key: [{agent, value, op, yields, source, advice}]} for keys with a writer only.
 
+    ``op`` and ``yields`` are those of the agent's key (see the module docstring); conflicts() takes a row as it is.
     ``keys`` is any iterable of sysctl names (a dict's keys work); the result is keyed by the names as given.
     A key also matches its kernel alias (net.ipv4.ip_forward and net.ipv4.conf.all.forwarding).
     """
@@ -1165,7 +1263,8 @@ def writers_for(keys, agents):
                 source = entry.get("source") or ""
                 if candidate != canon:
                     source += " (it writes %s, the same kernel setting)" % candidate
-                rows.append({"agent": agent.get("agent"), "value": entry.get("value"), "source": source,
+                rows.append({"agent": agent.get("agent"), "value": entry.get("value"), "op": entry.get("op") or SETS,
+                             "yields": entry.get("yields"), "source": source,
                              "advice": entry.get("advice") or agent.get("advice") or ""})
                 break
         if rows:

@@ -70,13 +70,13 @@ def read_text(root, path):
 def parse_conf(text, path=None):
     """Parse sysctl.d text the way systemd-sysctl does.
 
-    Returns entries ``{norm, parts, key, value, raw, ignore_failure, glob, exclude, file, line}``: ``norm`` is
+    Returns entries ``{norm, key, value, raw, ignore_failure, glob, exclude, file}``: ``norm`` is
     the normalised key systemd uses as map key, ``key`` the collection's spelling, ``raw`` the assigned text
     stripped of surrounding whitespace as systemd compares it, ``value`` the same with inner whitespace folded
     (both None for an exclusion). Keys with a ``..`` component are dropped: systemd-sysctl refuses to write them.
     """
     entries = []
-    for number, raw in enumerate(_EOL_RE.split(text), 1):
+    for raw in _EOL_RE.split(text):
         line = raw.strip(keys.WHITESPACE)
         if not line or line[0] in "#;":
             continue
@@ -94,9 +94,9 @@ def parse_conf(text, path=None):
         if not parts or ".." in parts:
             continue
         norm = "/".join(parts)
-        entries.append({"norm": norm, "parts": parts, "key": keys.name(parts), "raw": value,
+        entries.append({"norm": norm, "key": keys.name(parts), "raw": value,
                         "value": None if value is None else " ".join(value.split()), "ignore_failure": ignore,
-                        "glob": keys.is_glob(norm), "exclude": exclude, "file": path, "line": number})
+                        "glob": keys.is_glob(norm), "exclude": exclude, "file": path})
     return entries
 
 
@@ -188,8 +188,9 @@ class BootConfig(object):
                 return dict(inherited, via=default)
         return None
 
-    def glob_patterns(self):
-        return [e["norm"] for e, _pattern in self.globs]
+    def entry(self, key):
+        """The map's own entry for ``key`` (an assignment or a ``-key`` exclusion), or None; globs are not consulted."""
+        return self.options.get("/".join(keys.parts_of(key)))
 
 
 def assignments(root="/", tool="procps", replace=None):

@@ -35,7 +35,11 @@ def gather_facts(root="/", patterns=None, persisted=True):
     for pattern in wanted:
         if pattern.glob:
             for key in tree.expand(pattern.text):
-                values[key] = tree.read(key)
+                try:
+                    values[key] = tree.read(key)
+                except OSError:
+                    # Readable by mode yet failing read(2), e.g. net.ipv6.conf.*.stable_secret (EIO until set).
+                    note_missing(key)
             for key in catalog.KEYS:
                 if key not in values and pattern.matches(keys.parts_of(key)):
                     note_missing(key)
@@ -86,8 +90,10 @@ def boot_report(root, tree, persisted, missing, kernel):
     modules = conf.ModuleBoot(root, tree.kernel_release())
     out = {}
     for key in sorted(persisted):
-        unknown = key in missing and missing[key]["classification"] == systree.UNKNOWN_KEY
-        applies, module, loaded_by, reason = conf.boot_reason(modules, key, kernel, exists=not unknown)
+        # Whether the key is there, from the tree: ``missing`` holds only requested and catalogue keys, not every key
+        # a file sets that a pattern matches. A key of a module not loaded now is judged by the module instead.
+        exists = tree.exists(key) or (missing.get(key) or systree.classify(tree, key))["classification"] == systree.MODULE_NOT_LOADED
+        applies, module, loaded_by, reason = conf.boot_reason(modules, key, kernel, exists=exists)
         out[key] = {"value": persisted[key]["value"], "file": persisted[key]["file"], "applies": applies, "module": module,
                     "module_loaded_by": loaded_by, "reason": reason}
     return out, conf.module_options_state(root, tree.module_loaded, conf.modprobe_options(root))

@@ -240,7 +240,15 @@ def load_state(root, name):
         raise SysctlError("state file %s is not valid JSON; move it away to continue" % path)
     if not isinstance(data, dict) or not isinstance(data.get("originals"), dict):
         raise SysctlError("state file %s has no 'originals' mapping; move it away to continue" % path)
-    data["originals"] = dict((keys.name(keys.parts_of(k)), v) for k, v in data["originals"].items())
+    originals = {}
+    for key, value in data["originals"].items():
+        # Validated like any key given as an option: a '..' component or a stray character would direct the
+        # restore of this original outside /proc/sys.
+        try:
+            originals[keys.canonical_key(key)] = value
+        except SysctlError as exc:
+            raise SysctlError("state file %s names an invalid key (%s); move it away to continue" % (path, exc))
+    data["originals"] = originals
     return data
 
 

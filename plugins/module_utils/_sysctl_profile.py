@@ -74,15 +74,17 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_l
 
     With ``reserve_listener_ports``, a profile that sets ip_local_port_range also reserves the ports of
     local listeners inside the new range (added to ip_local_reserved_ports, never removing one).
-    ``writers`` (``_agents.writers_for()``) name other agents that set keys at runtime: a key one of them sets to
-    another value (or to a value it decides itself) is skipped as ``owned_by_agent``, unless named in ``force``.
+    ``writers`` (``_agents.writers_for()``) name other agents that set keys at runtime: a key one of them would
+    rewrite (``_agents.conflicts()``: another exact value, a raise-only write above the wanted value, a value it
+    decides itself) is skipped as ``owned_by_agent``, unless named in ``force``.
 
     Returns a dict: ``entries`` (ok keys in input order: key, requested, op, before, after, change,
     module), ``managed`` (every key of the settings, by its applied name), ``skipped``, ``refused``,
-    ``renamed``, ``unsafe_allowed``, ``reserved_for_listeners``.
+    ``renamed``, ``unsafe_allowed``, ``reserved_for_listeners``, ``forced`` (keys of ``entries`` that another
+    agent would rewrite and that are applied only because ``force`` names them).
     """
     parsed, renamed = parse_settings(settings, tree)
-    entries, skipped = [], []
+    entries, skipped, forced = [], [], []
     for requested, key, op, value in parsed:
         cls = systree.classify(tree, key)
         if cls["classification"] != systree.OK:
@@ -106,8 +108,10 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_l
             skipped.append({"key": key, "classification": systree.READ_ONLY, "reason": "cannot read %s: %s" % (key, exc.strerror)})
             continue
         after = _resolve(key, op, value, before)
-        owner = _other_writer(key, after, writers, force)
-        if owner:
+        owner = _other_writer(key, after, writers, ())
+        if owner and key in force:
+            forced.append(key)
+        elif owner:
             skipped.append({"key": key, "classification": OWNED_BY_AGENT, "reason": owner})
             continue
         entries.append({"key": key, "requested": requested, "op": op, "value": value, "before": before, "after": after,
@@ -118,6 +122,8 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_l
             "%s: %s (%s)" % (s["key"], s["classification"], s["reason"]) for s in skipped))
 
     listeners = tree.listening_ports() if any(e["key"] == RANGE_KEY for e in entries) else set()
+    # The reservations as the settings ask for them, before listeners are added: put back if the range is refused.
+    asked = dict((e["key"], (e["after"], e["change"])) for e in entries if e["key"] == RESERVED_KEY)
     reserved_for_listeners = _reserve_listeners(tree, entries, listeners) if reserve_listener_ports else []
 
     targets = dict((e["key"], e["after"]) for e in entries)
@@ -136,13 +142,19 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_l
         refused = refusals
         bad = set(r["key"] for r in refused)
         if RANGE_KEY in bad:
-            # Reservations made only for the refused range are not wanted either.
+            # Reservations made only for the refused range are not wanted either, and listeners added to the
+            # settings' own ip_local_reserved_ports are taken out again.
             bad.update(e["key"] for e in entries if e.get("for_listeners"))
             reserved_for_listeners = []
+            for entry in entries:
+                if entry["key"] in asked:
+                    entry["after"], entry["change"] = asked[entry["key"]]
         entries = [e for e in entries if e["key"] not in bad]
     managed = set(key for _requested, key, _op, _value in parsed) | set(e["key"] for e in entries)
+    kept = set(e["key"] for e in entries)
     return {"entries": entries, "managed": managed, "skipped": skipped, "refused": refused, "renamed": renamed,
             "unsafe_allowed": unsafe_allowed, "reserved_for_listeners": reserved_for_listeners,
+            "forced": [key for key in forced if key in kept],
             "requested": dict((key, (op, value)) for _requested, key, op, value in parsed)}
 
 
@@ -150,7 +162,7 @@ def _other_writer(key, value, writers, force):
     """Why another agent owns ``key`` (it would rewrite ``value``), or None. Keys in ``force`` are never owned."""
     if not writers or key in force:
         return None
-    fights = [w for w in writers.get(key, ()) if w["value"] is None or not keys.values_equal(w["value"], value)]
+    fights = _fights(writers, key, value)
     if not fights:
         return None
     parts = []
@@ -159,6 +171,12 @@ def _other_writer(key, value, writers, force):
         advice = writer["advice"].strip()
         parts.append("%s, to %s. %s" % (writer["source"], value, advice if advice.endswith(".") else advice + "."))
     return " ".join(parts) + " Skipped so the two do not take turns (force_owned_keys applies it anyway)."
+
+
+def _fights(writers, key, value):
+    """The writers of ``key`` that would rewrite ``value`` (``_agents.conflicts()``: exact, raise-only or lower-only writes,
+    agents that yield to sysctl.d or to any write)."""
+    return [w for w in (writers or {}).get(key, ()) if agents.conflicts(w, value)]
 
 
 def _reserve_listeners(tree, entries, listeners):
@@ -264,11 +282,19 @@ def _diff(runtime_changes, file_changes):
 
 
 def _overridden(boot, path, entries):
-    """Keys of our drop-in whose boot value comes from another file (systemd-sysctl order)."""
+    """Keys of our drop-in whose boot value comes from another file (systemd-sysctl order).
+
+    A later ``-key`` line of another file replaces our assignment in systemd-sysctl's map, so boot does not set the
+    key at all: reported with that file and value None.
+    """
     out = []
     for entry in sorted(entries, key=lambda e: e["key"]):
         eff = boot.effective(entry["key"])
-        if eff is not None and eff["file"] != path and not keys.values_equal(eff["value"], entry["after"]):
+        if eff is None:
+            own = boot.entry(entry["key"])
+            if own is not None and own["exclude"] and own["file"] != path:
+                out.append({"key": entry["key"], "file": own["file"], "value": None})
+        elif eff["file"] != path and not keys.values_equal(eff["value"], entry["after"]):
             out.append({"key": entry["key"], "file": eff["file"], "value": eff["value"]})
     return out
 
@@ -377,7 +403,7 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     ``module_options`` (``{module: {param: value}}``) go to the profile's modprobe.d file.
     A key that an earlier run of this profile changed and that ``settings`` no longer name gets its saved
     original back (``restored``), unless another file now sets it at boot.
-    A key that another agent on the host rewrites (kube-proxy, dockerd, TuneD, ...) with another value is skipped
+    A key that another agent on the host would rewrite (kube-proxy, dockerd, TuneD, ...; see ``build_plan``) is skipped
     as ``owned_by_agent`` unless listed in ``force_owned_keys``.
     ``tree`` defaults to ``SysctlTree(root)``; tests pass a tree that models kernel write errors.
     """
@@ -394,7 +420,6 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
         key = keys.canonical_key(raw_key)
         named.update((key, catalog.renamed_to(key) or key))
     writers = agents.writers_for(sorted(named), agents.in_this_netns(agents.detect(root), root)) if named else {}
-    forced = [k for k in sorted(force) if k in writers]
 
     def plan_now():
         return build_plan(settings, tree, unsupported=unsupported, allow_unsafe=allow_unsafe,
@@ -477,9 +502,12 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
         warnings.append("%s is not in a directory systemd-sysctl reads; it will not be applied at boot" % path)
     for item in plan["unsafe_allowed"]:
         warnings.append("allow_unsafe: applying %s = %s although %s" % (item["key"], item["value"], item["reason"]))
-    for key in forced:
+    # Only the keys the plan really applied because they were forced: not one the agent sets to the same value, nor
+    # one skipped or refused anyway.
+    targets = dict((e["key"], e["after"]) for e in entries)
+    for key in plan["forced"]:
         warnings.append("force_owned_keys: applying %s although %s also sets it; it writes its own value again when it "
-                        "restarts" % (key, ", ".join(w["agent"] for w in writers[key])))
+                        "restarts" % (key, ", ".join(w["agent"] for w in _fights(writers, key, targets[key]))))
     for item in plan["refused"]:
         warnings.append("refused %s = %s: %s; %s" % (item["key"], item["value"], item["reason"], item["suggestion"]))
 
@@ -529,9 +557,9 @@ def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=F
         files.check_owned(path, old_text, "remove")
     state = files.load_state(root, name)
     originals = state["originals"] if state else {}
-    changes, _done, not_restored, skipped = restore_plan(tree, originals, originals, conf.BootConfig(root, {path: None}))
-    if not apply:
-        changes, not_restored, skipped = [], [], []
+    changes, not_restored, skipped = [], [], []
+    if apply:
+        changes, _done, not_restored, skipped = restore_plan(tree, originals, originals, conf.BootConfig(root, {path: None}))
     # The saved originals are kept until they could be restored (a read-only /proc/sys restores nothing).
     remove_state = apply and state is not None and kernel["proc_sys_writable"]
     file_changes = []

@@ -25,7 +25,6 @@ READ_ONLY = "read_only"
 PROC_SYS_READ_ONLY = "proc_sys_read_only"
 INVALID_VALUE = "invalid_value"
 UNKNOWN_KEY = "unknown_key"
-CLASSIFICATIONS = (OK, REMOVED, MODULE_NOT_LOADED, GLOBAL_IN_CHILD_NETNS, READ_ONLY, PROC_SYS_READ_ONLY, INVALID_VALUE, UNKNOWN_KEY)
 
 GLOBAL_REASON = "global key: set this on the host"
 

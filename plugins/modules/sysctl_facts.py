@@ -150,11 +150,15 @@ ansible_facts:
           description:
             - For every reported key that one of RV(ansible_facts.sysctl.agents) writes, who, with which value (V(null) when
               the agent decides at runtime), from where, and where to change it instead.
+            - C(op) says how the agent writes it, C(=) any other value, C(>=) only a smaller one (it raises the key to at
+              least C(value)), C(<=) only a larger one; C(yields) says when it gives way, V(sysctl.d) (the sysctl.d
+              value wins, TuneD with C(reapply_sysctl=1)), V(writes) (it stops once someone else sets the key, bpftune),
+              or V(null).
             - A runtime value that differs from RV(ansible_facts.sysctl.persisted) and matches a writer's value is that agent's
               doing, not a drift the sysctl files can fix.
           type: dict
           returned: always
-          sample: {"net.netfilter.nf_conntrack_max": [{"agent": "kube-proxy", "value": "131072",
+          sample: {"net.netfilter.nf_conntrack_max": [{"agent": "kube-proxy", "value": "131072", "op": "=", "yields": null,
                    "source": "kube-proxy sets it at start from conntrack.maxPerCore (32768) x 4 CPUs in /var/lib/kube-proxy/config.conf",
                    "advice": "Set conntrack.maxPerCore in kube-proxy's configuration instead."}]}
         ipvs:

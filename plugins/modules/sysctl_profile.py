@@ -106,7 +106,8 @@ options:
     type: path
   unsupported:
     description:
-      - What to do with keys this kernel cannot take here (classifications other than V(ok)).
+      - What to do with keys this kernel cannot take here (classifications other than V(ok)), and with keys another
+        agent on the host rewrites with another value (classification V(owned_by_agent), see O(force_owned_keys)).
       - V(skip) skips them and reports each in RV(skipped_keys) with the reason.
       - V(fail) fails before any change, listing them.
     type: str
@@ -158,7 +159,8 @@ options:
         C(conntrack.maxPerCore), dockerd's C(ip-forward), a TuneD profile's C([sysctl]) section), because the agent would
         write its own value again at its next start and the two would take turns.
       - Agents detected from the target alone, see RV(linuxnet.tcp.sysctl_facts#module:ansible_facts.sysctl.writers).
-      - Both key spellings are accepted. A forced key is applied with a warning.
+      - Both key spellings are accepted. A forced key is applied with a warning. There is no warning for a listed key
+        that was not in fact forced (the agent sets the same value, or the key is skipped or refused for another reason).
     type: list
     elements: str
     default: []
@@ -278,9 +280,11 @@ applied:
   sample: {"net.core.somaxconn": {"before": "4096", "after": "4096"}, "net.ipv4.tcp_tw_reuse": {"before": "2", "after": "1"}}
 skipped_keys:
   description:
-    - Keys not applied because of what the kernel is here. (Not named C(skipped), which Ansible reserves to mark a
-      whole task as skipped.) V(classification) is one of V(removed),
-      V(module_not_loaded), V(global_in_child_netns), V(read_only), V(proc_sys_read_only), V(unknown_key).
+    - Keys not applied because of what the kernel is here, or because another agent owns them. (Not named C(skipped),
+      which Ansible reserves to mark a whole task as skipped.) V(classification) is one of V(removed),
+      V(module_not_loaded), V(global_in_child_netns), V(read_only), V(proc_sys_read_only), V(unknown_key), or
+      V(owned_by_agent) for a key another agent on the host rewrites with another value (the reason names the agent and
+      where to change its value; see O(force_owned_keys)).
     - V(replacement) is present for removed keys and says what to use instead.
   returned: always
   type: list
@@ -355,6 +359,8 @@ overridden_at_boot:
   description:
     - Keys of this profile whose boot-time value comes from another file (a later file name, or a file of the
       same name in C(/etc/sysctl.d) shadowing ours), in systemd-sysctl order.
+    - V(value) is V(null) when that file has a C(-key) exclusion line, which replaces our assignment so that boot
+      does not set the key at all.
   returned: always
   type: list
   elements: dict

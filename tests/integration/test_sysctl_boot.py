@@ -52,7 +52,10 @@ def test_facts_predict_what_systemd_sysctl_applies(tmp_path):
     assert not failed, "%d of %d layouts disagree; %s" % (len(failed), LAYOUTS, detail)
     # The layouts really exercise boot: most set keys, and together they set interface keys with a dot.
     assert sum(1 for r in report if r["persisted"] > 0) > LAYOUTS * 0.8
-    assert any(r["keys"] > 100 for r in report)
+    assert any(r["keys"] > 100 for r in report)  # every net.ipv4 key of the probe namespace was read and compared
+    # Keys of eth0.100 and bond0.20 (spelled with '/') that boot sets were really compared, not only plain keys.
+    assert sum(r["dotted_interface_keys"] for r in report) > 0
+    assert all(r["dotted_interface_keys"] <= r["persisted"] for r in report)
 
 
 def test_generator_is_seeded_and_stays_in_net_ipv4():
@@ -66,3 +69,12 @@ def test_generator_is_seeded_and_stays_in_net_ipv4():
                     continue
                 key = line.split("=", 1)[0].strip().lstrip("-").strip()
                 assert key.lstrip("/").startswith(("net.ipv4.", "net/ipv4/")), line
+
+
+def test_dotted_interface_keys_counts_only_compared_keys_of_dotted_interfaces():
+    result = {"before": {"net.ipv4.conf.eth0/100.rp_filter": "7", "net.ipv4.conf.lo.rp_filter": "7"},
+              "after": {"net.ipv4.conf.eth0/100.rp_filter": "1", "net.ipv4.conf.lo.rp_filter": "1"},
+              "facts": {"persisted": {"net.ipv4.conf.eth0/100.rp_filter": {"value": "1"}, "net.ipv4.conf.lo.rp_filter": {"value": "1"},
+                                      "net.ipv4.conf.bond0/20.no_such_leaf": {"value": "1"}}}}
+    assert lab.dotted_interface_keys(result) == 1
+    assert lab.compare(result) == []

@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _agents as A
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_profile as P
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "agents")
 
@@ -196,9 +197,21 @@ def test_cpu_count(tmp_path, online, status, expected):
     assert A.cpu_count(str(tmp_path), 7) == expected
 
 
+def _online_cpus():
+    """The CPUs of /sys/devices/system/cpu/online, counted here as a set of CPU numbers (not with the library's code)."""
+    with open("/sys/devices/system/cpu/online") as handle:
+        text = handle.read()
+    cpus = set()
+    for part in text.strip().split(","):
+        first, _sep, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return len(cpus)
+
+
 def test_cpu_count_of_this_machine_uses_sysfs():
-    count, source = A.cpu_count("/")
-    assert count == len(os.sched_getaffinity(0)) or source == "/sys/devices/system/cpu/online"
+    if not os.path.exists("/sys/devices/system/cpu/online"):
+        pytest.skip("no /sys/devices/system/cpu/online here")
+    assert A.cpu_count("/") == (_online_cpus(), "/sys/devices/system/cpu/online")
 
 
 @pytest.mark.parametrize("text, seconds", [
@@ -265,13 +278,13 @@ def test_writers_for_matches_canonical_spellings_and_aliases():
     writers = A.writers_for(keys, agents)
     assert sorted(writers) == ["net.ipv4.conf.all.forwarding", "net/netfilter/nf_conntrack_max"]
     assert writers["net/netfilter/nf_conntrack_max"] == [{
-        "agent": "kube-proxy", "value": "262144",
+        "agent": "kube-proxy", "value": "262144", "op": "=", "yields": None,
         "source": agents[0]["keys"]["net.netfilter.nf_conntrack_max"]["source"],
         "advice": agents[0]["keys"]["net.netfilter.nf_conntrack_max"]["advice"]}]
     forwarding = writers["net.ipv4.conf.all.forwarding"]
     assert [row["agent"] for row in forwarding] == ["kube-proxy", "dockerd"]
     assert all("it writes net.ipv4.ip_forward, the same kernel setting" in row["source"] for row in forwarding)
-    assert set(forwarding[0]) == {"agent", "value", "source", "advice"}
+    assert set(forwarding[0]) == {"agent", "value", "op", "yields", "source", "advice"}
 
 
 def test_writers_for_takes_a_dict_and_no_agents():
@@ -285,13 +298,153 @@ def test_bad_values_never_break_detection(tmp_path):
     root = tmp_path / "root"
     shutil.copytree(case("kube-proxy-kubeadm-ipvs"), str(root))
     (root / "var/lib/kube-proxy/config.conf").write_text(
-        "conntrack:\n  maxPerCore: lots\n  tcpEstablishedTimeout: {a: 1}\nmode: ipvs\n")
+        "conntrack:\n  maxPerCore: lots\n  tcpEstablishedTimeout: {a: 1}\n  tcpBeLiberal: maybe\nmode: ipvs\n")
     keys = by_agent(A.detect(str(root)))["kube-proxy"]["keys"]
     assert keys["net.netfilter.nf_conntrack_max"]["value"] is None
     assert "unreadable value 'lots'" in keys["net.netfilter.nf_conntrack_max"]["source"]
-    assert keys["net.netfilter.nf_conntrack_tcp_timeout_established"]["value"] == "86400"  # not a duration: default
+    # Not a duration: kube-proxy would reject it, so the value is unknown (it was reported as the 24 h default).
+    established = keys["net.netfilter.nf_conntrack_tcp_timeout_established"]
+    assert established["value"] is None and "unreadable value '{a: 1}'" in established["source"]
+    liberal = keys["net.netfilter.nf_conntrack_tcp_be_liberal"]  # not a boolean: unknown, not the default false
+    assert liberal["value"] is None and "unreadable value 'maybe'" in liberal["source"]
     cni = tmp_path / "cni"
     shutil.copytree(case("containerd-cni-bridge"), str(cni))
     (cni / "etc/cni/net.d/10-containerd-net.conflist").write_text("[1, 2]")
     (cni / "etc/cni/net.d/11-broken.conf").write_text("{")
     assert by_agent(A.detect(str(cni)))["containerd"]["keys"] == {}
+
+
+def _put(root, path, text):
+    full = os.path.join(root, path)
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "w") as handle:
+        handle.write(text)
+
+
+def _owner(key, value, root):
+    """sysctl_profile's reason for skipping ``key`` = ``value`` on the tree ``root``, or None when it is applied."""
+    return P._other_writer(key, value, A.writers_for([key], A.detect(root)), ())
+
+
+@pytest.mark.parametrize("write, requested, persisted, fought", [
+    ({"value": "7200", "op": "="}, "7200", True, False),
+    ({"value": "7200", "op": "="}, "86400", True, True),
+    ({"value": "7200"}, "3600", True, True),                                     # no op: an exact write
+    ({"value": None, "op": "="}, "1", True, True),                               # decided at runtime or unreadable
+    ({"value": "65536", "op": ">="}, "262144", True, False),                     # kube-proxy leaves larger buckets alone
+    ({"value": "65536", "op": ">="}, "65536", True, False),
+    ({"value": "65536", "op": ">="}, "16384", True, True),                       # ... and raises smaller ones
+    ({"value": ">2048", "op": ">="}, "4096", True, False),                       # TuneD's own spelling
+    ({"value": ">2048", "op": ">="}, "1024", True, True),
+    ({"value": "<100", "op": "<="}, "50", True, False),
+    ({"value": "<100", "op": "<="}, "200", True, True),
+    ({"value": ">4096", "op": ">="}, "4096 87380 6291456", True, True),         # not one integer: fought unless equal
+    ({"value": ">2048", "op": ">=", "yields": "sysctl.d"}, "1024", True, False),  # reapply_sysctl=1: sysctl.d wins
+    ({"value": ">2048", "op": ">=", "yields": "sysctl.d"}, "1024", False, True),  # ... unless the value is not there
+    ({"value": ">2048", "op": ">=", "yields": "sysctl.d"}, "4096", False, False),
+    ({"value": None, "op": "=", "yields": "writes"}, "4096 131072 6291456", False, False),  # bpftune backs off
+])
+def test_conflicts(write, requested, persisted, fought):
+    assert A.conflicts(write, requested, persisted=persisted) is fought
+
+
+def test_tuned_conditional_and_reapplied_values_are_not_fought(tmp_path):
+    entry = by_agent(A.detect(case("tuned-network-throughput")))["tuned"]["keys"]["net.core.somaxconn"]
+    assert (entry["value"], entry["op"], entry["yields"]) == (">2048", ">=", "sysctl.d")
+    # reapply_sysctl = 1 (the fixture's tuned-main.conf): the sysctl.d drop-in wins when tuned starts, whatever the profile.
+    assert _owner("net.core.somaxconn", "4096", case("tuned-network-throughput")) is None
+    assert _owner("net.ipv4.tcp_rmem", "4096 131072 33554432", case("tuned-network-throughput")) is None
+    # reapply_sysctl = 0: ">2048" only raises the key, so 4096 stands and 1024 would be raised again.
+    root = str(tmp_path / "root")
+    shutil.copytree(case("tuned-network-throughput"), root)
+    _put(root, "etc/tuned/tuned-main.conf", "daemon = 1\nreapply_sysctl = 0\n")
+    assert _owner("net.core.somaxconn", "4096", root) is None
+    assert _owner("net.core.somaxconn", "2048", root) is None
+    reason = _owner("net.core.somaxconn", "1024", root)
+    assert reason and reason.startswith("TuneD profile network-throughput sets it") and ", to >2048. " in reason
+    assert _owner("net.ipv4.tcp_rmem", "4096 131072 33554432", root)  # an exact value: fought
+    assert _owner("net.ipv4.tcp_rmem", "4096 87380 16777216", root) is None
+
+
+def test_kube_proxy_only_raises_the_conntrack_buckets():
+    root = case("kube-proxy-kubeadm-ipvs")  # nf_conntrack_max 262144, so buckets at least 65536
+    entry = by_agent(A.detect(root))["kube-proxy"]["keys"]["net.netfilter.nf_conntrack_buckets"]
+    assert (entry["value"], entry["op"], entry["yields"]) == ("65536", ">=", None)
+    assert _owner("net.netfilter.nf_conntrack_buckets", "262144", root) is None
+    assert _owner("net.netfilter.nf_conntrack_buckets", "65536", root) is None
+    reason = _owner("net.netfilter.nf_conntrack_buckets", "16384", root)  # below kube-proxy's minimum: it raises it again
+    assert reason and reason.startswith("kube-proxy raises the nf_conntrack hashsize") and ", to 65536. " in reason
+    # nf_conntrack_max is written whenever it differs, larger or smaller.
+    assert _owner("net.netfilter.nf_conntrack_max", "524288", root)
+    assert _owner("net.netfilter.nf_conntrack_max", "262144", root) is None
+
+
+def test_bpftune_backs_off_once_the_key_is_set():
+    entry = by_agent(A.detect(case("bpftune-allow")))["bpftune"]["keys"]["net.ipv4.tcp_rmem"]
+    assert (entry["value"], entry["yields"]) == (None, "writes")
+    assert _owner("net.ipv4.tcp_rmem", "4096 131072 6291456", case("bpftune-allow")) is None
+
+
+def test_networkd_dropins_are_sorted_by_name_across_directories(tmp_path):
+    """systemd's conf_files_list: one list by file name over all directories; a same name in /etc masks /usr/lib."""
+    root = str(tmp_path / "root")
+    shutil.copytree(case("networkd"), root)
+    vendor, admin = "usr/lib/systemd/network/10-uplink.network.d", "etc/systemd/network/10-uplink.network.d"
+    _put(root, vendor + "/10-vendor.conf", "[Network]\nIPv4ReversePathFilter=strict\n")
+    _put(root, admin + "/20-admin.conf", "[Network]\nIPv4ReversePathFilter=no\n")  # later by name: wins over the vendor's
+    _put(root, vendor + "/30-privacy.conf", "[Network]\nIPv6PrivacyExtensions=no\n")
+    _put(root, admin + "/30-privacy.conf", "[Network]\nIPv6PrivacyExtensions=prefer-public\n")  # same name: masks it
+    _put(root, vendor + "/40-proxy-arp.conf", "[Network]\nIPv4ProxyARP=yes\n")
+    os.symlink("/dev/null", os.path.join(root, admin, "40-proxy-arp.conf"))  # masked by a /dev/null link
+    _put(root, "usr/lib/systemd/networkd.conf.d/50-vendor.conf", "[Network]\nIPv4Forwarding=yes\nIPv6Forwarding=yes\n")
+    _put(root, "etc/systemd/networkd.conf.d/60-admin.conf", "[Network]\nIPv6Forwarding=no\n")
+    agent = by_agent(A.detect(root))["systemd-networkd"]
+    keys = {key: entry["value"] for key, entry in agent["keys"].items()}
+    assert keys["net.ipv4.conf.eth0.rp_filter"] == "0"        # 10-vendor strict, then 20-admin no
+    assert keys["net.ipv6.conf.eth0.use_tempaddr"] == "1"     # /etc's 30-privacy.conf, prefer-public
+    assert not [k for k in keys if "proxy_arp" in k]
+    assert keys["net.ipv4.conf.eth0.forwarding"] == "1"       # the .network file's own IPv4Forwarding=yes
+    # networkd.conf, then its drop-ins by name: IPv4 from the vendor's, IPv6 back to no from the admin's (conf.all is
+    # also written by 30-legacy.network's IPForward=yes, so conf.default shows networkd.conf).
+    assert keys["net.ipv4.conf.default.forwarding"] == "1" and keys["net.ipv6.conf.default.forwarding"] == "0"
+    assert "/usr/lib/systemd/networkd.conf.d/50-vendor.conf" in agent["keys"]["net.ipv4.conf.default.forwarding"]["source"]
+    assert "/etc/systemd/networkd.conf.d/60-admin.conf" in agent["keys"]["net.ipv6.conf.default.forwarding"]["advice"]
+    assert keys["net.ipv4.conf.eth1.forwarding"] == "1"      # no IPv4Forwarding= of its own: networkd.conf's
+
+
+def test_indented_lines_of_network_files_and_keyfiles_are_keys(tmp_path):
+    """systemd and GKeyFile strip every line; configparser alone would read an indented line as a continuation."""
+    text = "[Network]\nDHCP=yes\n    IPv4Forwarding=no\n"
+    assert A._ini(text, strip_lines=True) == {"Network": {"DHCP": "yes", "IPv4Forwarding": "no"}}
+    assert A._ini(text) == {"Network": {"DHCP": "yes\nIPv4Forwarding=no"}}  # TuneD's loader (configparser) is left so
+    networkd = str(tmp_path / "networkd")
+    shutil.copytree(case("networkd"), networkd)
+    _put(networkd, "etc/systemd/network/10-uplink.network",
+         "[Match]\n  Name=eth0\n\n[Network]\nDHCP=yes\n    IPv4Forwarding=no\n    IPv4ReversePathFilter=strict\n")
+    keys = by_agent(A.detect(networkd))["systemd-networkd"]["keys"]
+    assert keys["net.ipv4.conf.eth0.forwarding"]["value"] == "0" and keys["net.ipv4.conf.eth0.rp_filter"]["value"] == "1"
+    nm = str(tmp_path / "nm")
+    shutil.copytree(case("networkmanager"), nm)
+    os.remove(os.path.join(nm, "etc/NetworkManager/system-connections/Hotspot.nmconnection"))
+    _put(nm, "etc/NetworkManager/system-connections/Wired.nmconnection",
+         "[connection]\nid=Wired connection 1\ninterface-name=enp1s0\n\n[ipv4]\naddress1=192.168.50.1/24\n  method=shared\n"
+         "\n[ipv6]\nmethod=auto\n  ip6-privacy=1\n")
+    keys = by_agent(A.detect(nm))["NetworkManager"]["keys"]
+    assert {key: entry["value"] for key, entry in keys.items()} == {"net.ipv4.ip_forward": "1", "net.ipv6.conf.enp1s0.use_tempaddr": "1"}
+    assert "profile Wired connection 1" in keys["net.ipv4.ip_forward"]["source"]
+
+
+def test_tuned_reads_each_file_once(monkeypatch):
+    """Every tuned.conf once, and the uname fields once for all the units with a uname_regex."""
+    reads = []
+    real = A._read
+
+    def counting(root, path, *args, **kwargs):
+        reads.append(path)
+        return real(root, path, *args, **kwargs)
+
+    monkeypatch.setattr(A, "_read", counting)
+    agent = by_agent(A.detect(case("tuned-network-throughput")))["tuned"]
+    assert "net.core.somaxconn" in agent["keys"] and "kernel.numa_balancing" not in agent["keys"]
+    assert "/usr/lib/tuned/throughput-performance/tuned.conf" in reads and "/proc/sys/kernel/osrelease" in reads
+    assert sorted(path for path in set(reads) if reads.count(path) > 1) == []

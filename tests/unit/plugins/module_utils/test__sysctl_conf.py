@@ -107,6 +107,11 @@ def test_globs_and_exclusions(tmp_path):
     assert boot.effective("net.ipv4.conf.lo.rp_filter")["via"] == "net.ipv4.conf.default.rp_filter"
     # A glob applies only to keys that exist with a write bit.
     assert boot.effective("net.ipv4.conf.eth0.rp_filter", settable=lambda key: False) is None
+    # The map's own entry of a key, in either spelling: the exclusion of lo; a glob is no entry of eth0.
+    assert boot.entry("net/ipv4/conf/lo/rp_filter") == {
+        "norm": "net/ipv4/conf/lo/rp_filter", "key": "net.ipv4.conf.lo.rp_filter", "raw": None, "value": None,
+        "ignore_failure": True, "glob": False, "exclude": True, "file": "/etc/sysctl.d/50-rp.conf"}
+    assert boot.entry("net.ipv4.conf.eth0.rp_filter") is None
 
 
 @pytest.mark.parametrize("lines, key, expected", [

@@ -3,7 +3,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
+import errno
+import os
+
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_facts as sysctl_facts
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_tree as systree
 
 from sysctl_fixtures import HOST, make_tree, put  # pylint: disable=wrong-import-order
 from test__sysctl_conf import reference_layout  # pylint: disable=wrong-import-order
@@ -84,3 +88,41 @@ def test_boot_report_says_which_keys_boot_cannot_set(tmp_path):
     assert conntrack["applies"] is True and conntrack["module_loaded_by"] == "modules-load.d: /etc/modules-load.d/nf.conf"
     assert sysctl_facts.gather_facts(root, ["net.core.somaxconn"], persisted=False)["boot"] == {}
     assert sysctl_facts.gather_facts(root, ["net.core.somaxconn"], persisted=False)["module_options"] == []
+
+
+def test_a_glob_over_a_key_that_fails_to_read_reports_it_missing(tmp_path, monkeypatch):
+    """net.ipv6.conf.*.stable_secret has mode 0600 but read(2) gives EIO until a secret is set."""
+    files = dict(HOST, **{"net/ipv6/conf/all/stable_secret": "", "net/ipv6/conf/all/forwarding": "0"})
+    root = make_tree(tmp_path, files)
+    real_read = systree.SysctlTree.read
+
+    def read(self, key):
+        if key.endswith("stable_secret"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_read(self, key)
+
+    monkeypatch.setattr(systree.SysctlTree, "read", read)
+    facts = sysctl_facts.gather_facts(root, ["net.ipv6.conf.all.*"])
+    assert facts["values"] == {"net.ipv6.conf.all.forwarding": "0"}
+    assert facts["missing"]["net.ipv6.conf.all.stable_secret"] == {
+        "classification": "read_only", "reason": "net.ipv6.conf.all.stable_secret is not readable"}
+    # The same as the explicit key gives.
+    explicit = sysctl_facts.gather_facts(root, ["net.ipv6.conf.all.stable_secret"])
+    assert explicit["missing"] == facts["missing"] and explicit["values"] == {}
+
+
+def test_boot_report_of_a_key_only_a_pattern_names(tmp_path):
+    """A file's key that this kernel lacks, reached through a glob rather than named or in the catalogue."""
+    root = make_tree(tmp_path, dict((k, v) for k, v in HOST.items() if not k.startswith("net/netfilter/")), modules=())
+    put(root, "/etc/sysctl.d/90-x.conf", "net.ipv4.tcp_no_such = 1\nnet.ipv4.tcp_fin_timeout = 30\n"
+                                         "-net.netfilter.nf_conntrack_tcp_timeout_established = 86400\n")
+    put(root, "/etc/modules-load.d/nf.conf", "nf_conntrack\n")
+    facts = sysctl_facts.gather_facts(root, ["net.ipv4.*", "net.netfilter.*"])
+    assert "net.ipv4.tcp_no_such" not in facts["missing"] and "net.ipv4.tcp_no_such" in facts["persisted"]
+    boot = facts["boot"]
+    assert boot["net.ipv4.tcp_no_such"]["applies"] is False
+    assert boot["net.ipv4.tcp_no_such"]["reason"] == "net.ipv4.tcp_no_such does not exist on this kernel, so boot cannot write it"
+    assert boot["net.ipv4.tcp_fin_timeout"]["applies"] is True
+    # A key of a module not loaded now exists once modules-load.d has loaded it at boot.
+    conntrack = boot["net.netfilter.nf_conntrack_tcp_timeout_established"]
+    assert conntrack["applies"] is True and conntrack["module_loaded_by"] == "modules-load.d: /etc/modules-load.d/nf.conf"

@@ -122,6 +122,20 @@ def test_plan_drops_listener_reservation_with_a_refused_range(tmp_path):
     assert plan["entries"] == [] and plan["reserved_for_listeners"] == []
 
 
+@pytest.mark.parametrize("requested, expected", [("30000", "30000"), (">= 30000", "30000"), ("2000,30000", "2000,30000")])
+def test_plan_refused_range_keeps_the_requested_reservations(tmp_path, requested, expected):
+    """The range is refused (it starts below ip_unprivileged_port_start): the settings' own ip_local_reserved_ports
+    is applied as asked, without the listener ports added for that range."""
+    root = with_listeners(make_tree(tmp_path), [2000])
+    settings = {"net.ipv4.ip_local_port_range": "1000 65535", "net.ipv4.ip_local_reserved_ports": requested}
+    plan = profile.build_plan(settings, SysctlTree(root), reserve_listener_ports=True)
+    assert [r["key"] for r in plan["refused"]] == ["net.ipv4.ip_local_port_range"] and plan["reserved_for_listeners"] == []
+    assert [(e["key"], e["after"], e["change"]) for e in plan["entries"]] == [("net.ipv4.ip_local_reserved_ports", expected, True)]
+    # Without reserve_listener_ports the plan is the same.
+    plain = profile.build_plan(settings, SysctlTree(root))
+    assert [(e["key"], e["after"], e["change"]) for e in plain["entries"]] == [("net.ipv4.ip_local_reserved_ports", expected, True)]
+
+
 SETTINGS = {
     "net.core.somaxconn": ">= 8192",
     "net.ipv4.tcp_keepalive_time": 600,
@@ -182,6 +196,16 @@ def test_present_reports_boot_overrides(tmp_path):
     put(root, "/usr/lib/sysctl.d/90-linuxnet-web.conf", "net.ipv4.tcp_keepalive_time = 1\n")
     result = profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600})
     assert result["overridden_at_boot"] == [{"key": "net.core.somaxconn", "file": "/etc/sysctl.d/99-sysctl.conf", "value": "1024"}]
+
+
+def test_present_reports_a_later_exclusion_as_an_override(tmp_path):
+    """A later '-key' line replaces our assignment in systemd-sysctl's map: boot does not set the key at all."""
+    root = make_tree(tmp_path)
+    put(root, "/etc/sysctl.d/95-site.conf", "-net.core.somaxconn\n-net.ipv4.tcp_keepalive_*\n")
+    put(root, "/etc/sysctl.d/10-early.conf", "-net/ipv4/tcp_fin_timeout\n")  # earlier: our assignment replaces it
+    result = profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600,
+                                                   "net.ipv4.tcp_fin_timeout": 30})
+    assert result["overridden_at_boot"] == [{"key": "net.core.somaxconn", "file": "/etc/sysctl.d/95-site.conf", "value": None}]
 
 
 def test_bad_input_changes_nothing(tmp_path):
@@ -250,6 +274,27 @@ def test_absent_restores_originals_unless_another_file_sets_them(tmp_path):
     before = snapshot(root)
     assert profile.profile_absent(root, "web")["changed"] is False
     assert snapshot(root) == before
+
+
+class _UnreadableKey(SysctlTree):
+    """A tree where one key exists and is writable but read(2) fails."""
+
+    def read(self, key):
+        if key == "net.ipv4.tcp_keepalive_time":
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return super(_UnreadableKey, self).read(key)
+
+
+def test_absent_with_apply_false_plans_no_restore(tmp_path):
+    root = make_tree(tmp_path)
+    profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600})
+    # apply=false restores nothing, so it neither reads the saved keys nor fails on one that cannot be read.
+    check = profile.profile_absent(root, "web", apply=False, check_mode=True, tree=_UnreadableKey(root))
+    result = profile.profile_absent(root, "web", apply=False, tree=_UnreadableKey(root))
+    assert result == check
+    assert result["changed"] is True and result["restored"] == {} and result["skipped_keys"] == [] and result["not_restored"] == []
+    assert read(root, DROPIN) is None and read(root, STATE) is not None  # the originals stay saved
+    assert raw(root, "net/core/somaxconn") == "8192\n" and raw(root, "net/ipv4/tcp_keepalive_time") == "600\n"
 
 
 def test_present_in_child_netns_skips_globals(tmp_path):
@@ -508,6 +553,22 @@ def test_state_file_of_older_releases_reads_the_same(tmp_path):
     assert raw(root, "net/ipv4/conf/eth0.100/forwarding") == "0\n"
 
 
+@pytest.mark.parametrize("key", ["net/../../../etc/victim", "net.//.//.//.etc.victim", "net.core.*", "net.core.some maxconn"])
+def test_state_file_with_a_key_outside_proc_sys_is_refused(tmp_path, key):
+    """A state file is data: its keys are validated like option keys, so a restore never writes outside /proc/sys."""
+    root = make_tree(tmp_path)
+    put(root, "/etc/victim", "1\n")
+    put(root, DROPIN, "# Managed by linuxnet.tcp.sysctl_profile (profile \"web\").\nnet.core.somaxconn = 8192\n")
+    put(root, STATE, json.dumps({"profile": "web", "file": DROPIN, "originals": {key: "0", "net.core.somaxconn": "4096"}}))
+    before = snapshot(root)
+    with pytest.raises(SysctlError) as err:
+        profile.profile_absent(root, "web")
+    assert "state file %s names an invalid key" % STATE in str(err.value) and "move it away" in str(err.value)
+    with pytest.raises(SysctlError):
+        profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    assert snapshot(root) == before and read(root, "/etc/victim") == "1\n"
+
+
 def test_interface_keys_in_either_spelling_are_one_key(tmp_path):
     root = make_tree(tmp_path)
     with pytest.raises(SysctlError) as err:
@@ -580,3 +641,23 @@ def test_a_key_another_agent_rewrites_is_skipped_unless_forced(tmp_path):
     forced = profile.profile_present(root, "web", settings, force_owned_keys=["net/netfilter/nf_conntrack_tcp_timeout_established"])
     assert forced["applied"]["net.netfilter.nf_conntrack_tcp_timeout_established"]["after"] == "86400"
     assert any("force_owned_keys" in w and "kube-proxy" in w for w in forced["warnings"])
+    assert forced["warnings"] == ["force_owned_keys: applying net.netfilter.nf_conntrack_tcp_timeout_established although "
+                                  "kube-proxy also sets it; it writes its own value again when it restarts"]
+
+
+def test_force_owned_keys_warns_only_for_keys_really_forced(tmp_path):
+    """No warning for a listed key the agent sets to the same value, or one skipped or refused for another reason."""
+    import shutil  # pylint: disable=import-outside-toplevel
+    root = make_tree(tmp_path)
+    fixture = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "agents", "kube-proxy-flags-iptables", "proc", "911")
+    shutil.copytree(fixture, os.path.join(root, "proc", "911"))
+    key = "net.netfilter.nf_conntrack_tcp_timeout_established"
+    same = profile.profile_present(root, "web", {key: 43200}, force_owned_keys=[key])
+    assert same["applied"][key]["after"] == "43200"
+    assert not any("force_owned_keys" in w for w in same["warnings"])
+    # Not applied at all: unknown to this kernel now (the module is gone), so nothing was forced.
+    shutil.rmtree(os.path.join(root, "sys", "module", "nf_conntrack"))
+    os.unlink(os.path.join(root, "proc", "sys", "net", "netfilter", "nf_conntrack_tcp_timeout_established"))
+    gone = profile.profile_present(root, "web", {key: 86400, "net.core.somaxconn": 8192}, force_owned_keys=[key], persist=False)
+    assert [s["key"] for s in gone["skipped_keys"]] == [key] and key not in gone["applied"]
+    assert not any("force_owned_keys" in w for w in gone["warnings"])
