@@ -9,19 +9,25 @@ The kernel and the files are read inside the containers (podman exec), never fro
   run made is gone). On the
   second the drop-in is edited by hand during the health window, so its rollback fails and is reported. The host
   of batch 1 keeps its tuning and the host of batch 3 is not reached;
-- check mode changes nothing and says, per host, what a rollback would put back;
+- check mode changes nothing, says per host what a rollback would put back and waits for no health window (the
+  inventory's health window of 30 s, a group variable, is the one the summary states);
 - tcp_tune_rollback=false with max_fail_percentage 50: the worse host keeps the change, the roll goes on;
-- bad input (a rollback that is no boolean, a zero window, a percentage over 100) stops the run before any change;
+- bad input (a rollback that is no boolean, a zero window, a percentage over 100, a zero window in one host's
+  host_vars, health windows that differ between hosts) stops the run before any change;
+- the tcp_tune_* values each host runs with: its inventory's (group_vars, host_vars) or the extra vars', else the
+  argument spec's default, which is the only place the defaults are written (controller-only plays);
 - the summary's own cut of the hosts into batches (which decides the batch that prints it) equals the batches
   Ansible runs, for numbers, percentages and lists as serial (controller-only plays, no containers).
-Health windows are 1 to 3 seconds. On the 2-core build machine the module took 3 min 24 s at a load average of
-2.9 to 3.5 from other work: eight batches of about 30 tasks per host over the containers.
+Health windows are 1 to 3 seconds (30 s from the inventory in check mode, which waits for none). On the 2-core
+build machine the module took 3 min 4 s at a load average of 0.9 to 2.7: eight batches of about 30 tasks per host
+over the containers.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import sys
 
 import pytest
 import yaml
@@ -105,12 +111,17 @@ def sysctl(fleet, name, key):
     return " ".join(fleet.exec(fleet.member(name), "cat", "/proc/sys/" + key.replace(".", "/")).split())
 
 
-def tune(roll, host_vars=None, check=False, **extra_vars):
-    """Run tune.yml over the fleet with per-host variables; return (rc, json callback report)."""
+def tune(roll, host_vars=None, check=False, group_vars=None, **extra_vars):
+    """Run tune.yml over the fleet with per-host (and fleet group) inventory variables; return (rc, json report)."""
     fleet = roll["fleet"]
     for member in fleet.members:
         member.extra_vars = dict((host_vars or {}).get(member.name, {}))
     inventory = fleet.write_inventory(str(roll["work"] / "fleet.yml"))
+    if group_vars:
+        data = fleet.inventory()
+        data["all"]["children"]["fleet"]["vars"].update(group_vars)
+        with open(inventory, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
     argv = [tool("ansible-playbook"), "-i", inventory, PLAYBOOK, "-e",
             json.dumps(dict({"tcp_tuning_name": NAME}, **extra_vars))] + (["--check"] if check else [])
     done = run(argv, cwd=roll["work"], env=json_callback_env(ANSIBLE_FORKS="10"), timeout=900)
@@ -136,28 +147,118 @@ def reached(report):
             if task["task"]["name"] == "Mark the host as reached by the roll" for host in task["hosts"]}
 
 
+KEYWORDS = ("tcp_tune_hosts", "tcp_tune_serial", "tcp_tune_max_fail_percentage")
+SETTLE = "Settle each host's values of the playbook's variables (its inventory or extra value, else the default)"
+
+
 def test_playbook_spec_defaults_are_the_play_defaults():
-    """The argument spec (what AWX's survey is checked against) gives the defaults the playbook really uses."""
+    """The argument spec (what AWX's survey is checked against) gives the defaults the playbook really uses, and
+    is the only place they are written: no play vars (they would beat the inventory), no default in a template."""
     with open(PLAYBOOK, encoding="utf-8") as handle:
         text = handle.read()
     plays = yaml.safe_load(text)
     spec = plays[0]["tasks"][0]["ansible.builtin.validate_argument_spec"]["argument_spec"]
-    for key, value in plays[1]["vars"].items():
-        assert spec[key]["default"] == value, (key, spec[key]["default"], value)
-    for key in ("tcp_tune_hosts", "tcp_tune_serial", "tcp_tune_max_fail_percentage"):
+    (settle,) = [task for task in plays[0]["tasks"] if task["name"] == SETTLE]
+    settled = settle["ansible.builtin.set_fact"]
+    # The task reads the spec itself (a YAML alias of it), so its defaults are the spec's.
+    assert settle["vars"]["__tcp_tune_spec"] == spec
+    assert "argument_spec: &tcp_tune_spec" in text and "__tcp_tune_spec: *tcp_tune_spec" in text
+    for key, value in settled.items():
+        assert value == "{{ %s | default(__tcp_tune_spec.%s.default) }}" % (key, key), (key, value)
+    assert not any(key.startswith("tcp_tune_") for play in plays for key in play.get("vars", {})), "play vars beat the inventory"
+    for key in KEYWORDS:
         assert "%s | default(%r)" % (key, spec[key]["default"]) in text.replace('"', "'"), key
-    assert set(spec) == set(plays[1]["vars"]) | {"tcp_tune_hosts", "tcp_tune_serial", "tcp_tune_max_fail_percentage"}
+    assert set(spec) == set(settled) | set(KEYWORDS)
+    # Outside the keywords (which cannot see host facts) and the settling task, no tcp_tune_* default anywhere.
+    others = re.sub(r"^\s*(hosts|serial|max_fail_percentage): .*$", "", text, flags=re.M).replace(settle["name"], "")
+    for value in settled.values():
+        others = others.replace(value, "")
+    templates = os.path.join(ROOT, "playbooks", "templates")
+    for name in sorted(os.listdir(templates)):
+        with open(os.path.join(templates, name), encoding="utf-8") as handle:
+            others += handle.read()
+    assert not re.findall(r"tcp_tune_(?!host\b)\w+ \| default\(", others)
+
+
+# The first play of tune.yml as it is, then a controller-only stand-in for the roll that renders the summary: the
+# values each host runs with, from group_vars, host_vars, extra vars or the spec's defaults.
+SETTLED_ROLL = """
+- hosts: all
+  gather_facts: false
+  serial: "{{ tcp_tune_serial | default('25%') }}"
+  tasks:
+    - ansible.builtin.set_fact:
+        tcp_tune_host: {status: healthy, changed: false}
+    - ansible.builtin.debug:
+        msg: "{{ dict(names | zip(query('ansible.builtin.vars', *names))) }}"
+      vars:
+        names: NAMES
+    - ansible.builtin.set_fact:
+        roll: "{{ lookup('ansible.builtin.template', 'SUMMARY') | from_json }}"
+      run_once: true
+    - ansible.builtin.debug:
+        msg: "{{ roll.lines }}"
+      run_once: true
+      when: roll.ends
+"""
+
+
+def play_one(tmp_path, inventory, *extra):
+    with open(PLAYBOOK, encoding="utf-8") as handle:
+        plays = yaml.safe_load(handle)
+    names = sorted(set(plays[0]["tasks"][0]["ansible.builtin.validate_argument_spec"]["argument_spec"]) - {"tcp_tune_hosts"})
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(plays[:1]) + SETTLED_ROLL.replace("NAMES", json.dumps(names)).replace(
+        "SUMMARY", os.path.join(ROOT, "playbooks", "templates", "tune_summary.j2")))
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    argv = [tool("ansible-playbook"), "-i", tmp_path / "hosts.yml", tmp_path / "play.yml"]
+    for each in extra:
+        argv += ["-e", each]
+    done = run(argv, cwd=tmp_path, env=json_callback_env())
+    return done.returncode, parse_json_stdout(done)
+
+
+def test_inventory_and_extra_vars_beat_the_defaults(tmp_path):
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory = {"all": {"vars": {"tcp_tune_health_window": 30, "tcp_tune_counters": ["RetransSegs"]},
+                         "hosts": {"h1": local, "h2": dict(local, tcp_tune_rollback=False),
+                                   "h3": dict(local, tcp_tune_slack=5, tcp_tune_tolerance=9)}}}
+    rc, report = play_one(tmp_path, inventory, "tcp_tune_tolerance=2")
+    assert rc == 0, json.dumps(report["stats"])
+    settled = {host: result["msg"] for play in report["plays"] for task in play["tasks"]
+               for host, result in task["hosts"].items() if isinstance(result.get("msg"), dict)}
+    common = {"tcp_tune_serial": "25%", "tcp_tune_max_fail_percentage": 0, "tcp_tune_health_window": 30,
+              "tcp_tune_counters": ["RetransSegs"], "tcp_tune_tolerance": "2"}
+    assert settled == {"h1": dict(common, tcp_tune_slack=1.0, tcp_tune_rollback=True),
+                       "h2": dict(common, tcp_tune_slack=1.0, tcp_tune_rollback=False),
+                       "h3": dict(common, tcp_tune_slack=5, tcp_tune_rollback=True)}, settled
+    (lines,) = [result["msg"] for play in report["plays"] for task in play["tasks"]
+                for result in task["hosts"].values() if isinstance(result.get("msg"), list)]
+    assert lines[0] == ("linuxnet.tcp.tune: 3 host(s) in 3 batch(es) (serial 25%, max_fail_percentage 0, health window"
+                        " 30 s, rollback on for 2 of 3 hosts): every batch done"), lines[0]
+
+    # A value of one host's inventory is checked too (not only the first host's), before anything runs.
+    inventory["all"]["hosts"]["h3"]["tcp_tune_health_window"] = 0
+    rc, report = play_one(tmp_path, inventory)
+    failed = {host: result["msg"] for play in report["plays"] for task in play["tasks"]
+              for host, result in task["hosts"].items() if result.get("failed")}
+    assert rc == 2 and list(failed) == ["h3"], failed
+    assert "tcp_tune_health_window must be at least 1 second (got 0)" in failed["h3"], failed
 
 
 # The summary decides which batch ends the roll by cutting the play's hosts into batches as Ansible does: checked
 # here against the batches Ansible really runs (a controller-only play: set_fact and assert need no connection).
 BATCHES_PLAY = """
+# As tune.yml's first play leaves them, before the roll: every host's facts (the summary reads the other hosts' too).
+- hosts: all
+  gather_facts: false
+  tasks:
+    - ansible.builtin.set_fact:
+        tcp_tune_health_window: 1
+        tcp_tune_rollback: true
+        tcp_tune_max_fail_percentage: 0
 - hosts: all
   gather_facts: false
   serial: "{{ tcp_tune_serial }}"
-  vars:
-    tcp_tune_health_window: 1
-    tcp_tune_rollback: true
   tasks:
     - ansible.builtin.set_fact:
         tcp_tune_host: {status: healthy, changed: false}
@@ -183,7 +284,7 @@ def test_summary_cuts_batches_as_ansible_does(tmp_path, hosts, serial, batches):
                 "-e", json.dumps({"tcp_tune_serial": serial})], cwd=tmp_path, env=json_callback_env())
     report = parse_json_stdout(done)
     assert done.returncode == 0, json.dumps(report["stats"])
-    assert len(report["plays"]) == batches
+    assert len(report["plays"]) == 1 + batches
 
 
 def test_bad_input_stops_before_any_change(roll):
@@ -198,6 +299,15 @@ def test_bad_input_stops_before_any_change(roll):
         failed = [result["msg"] for play in report["plays"] for task in play["tasks"]
                   for result in task["hosts"].values() if result.get("failed")]
         assert failed and said in failed[0], (extra, failed)
+    # From the inventory: one host's bad value, and health windows that differ (a batch waits once for all).
+    for host_vars, said in (({names[2]: {"tcp_tune_health_window": 0}}, "tcp_tune_health_window must be at least 1 second (got 0)"),
+                            ({names[1]: {"tcp_tune_health_window": 5}}, "tcp_tune_health_window must be the same for every host")):
+        rc, report = tune(roll, host_vars)
+        assert rc == 2, json.dumps(report["stats"])
+        assert not reached(report), host_vars
+        failed = [result["msg"] for play in report["plays"] for task in play["tasks"]
+                  for result in task["hosts"].values() if result.get("failed")]
+        assert failed and said in failed[0], (host_vars, failed)
     assert snapshot(fleet, names[0]) == before
 
 
@@ -281,12 +391,19 @@ def test_check_mode_says_what_it_would_roll_back_and_changes_nothing(roll):
     fleet.exec(fleet.member(names[2]), "sed", "-i", "1{/^# edited by hand/d}", DROP_IN)
     before = {host: snapshot(fleet, host) for host in names}
     host_vars = {host: {"tcp_tuning_profiles": ["database"]} for host in names}
-    rc, report = tune(roll, host_vars, check=True, tcp_tune_serial=4, tcp_tune_health_window=1)
+    # The health window from the inventory (a group variable): the summary states it, and check mode, which judges
+    # nothing, waits for no window at all.
+    rc, report = tune(roll, host_vars, check=True, group_vars={"tcp_tune_health_window": 30}, tcp_tune_serial=4)
     assert rc == 0, json.dumps(report["stats"])
     for host in names:
         assert snapshot(fleet, host) == before[host], host
     lines = summary(report)
     assert lines[0].endswith("): check mode, nothing was changed"), lines[0]
+    assert ", health window 30 s, rollback on)" in lines[0], lines[0]
+    for name in ("Wait for the health window before the change", "Wait for the health window after the change"):
+        results = [result for play in report["plays"] for task in play["tasks"] if task["task"]["name"] == name
+                   for result in task["hosts"].values()]
+        assert results and all(result.get("skipped") for result in results), (name, results)
     for host in names:
         line = line_of(lines, host)
         assert line.startswith("check mode: %s (batch 1): if it got worse, the rollback would put back " % host), line
