@@ -90,6 +90,8 @@ options:
       - Mapping of variable name to its default. For each, the report's C(settings) lists the hosts per value the
         variable has in their data (for C(hostvars), their inventory or extra variables), the default for hosts
         without it, read in the same pass over the hosts. Values are JSON text (V(true), V("")).
+      - A value is converted to the type of its default, so that V("true") from C(-e name=true) or an INI inventory
+        counts as V(true) for a boolean (as C(| bool) reads it), and a number as text for a string.
       - The P(linuxnet.tcp.audit#role) role uses it to find the hosts whose local facts, textfile or fail gate are
         on. Not used when merging.
     type: dict
@@ -159,14 +161,21 @@ _value:
       description:
         - C(hosts) (number of hosts with facts), C(hosts_without_facts), C(states) (totals and C(total)),
           C(findings) (per severity), C(hosts_by_worst) (hosts per worst severity, and C(none)).
-        - C(by_rule), one entry per rule with findings, most severe and widespread first, with C(hosts),
-          C(affected) (every host, worst first), C(worst) (the first O(report_top) with C(subject), C(magnitude)
-          and C(message)), and the C(message) and C(remedy) of the worst case.
+        - C(by_rule), one entry per rule with findings, most severe and widespread first, with C(severity) (the
+          most severe of its findings, since overrides per host can differ), C(hosts), C(affected) (every host, worst
+          first), C(worst) (the first O(report_top) findings with C(host), C(subject), C(magnitude) and
+          C(message); a host with several findings of the rule has several), C(worst_hosts) (the first
+          O(report_top) hosts of C(affected), each once, with C(magnitude), its biggest, and C(findings), how many
+          it has), and the C(message) and C(remedy) of the worst case.
         - C(groups), per inventory group C(hosts), C(hosts_by_worst), C(sockets), C(TIME_WAIT), C(CLOSE_WAIT) and
           its three most common C(rules).
         - C(time_wait_leaders) and C(close_wait_leaders) (O(top) hosts each), C(time_wait_rest) and
           C(close_wait_rest) (C(hosts), C(total) of the others), C(chart) (C(rows) of the O(report_top) hosts
           with the most sockets, C(rest) summed up).
+        - C(containers), the container network namespaces (tcp_facts C(namespaces=all)), with C(hosts_scanned),
+          C(namespaces_scanned), C(with_findings) (and C(with_findings_rest)), C(time_wait_leaders) and
+          C(close_wait_leaders) (O(top) namespaces each), and C(leaders), both lists with each namespace once (a
+          namespace is its host and its inode, since inode numbers repeat across hosts).
       type: dict
       sample: {hosts: 2, hosts_without_facts: [], states: {TIME_WAIT: 9120, total: 9210},
                findings: {critical: 1, warning: 3, info: 2}, hosts_by_worst: {critical: 1, warning: 0, info: 0, none: 1}}
@@ -230,7 +239,7 @@ def tcp_fleet_summary(data, hosts=None, top=None, details=False, report_top=None
                                int(_pick(report_top, options, "report_top", 20)), compare_with,
                                float(_pick(growth, options, "growth", 0.2)),
                                plain(rules) if rules is not None else merged["rules"],
-                               merged["details"] if details or merged["details"] else None, merged["sources"])
+                               merged["details"], merged["sources"])
             doc["fail_on"] = merged["fail_on"]
             return doc
         summaries, missing, detail, by_value = summarise_hosts(

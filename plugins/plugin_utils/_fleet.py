@@ -17,6 +17,8 @@ import json
 import os
 import re
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils._rules import (
     SEVERITIES, SEVERITY_RANK, STATE_NAMES, RuleError, diagnose, plain)
 
@@ -219,6 +221,9 @@ def fleet_view(summaries, missing, top=10, report_top=20, rule_order=()):
         for finding in summary["findings"]:
             rule = rules.setdefault(finding["id"], {"id": finding["id"], "title": finding["title"],
                                                     "severity": finding["severity"], "findings": 0, "rows": []})
+            # Overrides per host can give one rule several severities: the rule counts as its most severe finding.
+            if SEVERITY_RANK[finding["severity"]] < SEVERITY_RANK[rule["severity"]]:
+                rule["severity"] = finding["severity"]
             rule["findings"] += 1
             rule["rows"].append((summary, finding))
             seen.add(finding["id"])
@@ -236,15 +241,20 @@ def fleet_view(summaries, missing, top=10, report_top=20, rule_order=()):
     for rule in rules.values():
         # The worst case of a rule: the biggest magnitude, then the host's own rank.
         rows = sorted(rule.pop("rows"), key=lambda pair: (-(pair[1]["magnitude"] or 0), rank_key(pair[0])))
-        affected = []
-        for summary, _finding in rows:
-            if summary["host"] not in affected:
+        affected, worst_hosts = [], {}
+        for summary, finding in rows:
+            if summary["host"] not in worst_hosts:
                 affected.append(summary["host"])
+                worst_hosts[summary["host"]] = {"host": summary["host"], "magnitude": finding["magnitude"], "findings": 0}
+            worst_hosts[summary["host"]]["findings"] += 1
         first = rows[0][1]
+        # worst has a row per finding (a host can have several of one rule), worst_hosts one per host: the lists of
+        # "worst hosts" name each host once, with its biggest finding, and count hosts, not findings.
         rule.update(hosts=len(affected), affected=affected, message=first["message"], remedy=first["remedy"],
                     example_host=rows[0][0]["host"],
                     worst=[{"host": summary["host"], "subject": finding["subject"], "magnitude": finding["magnitude"],
-                            "message": finding["message"]} for summary, finding in rows[:report_top]])
+                            "message": finding["message"]} for summary, finding in rows[:report_top]],
+                    worst_hosts=[worst_hosts[host] for host in affected[:report_top]])
         by_rule.append(rule)
     by_rule.sort(key=lambda r: (SEVERITY_RANK[r["severity"]], -r["hosts"], order.get(r["id"], len(order)), r["id"]))
     group_rows = []
@@ -267,6 +277,11 @@ def fleet_view(summaries, missing, top=10, report_top=20, rule_order=()):
                                           -(r["TIME_WAIT"] + r["CLOSE_WAIT"]), natural_key(r["host"]), r["label"]))
     ns_tw = sorted((r for r in containers if r["TIME_WAIT"]), key=lambda r: (-r["TIME_WAIT"], natural_key(r["host"]), r["label"]))
     ns_cw = sorted((r for r in containers if r["CLOSE_WAIT"]), key=lambda r: (-r["CLOSE_WAIT"], natural_key(r["host"]), r["label"]))
+    # Both leader lists in one table, each namespace once. An inode number is unique within one kernel only, so
+    # two hosts' namespaces can share one: a namespace is its host and its inode.
+    leaders = {}
+    for row in ns_tw[:top] + ns_cw[:top]:
+        leaders.setdefault((row["host"], row["inode"] if row["inode"] is not None else row["label"]), row)
     by_sockets = sorted(summaries, key=lambda s: (-s["total"], natural_key(s["host"])))
     rest_states = {name: sum(s["states"][name] for s in by_sockets[report_top:]) for name in STATE_NAMES}
     return {
@@ -288,6 +303,7 @@ def fleet_view(summaries, missing, top=10, report_top=20, rule_order=()):
             "with_findings_rest": len(with_findings[report_top:]),
             "time_wait_leaders": ns_tw[:top],
             "close_wait_leaders": ns_cw[:top],
+            "leaders": list(leaders.values()),
         },
         "chart": {
             "rows": [{"host": s["host"], "states": s["states"], "total": s["total"]} for s in by_sockets[:report_top]],
@@ -450,11 +466,23 @@ def _diagnosis(spec):
     return spec["rules"], spec.get("overrides") or {}, spec.get("overrides_var")
 
 
+def _setting_value(found, default):
+    """A host's value of a setting, of the type of its default: ``-e name=true`` and an INI inventory give the
+    string "true" where the role reads ``name | bool``, and a number where a string is expected."""
+    found = plain(found)
+    if isinstance(default, bool) and (found is None or isinstance(found, (str, int, float))):
+        return boolean(found, strict=False)
+    if isinstance(default, str) and isinstance(found, (int, float)) and not isinstance(found, bool):
+        return str(found)
+    return found
+
+
 def _settings(value, settings, out, host):
-    """Add ``host`` under the value it has for each variable of ``settings`` ({name: default})."""
+    """Add ``host`` under the value it has for each variable of ``settings`` ({name: default}), converted to the
+    type of the default."""
     for name, default in settings.items():
-        found = value.get(name) if hasattr(value, "get") and name in value else default
-        out.setdefault(name, {}).setdefault(json.dumps(plain(found), sort_keys=True), []).append(host)
+        found = _setting_value(value.get(name), default) if hasattr(value, "get") and name in value else plain(default)
+        out.setdefault(name, {}).setdefault(json.dumps(found, sort_keys=True), []).append(host)
 
 
 def summarise_hosts(hosts_data, hosts=None, details=False, diagnosis=None, settings=None):

@@ -112,10 +112,11 @@ class CompiledRule:
         except ValueError as exc:
             raise RuleError(f"rule {self.id}: bad $ placeholder in the query ({exc}); write $$ for a literal $") from None
         self.query_text = text
-        # A rule about the socket table also runs on each container's network namespace (tcp_facts
-        # namespaces=all); one about sysctl files or the host's counters alone does not.
-        self.per_namespace = "tcp." in text
         self.query = _compile(self.id, "query", text)
+        # A rule about the socket table (one that reads the document's tcp field) also runs on each container's
+        # network namespace (tcp_facts namespaces=all); one about sysctl alone does not. Decided on the parsed
+        # query, so that "tcp." in a string literal or sysctl.ipvs.tcp does not count.
+        self.per_namespace = reads_root_field(self.query.parsed, "tcp")
         self.message = _compile_template(self.id, "message", rule["message"])
         self.remedy = _compile_template(self.id, "remedy", rule.get("remedy") or "")
 
@@ -167,6 +168,34 @@ def plain(value):
 def _truthy(value):
     """JMESPath truthiness: false, null, and empty strings, lists and objects are false; numbers are true."""
     return not (value is None or value is False or (isinstance(value, (str, list, dict)) and not value))
+
+
+def reads_root_field(node, name, at_root=True):
+    """Whether the JMESPath AST ``node`` (``jmespath.compile(text).parsed``) reads the field ``name`` of the
+    document it is evaluated on: ``tcp.x`` and ``a || tcp`` do, ``sysctl.ipvs.tcp``, ``'tcp.x'``, ``x[?tcp]`` and
+    ``sort_by(x, &tcp)`` do not (there ``tcp`` is a field of something else, or text). JMESPath has no way back
+    to the root from inside a sub-expression or projection, so only the nodes evaluated on the document count."""
+    if not at_root or not isinstance(node, dict):
+        return False
+    kind = node.get("type")
+    children = [child for child in node.get("children") or [] if isinstance(child, dict)]
+    if kind == "field":
+        return node.get("value") == name
+    if kind in ("literal", "expref"):
+        return False
+    if kind in ("subexpression", "pipe"):
+        # Each part is evaluated on the result of the previous one; @ (current) keeps the document.
+        for child in children:
+            if reads_root_field(child, name):
+                return True
+            if child.get("type") not in ("current", "identity"):
+                return False
+        return False
+    if kind in ("projection", "value_projection", "filter_projection", "index_expression", "flatten"):
+        # The first child is evaluated on the document, the others on its elements.
+        return bool(children) and reads_root_field(children[0], name)
+    # Functions, comparisons, and/or/not, multi-selects and their key/value pairs: on the same document.
+    return any(reads_root_field(child, name) for child in children)
 
 
 def _compile(rule_id, field, text):

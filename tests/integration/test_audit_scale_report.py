@@ -16,13 +16,14 @@ import importlib.util
 import json
 import os
 import re
+import sys
 
 import pytest
 
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils._fleet import natural_key
 
 from _chromium import colours, rgb, screenshot
-from fleet_fixtures import ROOT, json_callback_env, parse_json_stdout, run, tool
+from fleet_fixtures import ROOT, host_results, json_callback_env, parse_json_stdout, run, tool
 
 HOSTS = 300
 FIXTURES = os.path.join(ROOT, "tests", "unit", "fixtures", "audit")
@@ -210,3 +211,82 @@ def test_cached_facts_that_are_not_there_fail_with_the_option_named(tmp_path):
     assert done.returncode == 2, done.stdout[-3000:]
     assert "tcp_audit_gather is false, so the role needs ansible_facts.tcp" in done.stdout
     assert not (tmp_path / "report2").exists(), "nothing is written"
+
+
+def small_fleet(work, host_vars, group_vars=""):
+    """web1, web2 (clean or storm, as given), db1 (storm), db2 (clean) on cached facts; ``host_vars`` adds INI
+    variables to a host's line (INI values are strings: "true", not true), ``group_vars`` more INI sections."""
+    hosts = [("web1", "web", "clean"), ("web2", "web", host_vars.pop("web2_kind", "clean")), ("db1", "db", "storm"),
+             ("db2", "db", "clean")]
+    simulated.write(str(work), hosts, simulated.load_documents(FIXTURES, ["storm", "clean"]))
+    inventory = work / "inventory.ini"
+    text = inventory.read_text(encoding="utf-8")
+    for host, variables in host_vars.items():
+        text = text.replace("%s ansible_connection=local\n" % host, "%s ansible_connection=local %s\n" % (host, variables))
+    inventory.write_text(text + group_vars, encoding="utf-8")
+
+
+def play(work, playbook, **extra):
+    extra.setdefault("tcp_audit_report_dir", str(work / "report"))
+    extra.setdefault("tcp_audit_report_formats", ["json"])
+    done = run([tool("ansible-playbook"), "-i", work / "inventory.ini", playbook, "-e", json.dumps(extra)], cwd=work,
+               env=json_callback_env(ANSIBLE_CONFIG=str(work / "ansible.cfg")), timeout=600)
+    return done, parse_json_stdout(done)
+
+
+def test_optional_steps_follow_each_hosts_own_inventory_values(tmp_path):
+    """A host's own tcp_audit_local_facts=true (a string, from the INI inventory) installs its local facts, and a
+    group's tcp_audit_fail_on that is not never, warning or critical fails that group's hosts naming the option (the
+    argument spec checks the first host's value only), after the report is written; the first host, without values
+    of its own, runs none of the optional steps."""
+    facts_dir = tmp_path / "facts.d-web2"
+    small_fleet(tmp_path, {"web2": "tcp_audit_local_facts=true tcp_audit_local_facts_dir=%s ansible_python_interpreter=%s"
+                                   % (facts_dir, sys.executable)},
+                "[db:vars]\ntcp_audit_fail_on=Critical\n")
+    done, result = play(tmp_path, os.path.join(ROOT, "playbooks", "audit.yml"))
+    assert done.returncode == 2, json.dumps(result["stats"])
+    assert (facts_dir / "tcp.fact").is_file() and os.access(facts_dir / "tcp.fact", os.X_OK)
+    installed = host_results(result, "Install the tcp.fact executable (ansible_local.tcp on later gather_facts)")
+    assert sorted(installed) == ["web2"]
+    checked = host_results(result, "Check tcp_audit_fail_on of this host")
+    assert sorted(checked) == ["db1", "db2", "web2"], "web1 has no value of its own and the play none that is on"
+    for host in ("db1", "db2"):
+        assert checked[host].get("failed") and checked[host]["msg"] == (
+            'tcp_audit_fail_on must be never, warning or critical, got "Critical"'), checked[host]
+    assert not checked["web2"].get("failed")
+    assert {host: result["stats"][host]["failures"] for host in ("web1", "web2", "db1", "db2")} == {
+        "web1": 0, "web2": 0, "db1": 1, "db2": 1}
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [h["host"] for h in doc["hosts"]][0] == "db1" and "settings" not in doc
+
+
+PLAY_LEVEL = """\
+- name: Audit with a fail gate for the whole play
+  hosts: all
+  gather_facts: false
+  vars:
+    tcp_audit_fail_on: critical
+  tasks:
+    - name: Audit with linuxnet.tcp.audit
+      ansible.builtin.import_role:
+        name: linuxnet.tcp.audit
+        rolespec_validate: false
+"""
+
+
+def test_a_play_level_value_reaches_every_host_when_the_first_has_its_own(tmp_path):
+    """Play variables outrank inventory ones, and hostvars holds only the latter: the first host's own
+    tcp_audit_fail_on=never must not hide the play's critical from the other hosts. Every host with a critical
+    finding fails, web2 too (its own inventory never loses to the play, as Ansible's precedence has it)."""
+    small_fleet(tmp_path, {"web1": "tcp_audit_fail_on=never", "web2": "tcp_audit_fail_on=never", "web2_kind": "storm"})
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAY_LEVEL, encoding="utf-8")
+    done, result = play(tmp_path, playbook)
+    assert done.returncode == 2, json.dumps(result["stats"])
+    gate = host_results(result, "Fail hosts with findings at or above tcp_audit_fail_on")
+    failed = sorted(host for host, res in gate.items() if res.get("failed"))
+    assert failed == ["db1", "web2"], gate
+    assert all(" at or above critical: " in gate[host]["msg"] and "ephemeral_port_exhaustion" in gate[host]["msg"]
+               for host in failed)
+    assert {host: result["stats"][host]["failures"] for host in ("web1", "web2", "db1", "db2")} == {
+        "web1": 0, "web2": 1, "db1": 1, "db2": 0}

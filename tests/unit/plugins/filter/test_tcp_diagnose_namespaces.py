@@ -3,6 +3,9 @@
 """The rules on every container namespace of a host (tcp_facts namespaces=all), and the fleet report's containers."""
 from __future__ import annotations
 
+import jmespath
+import pytest
+
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_namespaces
 from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import KstatsError
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils import _fleet, _rules
@@ -96,3 +99,60 @@ def test_a_namespace_whose_counters_cannot_be_read_is_skipped_and_counted(monkey
     monkeypatch.setattr(_tcp_namespaces, "gather", gone)
     docs, scan = _tcp_namespaces.gather_all(root="/")
     assert docs == [] and scan["vanished"] == 1 and "netstat" in scan["errors"][0]
+
+
+@pytest.mark.parametrize("query, reads", [
+    ("tcp.close_wait.by_process[?count >= `10`]", True),
+    ("sysctl.values.a == '1' || tcp.counters.X > `0`", True),
+    ("[{lower: tcp.a}] | [?lower != null]", True),
+    ("to_number(sysctl.values.\"net.core.somaxconn\") < `1024`", False),
+    ("sysctl.ipvs.tcp", False),  # a field named tcp, of something else
+    ("sysctl.values[?tcp]", False),
+    ("sort_by(sysctl.list, &tcp)", False),
+    ("[{fix: 'the linuxnet.tcp.ipvs_timeouts module', s: sysctl.ipvs.tcp}]", False),  # "tcp." in a string
+    ("`{\"tcp\": 1}`", False),
+    ("@.tcp.states", True),
+    ("sysctl | tcp", False),  # the pipe's right side reads sysctl's result, not the document
+])
+def test_a_rule_reads_tcp_when_its_parsed_query_does(query, reads):
+    assert _rules.reads_root_field(jmespath.compile(query).parsed, "tcp") is reads
+    rule = {"id": "probe", "severity": "info", "query": query, "message": "m"}
+    assert _rules.CompiledRule(rule).per_namespace is reads
+
+
+def test_rules_about_sysctl_alone_do_not_run_on_a_namespace():
+    """A namespace has sysctl values of its own, here ones that trip four rules reading only sysctl, among them
+    idle_timeout_order, whose query has "linuxnet.tcp." in a string. None of them runs on the namespace: only rules
+    that read the socket table (tcp) do, and none of those finds anything in this clean one."""
+    host = doc("clean")
+    values = {"net.core.somaxconn": "128", "net.ipv4.tcp_syncookies": "0", "net.ipv4.tcp_fin_timeout": "5",
+              "net.ipv4.tcp_keepalive_time": "7200", "net.netfilter.nf_conntrack_tcp_timeout_established": "3600"}
+    ns = namespace("clean", 104, {"runtime": "podman", "container_id": PODMAN_ID, "container_name": "edge"}, values)
+    host["tcp"]["namespaces"] = [ns]
+    sysctl_only = ("somaxconn_low", "syncookies_disabled", "fin_timeout_too_low", "idle_timeout_order")
+    compiled = {rule.id: rule for rule in _rules.compile_rules(builtin_rules())}
+    # The namespace's values would give findings if those rules ran there.
+    context = _rules.namespace_context(ns)
+    assert [rule_id for rule_id in sysctl_only if compiled[rule_id].evaluate(context)] == list(sysctl_only)
+    assert [rule_id for rule_id in sysctl_only if compiled[rule_id].per_namespace] == []
+    assert compiled["close_wait_leak"].per_namespace and compiled["narrow_port_range"].per_namespace
+    findings = _rules.diagnose(host, builtin_rules())
+    assert [(f["id"], f["namespace"]["label"]) for f in findings if f.get("namespace")] == []
+    assert findings == [], "the host itself is clean"
+
+
+def test_namespace_leaders_of_two_hosts_sharing_an_inode():
+    """A namespace's inode number is unique within one kernel only: two hosts' containers can have the same one, and
+    each is its own row in the leaders (both lists together, each namespace once)."""
+    hosts = {}
+    for name in ("node-1", "node-2"):
+        host = doc("clean")
+        host["tcp"]["namespaces"] = [namespace("storm", 4026532301, {"runtime": "podman", "container_id": PODMAN_ID,
+                                                                     "container_name": "shop-api"})]
+        hosts[name] = host
+    summaries = [_fleet.host_summary(name, host["tcp"], host["sysctl"], _rules.diagnose(host, builtin_rules()), ["k8s"])
+                 for name, host in hosts.items()]
+    containers = _fleet.fleet_view(summaries, [])["containers"]
+    assert [(r["host"], r["inode"]) for r in containers["time_wait_leaders"]] == [("node-1", 4026532301), ("node-2", 4026532301)]
+    assert [(r["host"], r["inode"]) for r in containers["close_wait_leaders"]] == [("node-1", 4026532301), ("node-2", 4026532301)]
+    assert [(r["host"], r["inode"]) for r in containers["leaders"]] == [("node-1", 4026532301), ("node-2", 4026532301)]

@@ -360,3 +360,69 @@ def test_settings_group_hosts_by_value():
         "tcp_audit_textfile_dir": {'"/var/lib/node_exporter"': ["legacy"], '""': ["clean", "storm", "syncookies"]},
         "tcp_audit_local_facts": {"false": ["clean", "legacy", "storm", "syncookies"]}}
     assert "settings" not in plugin.tcp_fleet_summary(data)
+
+
+def test_settings_take_the_type_of_their_default():
+    """-e tcp_audit_local_facts=true and an INI inventory give the string "true"; the role reads it with | bool and
+    selects the hosts under the JSON key true, so the value is converted as | bool converts it (not skipped as
+    '"true"'), and a number given for a text setting is its text."""
+    data = hostvars_fleet()
+    data["storm"]["tcp_audit_local_facts"] = "true"
+    data["legacy"]["tcp_audit_local_facts"] = "no"
+    data["syncookies"]["tcp_audit_local_facts"] = "1"
+    data["clean"]["tcp_audit_textfile_dir"] = 7
+    report = plugin.tcp_fleet_summary(data, settings={"tcp_audit_local_facts": False, "tcp_audit_textfile_dir": ""})
+    assert report["settings"] == {"tcp_audit_local_facts": {"true": ["storm", "syncookies"], "false": ["clean", "legacy"]},
+                                  "tcp_audit_textfile_dir": {'"7"': ["clean"], '""': ["legacy", "storm", "syncookies"]}}
+    # The default itself is taken as it is, for the hosts without a value.
+    report = plugin.tcp_fleet_summary(hostvars_fleet(), settings={"tcp_audit_local_facts": True})
+    assert report["settings"] == {"tcp_audit_local_facts": {"true": ["clean", "legacy", "storm", "syncookies"]}}
+
+
+def finding(rule_id, severity, magnitude, name="app"):
+    return {"id": rule_id, "severity": severity, "title": rule_id.replace("_", " "), "message": "%s: %s" % (name, magnitude),
+            "remedy": "fix %s" % rule_id, "item": {"name": name, "user": "root", "count": magnitude}}
+
+
+def with_findings(*findings):
+    data = doc("clean")
+    data["findings"] = list(findings)
+    return data
+
+
+def test_a_rules_severity_is_its_most_severe_finding():
+    """Overrides per host (per group) can give a rule several severities; the first-ranked host's is not the rule's."""
+    data = {"a": with_findings(finding("tcp_tw_recycle_enabled", "critical", None), finding("close_wait_leak", "info", 50)),
+            "b": with_findings(finding("close_wait_leak", "warning", 10)),
+            "c": with_findings(finding("close_wait_leak", "info", 5))}
+    report = plugin.tcp_fleet_summary(data)
+    assert [s["host"] for s in report["hosts"]] == ["a", "b", "c"]
+    assert [(r["id"], r["severity"], r["hosts"]) for r in report["fleet"]["by_rule"]] == [
+        ("tcp_tw_recycle_enabled", "critical", 1), ("close_wait_leak", "warning", 3)]
+    # The worst case (and its message) is still the biggest one, whatever its severity.
+    leak = report["fleet"]["by_rule"][1]
+    assert leak["example_host"] == "a" and leak["message"] == "app: 50"
+
+
+def test_worst_hosts_name_each_host_once():
+    """A host with four findings of one rule is one of the rule's hosts: the worst hosts list it once (with its biggest
+    finding), where the per-finding rows (worst) list it four times."""
+    data = {"h1": with_findings(*[finding("close_wait_leak", "warning", 90 - 10 * n, "app%d" % n) for n in range(4)])}
+    for number in range(2, 8):
+        data["h%d" % number] = with_findings(finding("close_wait_leak", "warning", 60 - 10 * number))
+    (leak,) = plugin.tcp_fleet_summary(data, report_top=8)["fleet"]["by_rule"]
+    assert leak["hosts"] == 7 and leak["affected"] == ["h%d" % n for n in range(1, 8)]
+    assert [w["host"] for w in leak["worst"]] == ["h1"] * 4 + ["h2", "h3", "h4", "h5"]
+    assert leak["worst_hosts"] == [{"host": "h1", "magnitude": 90, "findings": 4}] + [
+        {"host": "h%d" % n, "magnitude": 60 - 10 * n, "findings": 1} for n in range(2, 8)]
+    (leak,) = plugin.tcp_fleet_summary(data, report_top=3)["fleet"]["by_rule"]
+    assert [w["host"] for w in leak["worst_hosts"]] == ["h1", "h2", "h3"] and len(leak["affected"]) == 7
+
+
+def test_merge_keeps_the_details_the_reports_have():
+    """When merging, details come from the reports (the details option is for host data only)."""
+    with_details = plugin.tcp_fleet_summary(plain_fleet(), ["storm"], 10, True)
+    without = plugin.tcp_fleet_summary(plain_fleet(), ["clean"])
+    assert set(plugin.tcp_fleet_summary([with_details, without])["details"]) == {"storm"}
+    assert set(plugin.tcp_fleet_summary([with_details, without], details=True)["details"]) == {"storm"}
+    assert "details" not in plugin.tcp_fleet_summary([without], details=True)
