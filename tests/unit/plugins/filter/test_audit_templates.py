@@ -79,4 +79,4 @@ def test_container_leaders_of_two_hosts_sharing_an_inode():
     page = render("report.html.j2", plugin.tcp_fleet_summary(data))
     start = page.index("<th>Namespace</th><th class=\"n\">TIME_WAIT</th>")
     table = page[start:page.index("</table>", start)]
-    assert [row for row in re.findall(r"<tr><td>([^<]*)</td><td>podman shop-api</td>", table)] == ["node-1", "node-2"]
+    assert re.findall(r"<tr><td>([^<]*)</td><td>podman shop-api</td>", table) == ["node-1", "node-2"]

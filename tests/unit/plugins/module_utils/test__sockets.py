@@ -329,6 +329,6 @@ def test_the_legacy_request_is_probed_once_per_process(monkeypatch):
     first.dump([(REST, 1)], Blocks())
     opened = len(opener.opened)
     second = S.NetlinkBackend(parts=1)
-    assert second.compat == first.compat is not None
+    assert first.compat is not None and second.compat == first.compat
     second.dump([(REST, 1)], Blocks())
     assert len(opener.opened) - opened == opened - 1  # the same dumps, without the probe
