@@ -20,28 +20,35 @@ export PY_COLORS := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help demo test bench unit integration sanity lint changelog-lint build molecule images \
-        system-deps venv test-deps link docs clean
+        system-deps venv test-deps lock link docs clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(BIN)/ansible-playbook: requirements.txt
+# Every Python environment of the project is installed at the versions requirements.lock fixes (`make lock`
+# re-resolves it from the ranges in requirements*.txt); tests/lock/pylock.py makes .venv anew when the lock or
+# the interpreter changed, so nothing stale survives, and tests/sanity/test_lock.py compares .venv with the lock.
+LOCK := requirements.lock
+PYLOCK := $(PYTHON) tests/lock/pylock.py
+
+$(BIN)/ansible-playbook: requirements.txt $(LOCK)
 	@# Debian and Ubuntu ship venv support separately (python3-venv); install it when root.
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { [ "$$(id -u)" -eq 0 ] && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; } || \
 	  { echo "Python venv support is missing: apt-get install python3-venv"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -U pip
-	$(BIN)/pip install -q -r requirements.txt
+	@$(PYLOCK) install --python $(PYTHON) --venv $(VENV) --lock $(LOCK) -r requirements.txt
+	@touch $@
+
+venv: $(BIN)/ansible-playbook ## Create .venv with the controller requirements (at the lock's versions)
+
+$(VENV)/.test-deps: requirements-test.txt requirements-docs.txt requirements.txt $(LOCK) $(BIN)/ansible-playbook
+	$(PYLOCK) install --python $(PYTHON) --venv $(VENV) --lock $(LOCK) -r requirements-test.txt
 	touch $@
 
-venv: $(BIN)/ansible-playbook ## Create .venv with the controller requirements
+lock: ## Re-resolve requirements.lock from the ranges in requirements*.txt (then run `make test`)
+	$(PYLOCK) resolve --python $(PYTHON) --out $(LOCK) -r requirements-test.txt
 
-$(VENV)/.test-deps: requirements-test.txt requirements-docs.txt requirements.txt $(BIN)/ansible-playbook
-	$(BIN)/pip install -q -r requirements-test.txt
-	touch $@
-
-test-deps: $(VENV)/.test-deps ## Install the pinned test requirements into .venv
+test-deps: $(VENV)/.test-deps ## Install the test requirements into .venv at the lock's versions
 
 link: ## Expose this checkout as ansible_collections/linuxnet/tcp for tests
 	@mkdir -p $(COLLECTIONS)/ansible_collections/linuxnet
@@ -64,11 +71,12 @@ images: system-deps ## Build the local Debian 11/12/13 test images (REBUILD=1 to
 # with the venv's Python where there is none, rather than whatever interpreter discovery finds first.
 DEMO_PYTHON := $(firstword $(wildcard /usr/bin/python3) $(BIN)/python)
 
+# It prints the play and nothing else: the steps before it are silent unless they fail.
 demo: venv ## Install the collection into .venv and audit this machine
-	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)/dist . >/dev/null
-	ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-galaxy collection install --force \
+	@$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)/dist . >/dev/null
+	@ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-galaxy collection install --force \
 	  -p $(VENV)/collections $(BUILD)/dist/linuxnet-tcp-$(VERSION).tar.gz >/dev/null
-	ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-playbook \
+	@ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-playbook \
 	  -i localhost, -c local -e ansible_python_interpreter=$(DEMO_PYTHON) linuxnet.tcp.audit
 
 test: test-deps system-deps link images ## Install what the tests need, build images, run the whole suite
