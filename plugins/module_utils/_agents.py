@@ -28,7 +28,6 @@ Every reader takes ``root`` (default "/") so the tests run it over recorded tree
 raises on an unreadable or malformed file (the key's ``source`` says so), and uses the standard library.
 Where an agent's behaviour changed between releases, ``source`` names the condition instead of guessing.
 """
-from __future__ import annotations
 
 import configparser
 import fnmatch

@@ -13,7 +13,6 @@ Main sources: Documentation/networking/ip-sysctl.rst, nf_conntrack-sysctl.rst, i
 Documentation/admin-guide/sysctl/net.rst and net/ipv4/sysctl_net_ipv4.c (``ipv4_table`` is
 registered for init_net only, ``ipv4_net_table`` per network namespace).
 """
-from __future__ import annotations
 
 import fnmatch
 

@@ -10,7 +10,6 @@ prints them as ``Timeout (tcp tcpfin udp): 900 120 300``. The kernel defaults co
 net/netfilter/ipvs/ip_vs_proto_tcp.c (ESTABLISHED 15 min, FIN_WAIT 2 min) and ip_vs_proto_udp.c (5 min).
 Nothing persists them across a reboot.
 """
-from __future__ import annotations
 
 import os
 import re

@@ -6,7 +6,6 @@ All readers take ``root`` so tests run them on fake trees. They only read. Paths
 /proc/sys/net resolve in the network namespace of the reading thread, so call them inside the namespace
 being inspected.
 """
-from __future__ import annotations
 
 import os
 

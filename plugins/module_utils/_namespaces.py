@@ -22,7 +22,6 @@ same directory). Attribution reads, without any container runtime's client libra
 Everything is read under ``root`` (default ``/``) so tests run it on recorded trees. Unprivileged callers see only
 their own processes' namespaces: the others are counted under ``not_permitted``.
 """
-from __future__ import annotations
 
 import errno
 import json

@@ -6,7 +6,6 @@ setns(2) with CLONE_NEWNET moves only the calling thread; netlink sockets, /proc
 opened afterwards belong to the new namespace. The original namespace is kept open as a file descriptor
 and restored in ``finally``, so no exception can leave the process in the container's namespace.
 """
-from __future__ import annotations
 
 import errno
 import fcntl

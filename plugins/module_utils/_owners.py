@@ -11,7 +11,6 @@ within each group, processes with fewer open descriptors first.
 
 TIME_WAIT, SYN_RECV and orphaned FIN_WAIT2 sockets have inode 0: they have no owner and are never asked for.
 """
-from __future__ import annotations
 
 import os
 import pwd

@@ -21,7 +21,6 @@ dual-stack socket.
 Wire formats: ``include/uapi/linux/inet_diag.h``, ``include/uapi/linux/sock_diag.h``,
 ``Documentation/networking/proc_net_tcp.rst``; the kernel side: ``net/ipv4/inet_diag.c``.
 """
-from __future__ import annotations
 
 import collections
 import errno

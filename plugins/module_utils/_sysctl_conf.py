@@ -24,7 +24,6 @@ and what :class:`BootConfig` reproduces:
 procps ``sysctl --system`` (4.0.2) differs: it also reads /lib/sysctl.d and applies /etc/sysctl.conf last;
 :func:`assignments` gives each key's explicit assignments in that order for the ``overrides`` facts.
 """
-from __future__ import annotations
 
 import os
 import re

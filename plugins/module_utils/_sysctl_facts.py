@@ -3,7 +3,6 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``ansible_facts.sysctl``: runtime values, what boot applies, drift and overrides. Reads only."""
-from __future__ import annotations
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _agents as agents
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as catalog

@@ -14,7 +14,6 @@ The only code in the collection that writes files. A profile ``NAME`` owns:
 Every owned file but the state file starts with :data:`MARKER`; a file at one of these paths without it
 belongs to someone else and is never overwritten.
 """
-from __future__ import annotations
 
 import json
 import os

@@ -15,7 +15,6 @@ Every result of the collection names a key the way ``sysctl(8)`` prints it: dott
 component written ``/``. Both spellings are accepted on input and in patterns, and a key is compared by
 its components, never by its text.
 """
-from __future__ import annotations
 
 import fnmatch
 import re

@@ -9,7 +9,6 @@ A run decides everything first (validate every key and value, classify it agains
 in this order: the state file with the originals, the runtime values as one transaction, the files as one
 unit. A failure after the state file restores what was written, so a run changes all of it or nothing.
 """
-from __future__ import annotations
 
 import json
 import os

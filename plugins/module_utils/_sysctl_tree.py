@@ -8,7 +8,6 @@ It reads and writes ``/proc/sys`` directly (no ``sysctl`` binary: procps exits 0
 BusyBox reports false success). Every key is classified against the running kernel before any write, and a
 batch is applied as a transaction with read-back and rollback.
 """
-from __future__ import annotations
 
 import errno
 import os

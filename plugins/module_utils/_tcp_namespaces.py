@@ -10,7 +10,6 @@ are per network namespace), attributed to its owner, and reduced to a compact do
 back to its own namespace (``_netns.entered()``). Work is bounded by a number of namespaces and a time budget;
 what was left out is counted, and a namespace that disappears during the scan is skipped and counted.
 """
-from __future__ import annotations
 
 import errno
 import os

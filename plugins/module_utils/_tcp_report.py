@@ -9,7 +9,6 @@ entries that end up in a top-N list. IPv4-mapped IPv6 peers are merged into thei
 port is then a client's ephemeral port and is aggregated away as ``port: null``; CLOSE_WAIT remotes keep
 the listening port as ``local_port``); every other socket is "outbound" and keeps its peer's port.
 """
-from __future__ import annotations
 
 import array
 import collections

@@ -2,7 +2,6 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 # This file only documents the action plugin of the same name (plugins/action/tcp_audit_facts.py).
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: tcp_audit_facts
