@@ -61,12 +61,12 @@ def test_same_namespace_first(tree):
 def test_missing_inode_scans_everything(tree):
     owners, info = O.find_owners([999, 103], tree, netns="net:[2]")
     assert set(owners) == {103}
-    assert info == {"processes_scanned": 4, "processes_denied": 0, "fds_read": 10, "complete": False}
+    assert info == {"processes_scanned": 4, "processes_denied": 0, "fds_read": 10, "complete": False, "fds": {(103, 30): [2]}}
 
 
 def test_zero_and_empty_inodes_do_not_scan(tree):
     assert O.find_owners([0, 0], tree) == ({}, {"processes_scanned": 0, "processes_denied": 0, "fds_read": 0,
-                                                "complete": True})
+                                                "complete": True, "fds": {}})
 
 
 def test_denied_processes_are_counted(tree, monkeypatch):

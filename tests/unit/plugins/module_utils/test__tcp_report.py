@@ -13,7 +13,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R
 
 TOP_KEYS = {"states", "time_wait", "close_wait", "peers", "local_ports", "listeners", "ephemeral_ports", "counters",
-            "conntrack", "collection"}
+            "conntrack", "collection", "rates"}
 
 
 def cw_inodes(root):
@@ -45,9 +45,12 @@ def test_gather_full(facts_root):
     assert len(tw["by_local_port"]) == 7 and all(row["count"] == 1 for row in tw["by_local_port"])
     cw = facts["close_wait"]
     user = cw["by_process"][0]["user"]
+    remotes = [{"address": "127.0.0.1", "port": 9090, "local_port": None, "count": 2}]
     assert cw == {"total": 2, "unowned": 0, "by_process": [
-        {"pid": 700, "name": "leaky", "user": user, "count": 2,
-         "remotes": [{"address": "127.0.0.1", "port": 9090, "local_port": None, "count": 2}]}]}
+        {"pid": 700, "name": "leaky", "user": user, "count": 2, "remotes": remotes}],
+        # The fake tree has no exe link or cgroup file: the program is known by its name.
+        "by_program": [{"name": "leaky", "exe": None, "cgroup": None, "user": user, "count": 2, "pids": [700],
+                        "processes": 1, "remotes": remotes}]}
     # The accept-queue-full listener comes first, owned by pid 700 in this fake tree.
     first = facts["listeners"][0]
     assert (first["address"], first["port"], first["queue"], first["pid"]) == ("127.0.0.1", 8080, 3, 700)
@@ -61,8 +64,13 @@ def test_gather_full(facts_root):
         {name: 0 for name in R.STATE_ORDER}, ESTABLISHED=4, TIME_WAIT=3)}
     assert facts["local_ports"][0]["port"] == 9090 and facts["local_ports"][0]["states"]["LISTEN"] == 1
     # Outbound sockets towards 127.0.0.1:9090 hold 8 local ports: 2 ESTABLISHED + 4 TIME_WAIT + 2 CLOSE_WAIT.
-    assert facts["ephemeral_ports"] == {"range": [32768, 60999], "size": 28232, "busiest": {
-        "address": "127.0.0.1", "port": 9090, "in_use": 8, "utilisation": round(8 / 28232, 4)}}
+    # The fake tree has no tcp_tw_reuse: reuse is not judged, and every TIME_WAIT socket counts as holding its port.
+    pool = {"address": "127.0.0.1", "port": 9090, "in_use": 8, "utilisation": round(8 / 28232, 4), "sockets": 8,
+            "connections": 4, "time_wait": 4, "time_wait_held": 4, "time_wait_reusable": 0}
+    assert facts["ephemeral_ports"] == {"range": [32768, 60999], "size": 28232, "busiest": pool, "crowded": pool,
+                                        "reuse": {"tcp_tw_reuse": None, "tcp_tw_reuse_delay_ms": None,
+                                                  "tcp_timestamps": None, "judged": False}}
+    assert facts["rates"] is None
     assert facts["counters"]["ListenOverflows"] == 5
     col = facts["collection"]
     assert col["backend"] == backend and col["fallback_reason"] is None and col["initial_netns"] is None
@@ -78,7 +86,8 @@ def test_backends_agree(facts_root):
     for facts in (one, two):
         facts.pop("collection")
         for row in facts["listeners"]:
-            row.pop("backlog")
+            for key in ("backlog", "syn_limit", "syn_bound"):
+                row.pop(key)
     assert one == two
 
 
@@ -100,7 +109,7 @@ def test_counts_only(facts_root):
     facts = R.gather(backend=backend, states=[], root=root)
     assert facts["states"]["TIME_WAIT"] == 7 and facts["time_wait"]["total"] == 7
     assert facts["time_wait"]["by_remote"] == [] and facts["peers"] == [] and facts["listeners"] == []
-    assert facts["close_wait"] == {"total": 2, "by_process": [], "unowned": 0}
+    assert facts["close_wait"] == {"total": 2, "by_process": [], "by_program": [], "unowned": 0}
     assert facts["collection"]["owners"]["fds_read"] == 0
 
 
@@ -144,8 +153,9 @@ def test_inbound_time_wait_groups_remote_ports():
 
 def test_no_port_range():
     facts = R.Tally(None).report()
-    assert facts["ephemeral_ports"] == {"range": None, "size": None, "busiest": {
-        "address": None, "port": None, "in_use": None, "utilisation": None}}
+    empty = {"address": None, "port": None, "in_use": None, "utilisation": None}
+    assert facts["ephemeral_ports"] == {"range": None, "size": None, "busiest": empty, "crowded": empty, "reuse": {
+        "tcp_tw_reuse": None, "tcp_tw_reuse_delay_ms": None, "tcp_timestamps": None, "judged": False}}
 
 
 @pytest.mark.parametrize("slot, raw, text", [
