@@ -333,3 +333,11 @@ def test_the_legacy_request_is_probed_once_per_process(monkeypatch):
     assert first.compat is not None and second.compat == first.compat
     second.dump([(REST, 1)], Blocks())
     assert len(opener.opened) - opened == opened - 1  # the same dumps, without the probe
+
+
+def test_proc_records_carry_the_time_left_on_the_timer(tmp_path):
+    """tm->when (clock ticks) becomes milliseconds in the tenth field: 0x174A ticks left on a TIME_WAIT timer."""
+    _counts, _listeners, records = collect(S.ProcBackend(fake_proc(str(tmp_path))))
+    tw = sorted(rec[9] for rec in records[S.AF_INET] if rec[0] == S.TIME_WAIT)
+    tick_ms = 1000.0 / os.sysconf("SC_CLK_TCK")
+    assert int(0x174A * tick_ms) in tw and all(0 < ms <= S.TIMEWAIT_MS for ms in tw)
