@@ -149,20 +149,25 @@ def test_two_roles_get_both_storms(lab, work):
                 "http://%s/" % lab["web_ip"], timeout=120).stdout
         assert "Failed requests:        0" in ab
         app = run_client(lab["web"], "mysql", "--target", "%s:3306" % lab["peer_ip"], "--count", str(650 * SCALE),
-                         "--procs", "2", "--seconds", "55", timeout=120)
-        assert app["ok"] == 650 * SCALE, app
+                         "--procs", "4", "--seconds", str(30 * SCALE), timeout=120)
+        assert app["ok"] >= 250 * SCALE, app
         server_tw = finished_time_wait(lab["web"], "sport", "= :80")
         client_tw = ss(lab["web"], "state", "time-wait", "dport", "= :3306")
         tcp, findings = audit(lab["web"], STORM_OVERRIDES)
         after_server = ss(lab["web"], "state", "time-wait", "sport", "= :80")
         after_client = ss(lab["web"], "state", "time-wait", "dport", "= :3306")
     assert len(after_server) == len(server_tw) and len(after_client) == len(client_tw), "ss saw TIME_WAIT move"
-    assert len(server_tw) >= 500 * SCALE and len(client_tw) >= 200 * SCALE
+    assert len(server_tw) >= 500 * SCALE and len(client_tw) >= 100 * SCALE
     side = tcp["time_wait"]
     assert side["server_side"]["total"] == len(server_tw)
     assert side["server_side"]["by_local_port"][0] == {"address": lab["web_ip"], "port": 80, "count": len(server_tw)}
     assert side["client_side"]["by_remote"][0] == {"address": lab["peer_ip"], "port": 3306, "count": len(client_tw)}
     found = by_id(findings)
+    if os.environ.get("LNTCP_RECORD_DOCS"):
+        with open("/tmp/lntcp-i21-two-roles.json", "w") as handle:
+            json.dump({"tcp": tcp, "findings": findings}, handle, indent=1)
+    context = (sorted(found), side, tcp["ephemeral_ports"])
+    assert len(found.get("time_wait_storm_server", [])) == 1 and len(found.get("time_wait_storm_client", [])) == 1, context
     (server,) = found["time_wait_storm_server"]
     (client_side,) = found["time_wait_storm_client"]
     assert server["item"]["count"] == side["server_side"]["total"]
