@@ -439,13 +439,14 @@ class Tally:
             # Inbound sockets: grouped by (address, listening port); their remote ports are clients' ephemeral ports.
             key = (address_text(slot, raw), port, local_port)
             entry["remotes"][key] = entry["remotes"].get(key, 0) + 1
-        # Per program: the processes of one executable in one cgroup (the workers of a prefork server, a
-        # container's processes) add up, so that a leak spread thinly over many workers is seen whole.
+        # Per program: the processes of one executable with one name in one cgroup for one user (the workers of a
+        # prefork server) add up, so that a leak spread thinly over many workers is seen whole. The name counts too:
+        # processes of one interpreter that name themselves differently are different programs.
         programs = {}
         for pid in sorted(procs):
             entry = procs[pid]
             exe, cgroup = program_of(root, pid)
-            key = (exe or entry["name"], cgroup, entry["user"])
+            key = (exe, entry["name"], cgroup, entry["user"])
             program = programs.get(key)
             if program is None:
                 program = programs[key] = {"name": entry["name"], "exe": exe, "cgroup": cgroup, "user": entry["user"],
