@@ -705,14 +705,15 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
     owners = {}
     owner_info = None
     if processes:
-        # Required: CLOSE_WAIT sockets (the leak to explain) and listeners with a non-empty accept queue
-        # (who is not accepting). Other listeners are attributed while the scan stays cheap.
+        # Required: CLOSE_WAIT sockets (the leak to explain) and listeners with a non-empty accept queue or with
+        # connection requests in SYN_RECV (who is not accepting, which listener is flooded). Other listeners are
+        # attributed while the scan stays cheap.
         inodes = [row[0] for row in tally.close_wait]
         optional = []
         if wanted & LISTEN_BIT:
             for _slot, rec in tally.listeners:
-                if rec[5]:
-                    inodes.append(rec[8])
+                if rec[5] or tally.lports[SYN_RECV].get(rec[1]):
+                    inodes.append(rec[8])  # a queue, or connection requests: who should accept them
                 elif idle_owners:
                     optional.append(rec[8])
         uids = {rec[7] for _slot, rec in tally.listeners} | {row[1] for row in tally.close_wait}
