@@ -219,8 +219,8 @@ ansible_facts:
               its remote C(port), and C(local_port) is V(null). An inbound socket, whose local port is a listening
               port, has C(port) V(null) (the remote port is a client's ephemeral port) and the listening port in
               C(local_port); inbound sockets are grouped by address and C(local_port).
-            - C(by_program) adds the processes up per program - the same executable (C(exe), from C(/proc/PID/exe)) in
-              the same cgroup (C(cgroup), the v2 path) for the same C(user) - so that the workers of a prefork server
+            - C(by_program) adds the processes up per program - the same executable (C(exe), from C(/proc/PID/exe)) and
+              C(name), in the same cgroup (C(cgroup), the v2 path), for the same C(user) - so that the workers of a prefork server
               (php-fpm, gunicorn, Apache, uWSGI) count as one. Each has C(name), C(exe), C(cgroup), C(user), C(count),
               C(processes), C(pids) (at most 20) and C(remotes). C(exe) is V(null) where it cannot be read (another
               user's process without root).

@@ -84,7 +84,7 @@ def test_every_series_is_written_by_the_textfile_template():
 
 def test_close_wait_alert_and_rule_share_threshold_and_grouping(tmp_path):
     """LinuxnetTcpCloseWaitLeak and the audit's close_wait_leak rule judge the same thing: one value per program
-    (executable, cgroup, user: tcp_facts close_wait.by_program, one textfile series each) against the same
+    (executable, name, cgroup, user: tcp_facts close_wait.by_program, one textfile series each) against the same
     threshold. The suite proves it fires at the rule's min_count and not one below."""
     with open(os.path.join(ROOT, "roles", "audit", "vars", "main.yml")) as handle:
         builtin = {rule["id"]: rule for rule in yaml.safe_load(handle)["__tcp_audit_builtin_rules"]}
