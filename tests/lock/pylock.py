@@ -55,8 +55,8 @@ def read_lock(path):
 
 
 def run(argv, **kwargs):
-    kwargs.setdefault("check", True)
-    return subprocess.run([str(a) for a in argv], **kwargs)
+    check = kwargs.pop("check", True)
+    return subprocess.run([str(a) for a in argv], check=check, **kwargs)
 
 
 def interpreter_id(python):
@@ -183,7 +183,7 @@ def cmd_check(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command")
     sub.required = True
     resolve = sub.add_parser("resolve")
