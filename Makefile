@@ -10,8 +10,12 @@ BIN := $(VENV)/bin
 BUILD := $(CURDIR)/.build
 COLLECTIONS := $(BUILD)/collections
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
-# Debian packages the test suite drives (installed by `make test` when running as root).
-SYSTEM_PACKAGES := podman runc debootstrap iproute2 shellcheck rsync prometheus prometheus-node-exporter chromium
+# Debian packages the test suite drives (installed by `make test` when running as root). nginx, mariadb-server,
+# hping3, wrk and apache2-utils (ab) are the real software of tests/integration/test_diagnosis_real_software.py; the
+# tests start their own instances, with their own configuration, in network namespaces of their own, so a default
+# service a package may start on the host is neither used nor in the way.
+SYSTEM_PACKAGES := podman runc debootstrap iproute2 shellcheck rsync prometheus prometheus-node-exporter chromium \
+                   nginx mariadb-server hping3 wrk apache2-utils
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)

@@ -199,9 +199,18 @@ ansible_facts:
               ports C(by_local_port) (C(port), C(count)).
             - A C(port) of V(null) in C(by_remote) groups inbound sockets, whose local port is a listening port. The
               remote ports of these sockets are the clients' ephemeral ports.
+            - C(server_side) counts the sockets whose local port is a listening port (this host closed connections it
+              had accepted; they hold no port), with C(total), C(by_local_port) (C(address) of the listener, C(port),
+              C(count)) and C(by_client) (C(address), C(count)). C(client_side) counts every other TIME_WAIT socket
+              (this host opened the connection and closed it first; each holds its local port towards its
+              destination), with C(total) and C(by_remote) (C(address), C(port), C(count)). Both are V(null) when
+              TIME_WAIT sockets were counted but not read (O(states) without V(TIME_WAIT)).
           type: dict
           returned: always
-          sample: {total: 30000, by_remote: [{address: 10.0.0.5, port: 3306, count: 29000}], by_local_port: [{port: 41234, count: 1}]}
+          sample: {total: 30000, by_remote: [{address: 10.0.0.5, port: 3306, count: 29000}], by_local_port: [{port: 41234, count: 1}],
+                   server_side: {total: 1000, by_local_port: [{address: 0.0.0.0, port: 80, count: 1000}],
+                                 by_client: [{address: 10.0.0.9, count: 1000}]},
+                   client_side: {total: 29000, by_remote: [{address: 10.0.0.5, port: 3306, count: 29000}]}}
         close_wait:
           description:
             - C(total), C(by_process) (C(pid), C(name), C(user), C(count), C(remotes)) and C(unowned), the number of
@@ -210,11 +219,19 @@ ansible_facts:
               its remote C(port), and C(local_port) is V(null). An inbound socket, whose local port is a listening
               port, has C(port) V(null) (the remote port is a client's ephemeral port) and the listening port in
               C(local_port); inbound sockets are grouped by address and C(local_port).
+            - C(by_program) adds the processes up per program - the same executable (C(exe), from C(/proc/PID/exe)) and
+              C(name), in the same cgroup (C(cgroup), the v2 path), for the same C(user) - so that the workers of a prefork server
+              (php-fpm, gunicorn, Apache, uWSGI) count as one. Each has C(name), C(exe), C(cgroup), C(user), C(count),
+              C(processes), C(pids) (at most 20) and C(remotes). C(exe) is V(null) where it cannot be read (another
+              user's process without root).
           type: dict
           returned: always
           sample: {total: 5, unowned: 0, by_process: [{pid: 812, name: java, user: app, count: 5,
                    remotes: [{address: 10.0.0.7, port: 8080, local_port: null, count: 3},
-                             {address: 10.0.0.9, port: null, local_port: 443, count: 2}]}]}
+                             {address: 10.0.0.9, port: null, local_port: 443, count: 2}]}],
+                   by_program: [{name: java, exe: /usr/lib/jvm/java-17-openjdk-amd64/bin/java, cgroup: /system.slice/app.service,
+                                 user: app, count: 5, processes: 1, pids: [812],
+                                 remotes: [{address: 10.0.0.7, port: 8080, local_port: null, count: 3}]}]}
         peers:
           description: Top remote addresses with C(total) and per-state counts in C(states). Listeners are not counted.
           type: list
@@ -230,19 +247,58 @@ ansible_facts:
         listeners:
           description:
             - Listening sockets, fullest accept queue first. C(queue) is the current accept queue length,
-              C(backlog) its limit (V(null) with the proc backend). C(pid), C(name) and C(user) name the
-              owner, or are V(null) when the owner was not found.
+              C(backlog) its limit (V(null) with the proc backend), already capped by C(net.core.somaxconn).
+              C(pid), C(name) and C(user) name the owner, or are V(null) when the owner was not found.
+            - C(syn_recv) is the number of connection requests in SYN_RECV on the listener's port. C(syn_limit) is how
+              many the kernel keeps before it answers with SYN cookies or drops (C(backlog) + 1), and C(syn_bound) the
+              setting that sets it - V(backlog), V(somaxconn) (the backlog asked for was capped), or
+              V(tcp_max_syn_backlog) when SYN cookies are off and three quarters of it is the smaller bound
+              (tcp_conn_request() in net/ipv4/tcp_input.c).
+            - For a listener with a queue or with requests in SYN_RECV, C(holders) lists the processes holding it (from
+              the first one found, its parent, children and siblings; at most 8), the one that should accept first, with
+              C(pid), C(name), C(user), C(state) (V(running), V(sleeping), V(stopped), ...), C(ppid) and C(waits) -
+              V(accept) (blocked in accept() on it), V(epoll) (an epoll set watches it) or V(none) (holds it without
+              waiting on it, such as a master that forked workers). C(holders_total) counts them. C(pid), C(name) and
+              C(user) of the row are those of the first holder.
           type: list
           elements: dict
           returned: always
-          sample: [{address: 0.0.0.0, port: 8080, queue: 129, backlog: 128, pid: 901, name: python3, user: app}]
+          sample: [{address: 0.0.0.0, port: 80, queue: 17, backlog: 16, pid: 902, name: nginx, user: www-data, syn_recv: 0,
+                    syn_limit: 17, syn_bound: backlog, holders_total: 2,
+                    holders: [{pid: 902, name: nginx, user: www-data, state: stopped, waits: epoll, ppid: 901},
+                              {pid: 901, name: nginx, user: root, state: sleeping, waits: none, ppid: 1}]}]
         ephemeral_ports:
           description:
-            - C(range) from C(net.ipv4.ip_local_port_range), its C(size), and the C(busiest) destination
-              (C(address), C(port), C(in_use) local ports towards it, C(utilisation) from 0 to 1).
+            - C(range) from C(net.ipv4.ip_local_port_range), its C(size), the C(busiest) destination (the most local
+              ports held) and the C(crowded) one (the most sockets), each with C(address), C(port), C(in_use) (local
+              ports held towards it), C(utilisation) (C(in_use) / C(size)), C(sockets), C(connections) (not in
+              TIME_WAIT), C(time_wait), C(time_wait_held) and C(time_wait_reusable).
+            - A TIME_WAIT socket holds its port unless the kernel would hand it to a new connect() (tcp_twsk_unique()
+              in net/ipv4/tcp_ipv4.c) - C(tcp_timestamps) on, C(tcp_tw_reuse) 1 (or 2 with a loopback address at
+              either end), and older than C(tcp_tw_reuse_delay) (Linux 6.15+; 1 s before). Its age comes from the time
+              left on its timer (sock_diag C(idiag_expires), or C(tm->when) in /proc). C(reuse) gives the settings read
+              in the namespace (C(tcp_tw_reuse), C(tcp_tw_reuse_delay_ms), C(tcp_timestamps)) and C(judged), false
+              when they could not be read (then every TIME_WAIT socket counts as holding its port).
           type: dict
           returned: always
-          sample: {range: [32768, 60999], size: 28232, busiest: {address: 10.0.0.5, port: 3306, in_use: 29010, utilisation: 1.0276}}
+          sample: {range: [40000, 40999], size: 1000,
+                   reuse: {tcp_tw_reuse: 1, tcp_tw_reuse_delay_ms: 1000, tcp_timestamps: 1, judged: true},
+                   busiest: {address: 10.0.0.5, port: 3306, in_use: 651, utilisation: 0.651, sockets: 1000, connections: 1,
+                             time_wait: 999, time_wait_held: 650, time_wait_reusable: 349},
+                   crowded: {address: 10.0.0.5, port: 3306, in_use: 651, utilisation: 0.651, sockets: 1000, connections: 1,
+                             time_wait: 999, time_wait_held: 650, time_wait_reusable: 349}}
+        rates:
+          description:
+            - Per-second rates of C(TWRecycled), C(ActiveOpens), C(PassiveOpens), C(AttemptFails), C(SyncookiesSent),
+              C(TCPReqQFullDrop), C(TCPReqQFullDoCookies), C(ListenOverflows) and C(ListenDrops) over C(window_s)
+              seconds (at least 1), measured only when they tell what is happening now - TIME_WAIT sockets and
+              connections take half the ephemeral range towards one destination, or a listener has requests in
+              SYN_RECV (the module then waits up to a second). V(null) otherwise, and with O(summary).
+          type: dict
+          returned: always
+          sample: {window_s: 1.001, TWRecycled: 650.2, ActiveOpens: 650.2, PassiveOpens: 0.0, AttemptFails: 0.0,
+                   SyncookiesSent: 0.0, TCPReqQFullDrop: 0.0, TCPReqQFullDoCookies: 0.0, ListenOverflows: 0.0,
+                   ListenDrops: 0.0}
         counters:
           description:
             - Kernel counters from C(/proc/net/netstat) (C(TcpExt)) and C(/proc/net/snmp) (C(Tcp)), V(null) when the
