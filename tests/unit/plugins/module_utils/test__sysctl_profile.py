@@ -14,8 +14,8 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import S
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_tree import ApplyError, SysctlTree
 
 from sysctl_fixtures import (  # pylint: disable=wrong-import-order
-    CONNTRACK, DROPIN, HOST, MODPROBE_FILE, MODULES_FILE, STATE, FakeKernel, FakeModprobe, conntrack_host, make_tree, put, raw, read,
-    snapshot, with_listeners)
+    CONNTRACK, DROPIN, HOST, MODPROBE_FILE, MODULES_FILE, STATE, DiskFault, FakeKernel, FakeModprobe, conntrack_host, make_tree, put,
+    raw, read, snapshot, with_listeners)
 
 
 def test_plan_resolves_raise_only_rename_and_skips(tmp_path):
@@ -248,13 +248,21 @@ def test_failed_write_rolls_back_runtime_and_keeps_files(tmp_path):
     assert dict((k, v[0]) for k, v in after.items()) == dict((k, v[0]) for k, v in before.items())
 
 
-def test_failed_file_write_rolls_back_runtime(tmp_path):
+def test_failed_file_write_rolls_back_runtime(tmp_path, monkeypatch):
     root = make_tree(tmp_path)
-    os.makedirs(os.path.join(root, DROPIN.lstrip("/")))  # a directory where the file goes: rename fails
-    with pytest.raises(ApplyError) as err:
+    os.makedirs(os.path.join(root, "etc/sysctl.d"))
+    before, dirs = snapshot(root), _dirs(root)
+    fault = DiskFault(monkeypatch, root, "/etc/sysctl.d", errno.ENOSPC)
+    with pytest.raises(profile.CommitError) as err:
         profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
-    assert "rolled back" in str(err.value)
+    assert fault.hits
+    assert str(err.value) == ("writing the profile's files failed: %s: ENOSPC (No space left on device); rolled back 1 runtime "
+                              "value(s) and 0 file(s); the state file is as before" % DROPIN)
+    assert (err.value.path, err.value.errno) == (DROPIN, "ENOSPC")
     assert raw(root, "net/core/somaxconn") == "4096\n" and read(root, STATE) is None
+    # A failed first run leaves nothing: no temporary file, no lock file, no empty state directory.
+    assert dict((k, v[0]) for k, v in snapshot(root).items()) == dict((k, v[0]) for k, v in before.items())
+    assert _dirs(root) == dirs
 
 
 def test_absent_restores_originals_unless_another_file_sets_them(tmp_path):
@@ -424,16 +432,18 @@ def test_read_only_proc_sys_writes_nothing(tmp_path, monkeypatch):
     assert snapshot(root) == before
 
 
-def test_failed_boot_file_restores_the_files_already_written(tmp_path):
+def test_failed_boot_file_restores_the_files_already_written(tmp_path, monkeypatch):
     root, modprobe = conntrack_host(tmp_path)
     profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
-    dropin_before = read(root, DROPIN)
-    os.makedirs(os.path.join(root, MODPROBE_FILE.lstrip("/")))  # a directory where the file goes: rename fails
-    with pytest.raises(ApplyError) as err:
+    os.makedirs(os.path.join(root, "etc/modprobe.d"))
+    before = snapshot(root)
+    DiskFault(monkeypatch, root, "/etc/modprobe.d", errno.EROFS)
+    with pytest.raises(profile.CommitError) as err:
         profile.profile_present(root, "web", {"net.core.somaxconn": 16384}, modules=["ip_vs"],
                                 module_options={"ip_vs": {"conn_tab_bits": 12}}, modprobe=modprobe, load=False)
-    assert "files restored" in str(err.value) and "rolled back" in str(err.value)
-    assert read(root, DROPIN) == dropin_before and read(root, MODULES_FILE) is None
+    assert str(err.value).startswith("writing the profile's files failed: %s: EROFS (Read-only file system); rolled back 1 "
+                                     "runtime value(s) and 2 file(s); the state file is as before" % MODPROBE_FILE)
+    assert dict((k, v[0]) for k, v in snapshot(root).items()) == dict((k, v[0]) for k, v in before.items())
     assert raw(root, "net/core/somaxconn") == "8192\n"
 
 
