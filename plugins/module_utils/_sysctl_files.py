@@ -539,6 +539,10 @@ class HostLock(object):
                 _write_all(self.fd, ("%d\n" % os.getpid()).encode("ascii"))
             except OSError:
                 pass  # a full disk: the lock holds all the same, only without the pid
+            except BaseException:
+                os.close(self.fd)
+                self.fd = None
+                raise
 
     def _open(self):
         cloexec = getattr(os, "O_CLOEXEC", 0)

@@ -655,6 +655,7 @@ def _plan_present(root, tree, state, settled, lock, name, path, settings, persis
     new_text = files.render(name, [(e["key"], e["after"], bool(e["module"])) for e in entries + boot_only]) if persist else None
     file_changes = ([(path, old_text, new_text, 0o644)] if persist and new_text != old_text else []) + boot_changes
     boot = conf.BootConfig(root, {path: new_text} if persist else None)
+    warnings.extend(conf.config_warnings(root, "systemd", {path: new_text} if persist else None))
 
     saved = dict(state["originals"]) if state else {}
     # Keys dropped from the profile since the run that saved them get their original back.
@@ -733,6 +734,7 @@ def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=F
         changes, not_restored, skipped = [], [], []
         if apply:
             changes, _done, not_restored, skipped = restore_plan(tree, originals, originals, conf.BootConfig(root, {path: None}))
+        warnings = conf.config_warnings(root, "systemd", {path: None}) if apply else []
         # The saved originals are kept until they could be restored (a read-only /proc/sys restores nothing).
         remove_state = apply and state is not None and kernel["proc_sys_writable"]
         file_changes = []
@@ -755,6 +757,7 @@ def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=F
             kernel=kernel,
             diff=_diff(changes, file_changes),
             revert=_revert_doc(root, name, changes, file_changes, settled, remove_state, lock.created),
+            warnings=warnings,
         )
     return _run(root, name, path, "absent", check_mode, lock_timeout, tree, planner)
 
