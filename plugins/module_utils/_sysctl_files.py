@@ -192,11 +192,10 @@ def read_owned(root, path, action="overwrite"):
 def boot_file_change(root, path, new_text):
     """``(path, old, new)`` for one of the profile's module files, or None when nothing is to change.
 
-    A file at our path without our header is never overwritten; when we would only remove it, it is
-    left alone (unlike a foreign drop-in, which stops the run: the keys it sets are what we manage).
+    A file at our path without our header (or not a regular file) is never overwritten; when we would only remove
+    it, it is left alone (unlike a foreign drop-in, which stops the run: the keys it sets are what we manage).
     """
-    old = read_text(root, path)
-    if new_text is None and (not is_owned(old) or special_kind(root, path) is not None):
+    if new_text is None and (special_kind(root, path) is not None or not is_owned(read_text(root, path))):
         return None
     old = read_owned(root, path)
     return None if old == new_text else (path, old, new_text)
@@ -417,21 +416,23 @@ def load_state(root, name):
 
 
 def _check_transaction(txn):
-    """The journal's transaction with what a report needs; a damaged one still counts as an interrupted run."""
+    """The journal's transaction with what a report needs; a damaged one still says that a run was interrupted."""
     out = {"action": None, "pid": None, "started": None, "runtime": {}, "files": {}}
     if not isinstance(txn, dict):
         return out
-    for field in ("action", "pid", "started"):
-        if isinstance(txn.get(field), (str, int)) and not isinstance(txn.get(field), bool):
+    for field, kind in (("action", str), ("pid", int), ("started", str)):
+        if isinstance(txn.get(field), kind) and not isinstance(txn.get(field), bool):
             out[field] = txn[field]
-    for key, pair in (txn.get("runtime") or {}).items() if isinstance(txn.get("runtime"), dict) else ():
-        try:
-            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair):
+    runtime = txn.get("runtime") if isinstance(txn.get("runtime"), dict) else {}
+    for key, pair in runtime.items():
+        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair):
+            try:
                 out["runtime"][keys.canonical_key(key)] = pair
-        except SysctlError:
-            pass
-    for path, pair in (txn.get("files") or {}).items() if isinstance(txn.get("files"), dict) else ():
-        if isinstance(path, str) and isinstance(pair, list) and len(pair) == 2:
+            except SysctlError:
+                pass  # never read: a key outside /proc/sys
+    written = txn.get("files") if isinstance(txn.get("files"), dict) else {}
+    for path, pair in written.items():
+        if isinstance(pair, list) and len(pair) == 2:
             out["files"][path] = pair
     return out
 
@@ -521,7 +522,10 @@ class HostLock(object):
             if fd is None:
                 return
             try:
-                got = self._wait(fd, deadline)
+                try:
+                    got = self._wait(fd, deadline)
+                except OSError as exc:
+                    raise SysctlError("cannot take the lock %s: %s; nothing was changed" % (LOCK_PATH, describe(_named(exc, LOCK_PATH))))
                 if not got:
                     pid = self._holder(fd)
                     raise LockTimeout("another run of linuxnet.tcp.sysctl_profile holds the lock %s (pid %s) for more than "

@@ -4,10 +4,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The profile transaction: plan, apply, persist, restore, diff. Built from the tree and the owned files.
 
-A run decides everything first (validate every key and value, classify it against this kernel, resolve
-``>=``/``<=``, apply the safety rules, work out every file's new text), then, unless in check mode, writes
-in this order: the state file with the originals, the runtime values as one transaction, the files as one
-unit. A failure after the state file restores what was written, so a run changes all of it or nothing.
+A run holds the host lock (``_sysctl_files.HostLock``) from its plan to its last write. It decides everything first
+(validate every key and value, classify it against this kernel, resolve ``>=``/``<=``, apply the safety rules, work
+out every file's new text: a :class:`Transaction`), then, unless in check mode, writes ahead (``_commit``): the state
+file as a journal holding the original of every value the run may change, the runtime values as one transaction,
+the files as one unit, and last the state file at rest, which only then drops the originals of values put back. A
+failure rolls back what was written, so a run changes all of it or nothing; a kill at any instant leaves every
+original on disk, and the next run finds the journal and reports it (``recovered``).
 """
 
 import errno
