@@ -32,8 +32,9 @@ description:
   - One run at a time per host - a run holds an exclusive lock (C(/var/lib/linuxnet-tcp/sysctl.lock), C(flock)) from
     its plan to its last write, so two runs that share keys (two playbooks, AWX and a person) take turns. See
     O(lock_timeout).
-  - A failed write (a full or read-only file system) fails the task with the path and the error (C(ENOSPC),
-    C(EROFS)) after everything written was rolled back, and says what was rolled back.
+  - A failed write (a full or read-only file system) fails the task after everything written was rolled back, with a
+    message naming the path, the error (C(ENOSPC), C(EROFS)) and what was rolled back, and the path and the error
+    name in C(error_path) and C(errno).
   - Kernel modules the keys need (O(modules)) are loaded now in the initial network namespace and at every boot
     through the profile's C(modules-load.d) file, so a profile of conntrack or IPVS keys applies in one run and
     survives a reboot.
@@ -543,14 +544,15 @@ def main():
     except SysctlError as exc:
         module.fail_json(msg="nothing changed: %s" % exc)
     except ApplyError as exc:
-        # A CommitError (an OS error while writing) also names the path and the errno.
+        # A CommitError (an OS error while writing) also names the path and the errno. Not as 'path', to which
+        # AnsibleModule adds that file's attributes.
         module.fail_json(msg=str(exc), key=exc.key, classification=exc.classification, rollback_failures=exc.rollback_failures,
-                         path=getattr(exc, "path", None), errno=getattr(exc, "errno", None))
+                         error_path=getattr(exc, "path", None), errno=getattr(exc, "errno", None))
     except OSError as exc:
         # Not reached by the library's own reads and writes (they raise the errors above); kept so that nothing
         # unforeseen ever ends in a traceback.
         module.fail_json(msg="%s: %s (%s)" % (exc.filename, errno.errorcode.get(exc.errno, exc.errno), exc.strerror),
-                         path=exc.filename, errno=errno.errorcode.get(exc.errno))
+                         error_path=exc.filename, errno=errno.errorcode.get(exc.errno))
     for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(**result)

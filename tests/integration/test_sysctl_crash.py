@@ -284,8 +284,8 @@ def test_full_or_read_only_file_system_fails_cleanly(tmp_path, fault, scenario):
         out = ns.module(run)
         assert out.get("failed") is True, out
         errno_name = "ENOSPC" if fault.endswith("full") else "EROFS"
-        assert out["errno"] == errno_name and out["path"].startswith(where), out
-        assert "%s: %s (" % (out["path"], errno_name) in out["msg"], out["msg"]
+        assert out["errno"] == errno_name and out["error_path"].startswith(where), out
+        assert "%s: %s (" % (out["error_path"], errno_name) in out["msg"], out["msg"]
         if where == "/var/lib":
             assert out["msg"].endswith("nothing was changed"), out["msg"]
         else:

@@ -108,6 +108,6 @@ def test_a_full_disk_fails_with_the_path_and_errno_never_a_traceback(root, capsy
     os.makedirs(os.path.join(root, "etc/sysctl.d"))
     DiskFault(monkeypatch, root, "/etc/sysctl.d", errno.ENOSPC)
     out = run({"name": "web", "settings": {"net.core.somaxconn": 8192}}, capsys)
-    assert out["failed"] is True and out["path"] == "/etc/sysctl.d/90-linuxnet-web.conf" and out["errno"] == "ENOSPC"
+    assert out["failed"] is True and out["error_path"] == "/etc/sysctl.d/90-linuxnet-web.conf" and out["errno"] == "ENOSPC"
     assert "rolled back 1 runtime value(s)" in out["msg"] and "Traceback" not in json.dumps(out)
     assert raw(root, "net/core/somaxconn") == "4096\n"
