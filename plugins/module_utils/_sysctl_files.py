@@ -525,11 +525,11 @@ class HostLock(object):
                 try:
                     got = self._wait(fd, deadline)
                 except OSError as exc:
-                    raise SysctlError("cannot take the lock %s: %s; nothing was changed" % (LOCK_PATH, describe(_named(exc, LOCK_PATH))))
+                    raise SysctlError("cannot take the lock %s: %s" % (LOCK_PATH, describe(_named(exc, LOCK_PATH))))
                 if not got:
                     pid = self._holder(fd)
                     raise LockTimeout("another run of linuxnet.tcp.sysctl_profile holds the lock %s (pid %s) for more than "
-                                      "lock_timeout=%s s; nothing was changed" % (LOCK_PATH, pid or "unknown", self.timeout),
+                                      "lock_timeout=%s s" % (LOCK_PATH, pid or "unknown", self.timeout),
                                       LOCK_PATH, pid)
                 if self._same(fd):
                     self.fd, fd = fd, None
@@ -564,8 +564,8 @@ class HostLock(object):
             except OSError as exc:
                 if exc.errno == errno.EROFS:
                     return None
-                raise SysctlError("cannot take the lock %s: %s; nothing was changed" % (LOCK_PATH, describe(_named(exc, LOCK_PATH))))
-        raise SysctlError("cannot take the lock %s: its directory keeps disappearing; nothing was changed" % LOCK_PATH)
+                raise SysctlError("cannot take the lock %s: %s" % (LOCK_PATH, describe(_named(exc, LOCK_PATH))))
+        raise SysctlError("cannot take the lock %s: its directory keeps disappearing" % LOCK_PATH)
 
     def _wait(self, fd, deadline):
         mode = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
@@ -634,4 +634,3 @@ class HostLock(object):
         finally:
             os.close(self.fd)
             self.fd = None
-

@@ -464,7 +464,7 @@ def _run(root, name, path, action, check_mode, lock_timeout, tree, planner):
                                               [os.path.basename(p) for p in _own_paths(name, path)])
             recovered = _recovered(root, tree, name, path, state, temps)
         except OSError as exc:
-            raise SysctlError("reading %s failed; nothing was changed" % files.describe(exc))
+            raise SysctlError("reading %s failed" % files.describe(exc))
         if settled != raw_state and not txn.state_change:
             txn.state_change, txn.state = True, settled  # only the journal is to go
         if recovered:
@@ -720,7 +720,6 @@ def _plan_present(root, tree, state, settled, lock, name, path, settings, persis
         revert=revert,
         warnings=warnings,
     )
-
 
 
 def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=False, tree=None, lock_timeout=files.LOCK_TIMEOUT):

@@ -179,4 +179,3 @@ class DiskFault(object):
         monkeypatch.setattr(os, "open", open_)
         for name in ("replace", "rename", "unlink", "mkdir", "rmdir"):
             monkeypatch.setattr(os, name, path_op(name))
-
