@@ -14,7 +14,7 @@ VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 # hping3, wrk and apache2-utils (ab) are the real software of tests/integration/test_diagnosis_real_software.py; the
 # tests start their own instances, with their own configuration, in network namespaces of their own, so a default
 # service a package may start on the host is neither used nor in the way.
-SYSTEM_PACKAGES := podman runc debootstrap iproute2 shellcheck rsync prometheus prometheus-node-exporter chromium \
+SYSTEM_PACKAGES := podman runc debootstrap iproute2 shellcheck rsync prometheus prometheus-node-exporter chromium strace \
                    nginx mariadb-server hping3 wrk apache2-utils
 
 export PATH := $(BIN):$(PATH)

@@ -27,6 +27,7 @@ procps ``sysctl --system`` (4.0.2) differs: it also reads /lib/sysctl.d and appl
 
 import os
 import re
+import stat
 from collections import OrderedDict
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as catalog
@@ -49,33 +50,84 @@ def host_path(root, path):
     return os.path.join(root, path.lstrip("/"))
 
 
-def read_text(root, path):
-    """Text of a target file, following symlinks inside ``root``; ``""`` for a link to /dev/null, None if unreadable."""
+def _kind(mode):
+    for test, label in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return label
+    return "not a regular file"
+
+
+def resolve(root, path):
+    """Host path of a target file with its symlinks followed inside ``root``; None for a link to /dev/null."""
     full = host_path(root, path)
     for _hop in range(40):
         if not os.path.islink(full):
             break
         target = os.readlink(full)
         if target == "/dev/null":
-            return ""
+            return None
         full = host_path(root, target) if os.path.isabs(target) else os.path.join(os.path.dirname(full), target)
+    return full
+
+
+def special_kind(root, path):
+    """What a target path is when it exists but is not a regular file ("a FIFO", "a directory", ...), else None.
+
+    A link to /dev/null (systemd's way to mask a file) counts as an empty regular file.
+    """
+    full = resolve(root, path)
     try:
-        with open(full, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
+        mode = os.stat(full).st_mode if full is not None else None
     except OSError:
         return None
+    return None if mode is None or stat.S_ISREG(mode) else _kind(mode)
 
 
-def parse_conf(text, path=None):
+def read_text(root, path):
+    """Text of a target file, following symlinks inside ``root``; ``""`` for a link to /dev/null, None if unreadable.
+
+    Only a regular file is opened: a FIFO would block the read forever and a device could act on the open, and
+    any package can put one in a sysctl.d directory. It is checked before the open (stat) and after it (fstat on a
+    descriptor opened without blocking), so nothing swapped in between is read either.
+    """
+    full = resolve(root, path)
+    if full is None:
+        return ""
+    try:
+        if not stat.S_ISREG(os.stat(full).st_mode):
+            return None
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def parse_conf(text, path=None, warnings=None):
     """Parse sysctl.d text the way systemd-sysctl does.
 
     Returns entries ``{norm, key, value, raw, ignore_failure, glob, exclude, file}``: ``norm`` is
     the normalised key systemd uses as map key, ``key`` the collection's spelling, ``raw`` the assigned text
     stripped of surrounding whitespace as systemd compares it, ``value`` the same with inner whitespace folded
     (both None for an exclusion). Keys with a ``..`` component are dropped: systemd-sysctl refuses to write them.
+    A glob line beyond the pattern bounds (``_sysctl_keys.brace_expand()``) is skipped, and said in ``warnings``
+    (a list) when given: any package can drop such a line, and it must not stop every run on the host.
     """
     entries = []
-    for raw in _EOL_RE.split(text):
+    for number, raw in enumerate(_EOL_RE.split(text), 1):
         line = raw.strip(keys.WHITESPACE)
         if not line or line[0] in "#;":
             continue
@@ -93,18 +145,26 @@ def parse_conf(text, path=None):
         if not parts or ".." in parts:
             continue
         norm = "/".join(parts)
+        if keys.is_glob(norm):
+            try:
+                keys.brace_expand(norm)
+            except keys.SysctlError as exc:
+                if warnings is not None:
+                    warnings.append("%s line %d skipped: %s" % (path, number, exc))
+                continue
         entries.append({"norm": norm, "key": keys.name(parts), "raw": value,
                         "value": None if value is None else " ".join(value.split()), "ignore_failure": ignore,
                         "glob": keys.is_glob(norm), "exclude": exclude, "file": path})
     return entries
 
 
-def config_files(root="/", tool="systemd", replace=None):
+def config_files(root="/", tool="systemd", replace=None, warnings=None):
     """Files in application order as ``[(path, text)]``.
 
     ``replace`` maps a path to the text it would have (None: the file would not exist), so a run can resolve
     precedence as it will be after its own write, in check mode too. A name whose winning file cannot be read
-    (a dangling link, a directory) still hides the same name in later directories, as in systemd.
+    (a dangling link, a directory) still hides the same name in later directories, as in systemd. One that is not a
+    regular file (a FIFO, a socket, a device) is never opened, and said in ``warnings`` (a list) when given.
     """
     replace = replace or {}
     dirs = SYSTEMD_DIRS if tool == "systemd" else PROCPS_DIRS
@@ -127,6 +187,12 @@ def config_files(root="/", tool="systemd", replace=None):
     real_seen = set()
     for entry in sorted(chosen):
         path = chosen[entry]
+        if path not in replace:
+            kind = special_kind(root, path)
+            if kind is not None:
+                if warnings is not None:
+                    warnings.append("%s is %s, not a regular file: skipped, never opened" % (path, kind))
+                continue
         text = replace[path] if path in replace else read_text(root, path)
         if text is None:
             continue
@@ -137,6 +203,18 @@ def config_files(root="/", tool="systemd", replace=None):
         if text is not None and os.path.realpath(host_path(root, SYSCTL_CONF)) not in real_seen:
             files.append((SYSCTL_CONF, text))
     return files
+
+
+def config_warnings(root="/", tool="procps", replace=None):
+    """What reading the configuration files skipped, as warnings: files that are not regular, lines beyond bounds.
+
+    A pass of its own over :func:`config_files` and :func:`parse_conf`, which skip the same things silently for
+    every other reader.
+    """
+    warnings = []
+    for path, text in config_files(root, tool, replace, warnings):
+        parse_conf(text, path, warnings)
+    return warnings
 
 
 class BootConfig(object):

@@ -17,6 +17,9 @@ description:
   - Explains keys that are missing here (removed, module not loaded, global key inside a container network
     namespace, and so on) and reports runtime values that differ from what boot would apply.
   - Never writes anything.
+  - Only regular files are read in the sysctl.d directories - a FIFO, socket or device named C(*.conf) is skipped with a
+    warning, never opened. A glob line that expands beyond bounds (more than 1024 alternatives, or longer than 1024
+    characters) is skipped with a warning, as is a O(keys) pattern beyond them refused.
 author:
   - linuxnet.tcp maintainers (@linuxnet)
 extends_documentation_fragment:
@@ -176,9 +179,12 @@ ansible_facts:
           sample: {"release": "6.18.44", "initial_netns": true, "proc_sys_writable": true, "proc_sys_net_writable": true}
 """
 
+import errno
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _ipvs
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_conf
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_facts import gather_facts
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError
 
@@ -204,8 +210,13 @@ def main():
     )
     try:
         facts = gather_facts("/", module.params["keys"], module.params["persisted"])
+        warnings = _sysctl_conf.config_warnings("/") if module.params["persisted"] else []
     except SysctlError as exc:
         module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg="reading %s failed: %s (%s)" % (exc.filename, errno.errorcode.get(exc.errno, exc.errno), exc.strerror))
+    for warning in warnings:
+        module.warn(warning)
     facts["ipvs"] = ipvs_timeouts(module)
     module.exit_json(changed=False, ansible_facts={"sysctl": facts})
 

@@ -227,3 +227,56 @@ def test_modprobe_options_and_live_parameters(tmp_path):
     got = [(r["param"], r["live"], r["needs_module_reload"]) for r in rows]
     assert got == [("expect_hashsize", "1024", False), ("hashsize", "65536", True)]
     assert all(not r["needs_module_reload"] for r in conf.module_options_state(root, lambda module: False, options))
+
+
+def _special_files(root):
+    """A FIFO, a socket and a character device named *.conf in /etc/sysctl.d, as any package could leave them."""
+    import socket
+    import stat
+
+    base = os.path.join(root, "etc", "sysctl.d")
+    os.makedirs(base, exist_ok=True)
+    os.mkfifo(os.path.join(base, "10-fifo.conf"))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    here = os.getcwd()
+    os.chdir(base)  # a relative name: a socket's path is limited to 107 bytes
+    try:
+        sock.bind("20-socket.conf")
+    finally:
+        os.chdir(here)
+    os.mknod(os.path.join(base, "30-zero.conf"), 0o644 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero: endless
+    os.symlink("10-fifo.conf", os.path.join(base, "40-link-to-fifo.conf"))
+    put(root, "/etc/sysctl.d/50-real.conf", "net.core.somaxconn = 8192\n")
+    return sock
+
+
+def test_special_files_are_skipped_with_a_warning_never_opened(tmp_path):
+    root = str(tmp_path)
+    sock = _special_files(root)
+    try:
+        # A read would block on the FIFO (no writer) or never end on /dev/zero: reaching the asserts proves none is opened.
+        assert [path for path, _text in conf.config_files(root)] == ["/etc/sysctl.d/50-real.conf"]
+        assert conf.BootConfig(root).effective("net.core.somaxconn")["value"] == "8192"
+        assert conf.read_text(root, "/etc/sysctl.d/10-fifo.conf") is None
+        assert conf.config_warnings(root, "systemd") == [
+            "/etc/sysctl.d/10-fifo.conf is a FIFO, not a regular file: skipped, never opened",
+            "/etc/sysctl.d/20-socket.conf is a socket, not a regular file: skipped, never opened",
+            "/etc/sysctl.d/30-zero.conf is a character device, not a regular file: skipped, never opened",
+            "/etc/sysctl.d/40-link-to-fifo.conf is a FIFO, not a regular file: skipped, never opened",
+        ]
+    finally:
+        sock.close()
+
+
+def test_hostile_glob_line_is_skipped_with_a_warning(tmp_path):
+    """One line of ~1,100 brace groups and a '*' in any file must not stop boot resolution for the host."""
+    root = str(tmp_path)
+    hostile = "net.ipv4." + "{a,b}" * 1100 + "* = 1"
+    put(root, "/usr/lib/sysctl.d/50-pkg.conf", "net.ipv4.tcp_fin_timeout = 30\n%s\nnet.ipv4.conf.*.rp_filter = 2\n" % hostile)
+    entries = conf.parse_conf(open(os.path.join(root, "usr/lib/sysctl.d/50-pkg.conf")).read(), "/usr/lib/sysctl.d/50-pkg.conf")
+    assert [e["key"] for e in entries] == ["net.ipv4.tcp_fin_timeout", "net.ipv4.conf.*.rp_filter"]
+    boot = conf.BootConfig(root)
+    assert boot.effective("net.ipv4.conf.eth0.rp_filter")["value"] == "2"
+    assert conf.config_warnings(root) == [
+        "/usr/lib/sysctl.d/50-pkg.conf line 2 skipped: pattern 'net/ipv4/{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{'... is longer than "
+        "1024 characters"]
