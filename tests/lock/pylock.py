@@ -144,7 +144,10 @@ def cmd_install(args):
         if os.path.exists(args.venv):
             shutil.rmtree(args.venv)
         run([args.python, "-m", "venv", args.venv])
-        pip_install(python, ["-c", lock, "pip", "setuptools"])
+        # pip and setuptools as the lock has them; a venv of Python 3.12 or later comes without setuptools, and
+        # a lock resolved on one has none either.
+        seeded = [name for name in ("pip", "setuptools") if name in read_lock(lock)]
+        pip_install(python, ["-c", lock] + seeded)
         with open(stamp, "w", encoding="utf-8") as handle:
             handle.write(want + "\n")
     requirements = []

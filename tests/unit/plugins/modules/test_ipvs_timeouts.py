@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from module_args import patch_module_args
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _ipvs
 from ansible_collections.linuxnet.tcp.plugins.modules import ipvs_timeouts

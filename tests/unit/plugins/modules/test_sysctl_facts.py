@@ -8,7 +8,7 @@ import os
 import sys
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from module_args import patch_module_args
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_facts
 from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_facts
