@@ -178,6 +178,8 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
+# First of the collection's imports: on an unsupported Python (2.7) it ends the module with a clear failure.
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _ipvs
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_facts import gather_facts
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError

@@ -1,6 +1,4 @@
 """Isolation for whole-module tests that share one pytest process with controller-side tests."""
-from __future__ import annotations
-
 import importlib
 
 import pytest

@@ -6,8 +6,6 @@
 The output format is ipvsadm 1.31's ``printf("Timeout (tcp tcpfin udp): %d %d %d\\n")`` (Debian 12 package
 ipvsadm 1:1.31-1+b1, checked in the binary's strings).
 """
-from __future__ import annotations
-
 import json
 
 import pytest

@@ -2,8 +2,6 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Whole-module tests: the real module and library on a fake root (the module always uses '/')."""
-from __future__ import annotations
-
 import json
 import os
 import sys

@@ -1,6 +1,4 @@
 """Whole-module tests: arguments, check mode, failures and the facts document shape."""
-from __future__ import annotations
-
 import json
 import os
 import sys
