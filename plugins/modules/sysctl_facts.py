@@ -78,7 +78,11 @@ ansible_facts:
       returned: always
       contains:
         values:
-          description: Runtime value per key, whitespace normalised to single spaces.
+          description:
+            - Runtime value per key, whitespace normalised to single spaces.
+            - In Jinja, write C(ansible_facts.sysctl['values']): V(values) is also the name of a dictionary
+              method, which C(ansible_facts.sysctl.values) would return instead. JMESPath (the audit rules)
+              reads C(sysctl.values) as the key.
           type: dict
           returned: always
           sample: {"net.ipv4.tcp_fin_timeout": "60", "net.ipv4.ip_local_port_range": "32768 60999"}
