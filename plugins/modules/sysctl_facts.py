@@ -80,9 +80,9 @@ ansible_facts:
         values:
           description:
             - Runtime value per key, whitespace normalised to single spaces.
-            - In Jinja, write C(ansible_facts.sysctl['values']): V(values) is also the name of a dictionary
-              method, which C(ansible_facts.sysctl.values) would return instead. JMESPath (the audit rules)
-              reads C(sysctl.values) as the key.
+            - In Jinja, write C(ansible_facts.sysctl['values']), because V(values) is also the name of a
+              dictionary method, which C(ansible_facts.sysctl.values) returns instead. JMESPath (the audit
+              rules) reads C(sysctl.values) as the key.
           type: dict
           returned: always
           sample: {"net.ipv4.tcp_fin_timeout": "60", "net.ipv4.ip_local_port_range": "32768 60999"}

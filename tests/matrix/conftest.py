@@ -27,7 +27,10 @@ def pytest_terminal_summary(terminalreporter):
 
     def cell_text(name):
         job = jobs.get(name)
-        return "not run" if job is None else "%s %.0f s" % ("pass" if job["ok"] else "FAIL", job["seconds"])
+        if job is None:
+            return "not run"
+        known = " (%d known finding%s)" % (len(job["known"]), "s"[:len(job["known"]) > 1]) if job["known"] else ""
+        return "%s%s %.0f s" % ("pass" if job["ok"] else "FAIL", known, job["seconds"])
 
     for cell in matrix.CELLS:
         write("| %s | %s | %s | %s | %s | %s |" % (cell.core, cell.controller, ", ".join(cell.targets),

@@ -44,21 +44,10 @@ def offline_pip_bootstrap():
     seed_pip_bootstrap(sysconfig.get_paths()["purelib"])
 
 
-# The one entry the ignore files may hold. ansible-core 2.21's validate-modules forbids return keys named like a
-# dict method, and sysctl_facts returns ansible_facts.sysctl.values: an interface every audit rule reads
-# (JMESPath sysctl.values) and users' own rules too, so renaming it is a breaking change of its own, not a sanity
-# fix; the module's documentation tells Jinja users to write ['values']. Any other finding must be fixed.
-ALLOWED_IGNORES = {("ignore-2.21.txt", "plugins/modules/sysctl_facts.py validate-modules:bad-return-value-key")}
-
-
-def test_sanity_ignore_files_hold_only_the_known_exception():
+def test_sanity_ignore_files_are_empty():
     for path in glob.glob(os.path.join(ROOT, "tests", "sanity", "ignore-*.txt")):
         with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                entry, _hash, reason = line.partition("#")
-                if line.strip():
-                    assert (os.path.basename(path), entry.strip()) in ALLOWED_IGNORES and reason.strip(), \
-                        f"{path}: {line.strip()}: fix the finding instead of ignoring it"
+            assert handle.read().strip() == "", f"{path} must stay empty: fix the finding instead"
 
 
 def test_ansible_test_sanity(collection_copy, offline_pip_bootstrap):

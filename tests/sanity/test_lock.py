@@ -11,6 +11,9 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "matrix"))
+import matrix  # noqa: E402  pylint: disable=wrong-import-position
+
 LOCK = os.path.join(ROOT, "requirements.lock")
 PYLOCK = os.path.join(ROOT, "tests", "lock", "pylock.py")
 
@@ -64,9 +67,6 @@ def test_the_lock_satisfies_the_ranges(requirements):
     problems, checked = range_problems(read_lock(), os.path.join(ROOT, requirements))
     assert not problems, "%s against requirements.lock (run `make lock`): %s" % (requirements, "; ".join(problems))
     assert checked, requirements
-
-sys.path.insert(0, os.path.join(ROOT, "tests", "matrix"))
-import matrix  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.mark.parametrize("name,version", matrix.environments())
