@@ -24,7 +24,7 @@ export PY_COLORS := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help demo test bench unit integration sanity lint changelog-lint build molecule images \
-        system-deps venv test-deps lock link docs clean
+        system-deps venv test-deps lock link docs clean matrix matrix-deps
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -49,8 +49,16 @@ $(VENV)/.test-deps: requirements-test.txt requirements-docs.txt requirements.txt
 	$(PYLOCK) install --python $(PYTHON) --venv $(VENV) --lock $(LOCK) -r requirements-test.txt
 	touch $@
 
-lock: ## Re-resolve requirements.lock from the ranges in requirements*.txt (then run `make test`)
+lock: ## Re-resolve requirements.lock and the matrix's locks from their ranges (then run `make test`)
 	$(PYLOCK) resolve --python $(PYTHON) --out $(LOCK) -r requirements-test.txt
+	$(PYTHON) tests/matrix/matrix.py lock
+
+# The compatibility matrix (tests/matrix/matrix.py): a venv per ansible-core minor 2.16 to 2.21 on one of its
+# controller Pythons, and one for the target-side unit tests on Python 3.6, under .build/matrix at the versions of
+# tests/matrix/*.lock (made again only when a lock's hash or the interpreter changes). The interpreters come from
+# pyenv; a missing one stops here with its name.
+matrix-deps: ## Install the matrix's venvs (ansible-core 2.16 to 2.21) at their locks
+	$(PYTHON) tests/matrix/matrix.py install
 
 test-deps: $(VENV)/.test-deps ## Install the test requirements into .venv at the lock's versions
 
@@ -83,7 +91,7 @@ demo: venv ## Install the collection into .venv and audit this machine
 	@ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-playbook \
 	  -i localhost, -c local -e ansible_python_interpreter=$(DEMO_PYTHON) linuxnet.tcp.audit
 
-test: test-deps system-deps link images ## Install what the tests need, build images, run the whole suite
+test: test-deps matrix-deps system-deps link images ## Install what the tests need, build images, run the whole suite
 	source tests/podman/env.sh && $(BIN)/python -m pytest -v -p no:cacheprovider
 
 unit: test-deps link ## Unit tests only
@@ -94,6 +102,9 @@ integration: test-deps link ## Live tests in network namespaces (root)
 
 sanity: test-deps ## ansible-test sanity, ansible-lint, changelog lint, build + ansible-doc, Galaxy import, docs lint + build
 	$(BIN)/python -m pytest -v tests/sanity
+
+matrix: test-deps matrix-deps link ## The compatibility matrix only: sanity, unit tests and a live smoke run per ansible-core (root)
+	$(BIN)/python -m pytest -v tests/matrix
 
 molecule: test-deps system-deps link images ## All Molecule scenarios (S=name for one)
 	source tests/podman/env.sh && $(BIN)/python -m pytest -v tests/integration/test_molecule.py $(if $(S),-k "$(S)")
@@ -116,4 +127,4 @@ bench: test-deps link ## Benchmarks (not part of `make test`)
 	@for b in benchmarks/*/run.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean: ## Remove build output (keeps .venv and images)
-	rm -rf $(BUILD)/dist $(BUILD)/sanity $(BUILD)/install $(BUILD)/docs tests/output
+	rm -rf $(BUILD)/dist $(BUILD)/sanity $(BUILD)/install $(BUILD)/docs $(BUILD)/matrix/work tests/output

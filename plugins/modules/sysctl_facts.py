@@ -81,7 +81,11 @@ ansible_facts:
       returned: always
       contains:
         values:
-          description: Runtime value per key, whitespace normalised to single spaces.
+          description:
+            - Runtime value per key, whitespace normalised to single spaces.
+            - In Jinja, write C(ansible_facts.sysctl['values']), because V(values) is also the name of a
+              dictionary method, which C(ansible_facts.sysctl.values) returns instead. JMESPath (the audit
+              rules) reads C(sysctl.values) as the key.
           type: dict
           returned: always
           sample: {"net.ipv4.tcp_fin_timeout": "60", "net.ipv4.ip_local_port_range": "32768 60999"}
@@ -183,6 +187,8 @@ import errno
 
 from ansible.module_utils.basic import AnsibleModule
 
+# First of the collection's imports: on an unsupported Python (2.7) it ends the module with a clear failure.
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _ipvs
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_conf
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_facts import gather_facts

@@ -356,6 +356,8 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
+# First of the collection's imports: on an unsupported Python (2.7) it ends the module with a clear failure.
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import KstatsError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import NetnsError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sockets import STATE_NUMBERS, CollectError

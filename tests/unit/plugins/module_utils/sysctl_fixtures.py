@@ -2,8 +2,6 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Fake /proc/sys trees and file helpers shared by the sysctl engine's unit tests."""
-from __future__ import annotations
-
 import errno
 import os
 

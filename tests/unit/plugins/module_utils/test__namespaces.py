@@ -2,8 +2,6 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Namespace enumeration and attribution on fake trees; cgroup layouts as the runtimes write them."""
-from __future__ import annotations
-
 import json
 import os
 

@@ -1,6 +1,4 @@
 """inode -> process attribution on fake /proc trees."""
-from __future__ import annotations
-
 import os
 
 import pytest

@@ -1,6 +1,4 @@
 """Socket-table readers on recorded netlink dumps and /proc text from a real namespace (see fixtures/tcp)."""
-from __future__ import annotations
-
 import collections
 import errno
 import os

@@ -3,8 +3,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Configuration files as systemd-sysctl 252 reads them (tests/integration/test_sysctl_boot.py checks the
 same rules against the real binary on random layouts)."""
-from __future__ import annotations
-
 import os
 
 import pytest

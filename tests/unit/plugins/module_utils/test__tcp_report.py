@@ -1,6 +1,4 @@
 """Aggregates built from the recorded socket table; gather() end to end on fake trees."""
-from __future__ import annotations
-
 import os
 import random
 import struct

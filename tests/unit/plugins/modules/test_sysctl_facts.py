@@ -1,14 +1,12 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-from __future__ import annotations
-
 import json
 import os
 import sys
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from module_args import patch_module_args
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_facts
 from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_facts

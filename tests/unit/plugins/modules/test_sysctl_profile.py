@@ -2,15 +2,13 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Whole-module tests: the real module and library on a fake root (the module always uses '/')."""
-from __future__ import annotations
-
 import errno
 import json
 import os
 import sys
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from module_args import patch_module_args
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_files, _sysctl_profile
 from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_profile

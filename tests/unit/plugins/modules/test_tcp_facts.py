@@ -1,12 +1,10 @@
 """Whole-module tests: arguments, check mode, failures and the facts document shape."""
-from __future__ import annotations
-
 import json
 import os
 import sys
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from module_args import patch_module_args
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R
