@@ -1,5 +1,4 @@
 """Which holder of a listening socket accepts: relatives found from the first holder, ranked by how each waits."""
-from __future__ import annotations
 
 import os
 
