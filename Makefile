@@ -71,12 +71,19 @@ images: system-deps ## Build the local Debian 11/12/13 test images (REBUILD=1 to
 # with the venv's Python where there is none, rather than whatever interpreter discovery finds first.
 DEMO_PYTHON := $(firstword $(wildcard /usr/bin/python3) $(BIN)/python)
 
-# It prints the play and nothing else: the steps before it are silent unless they fail.
+# The demo installs the tarball it builds into the venv's site-packages, where the venv's ansible commands find
+# collections without any setting (as they find those of the `ansible` package): after it, `.venv/bin/ansible` or
+# `source .venv/bin/activate` uses the collection from any directory. The tests instead run this checkout itself,
+# linked at $(COLLECTIONS), which ANSIBLE_COLLECTIONS_PATH puts first: edits count without a rebuild, and an
+# installed copy never shadows them. It prints the play and nothing else: the steps before it are silent unless
+# they fail.
+DEMO_COLLECTIONS = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
 demo: venv ## Install the collection into .venv and audit this machine
 	@$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)/dist . >/dev/null
-	@ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-galaxy collection install --force \
-	  -p $(VENV)/collections $(BUILD)/dist/linuxnet-tcp-$(VERSION).tar.gz >/dev/null
-	@ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-playbook \
+	@ANSIBLE_COLLECTIONS_PATH=$(DEMO_COLLECTIONS) $(BIN)/ansible-galaxy collection install --force \
+	  -p $(DEMO_COLLECTIONS) $(BUILD)/dist/linuxnet-tcp-$(VERSION).tar.gz >/dev/null
+	@ANSIBLE_COLLECTIONS_PATH=$(DEMO_COLLECTIONS) $(BIN)/ansible-playbook \
 	  -i localhost, -c local -e ansible_python_interpreter=$(DEMO_PYTHON) linuxnet.tcp.audit
 
 test: test-deps system-deps link images ## Install what the tests need, build images, run the whole suite
