@@ -250,6 +250,8 @@ def plan(given, spec, policy, host=None, host_keys=None):
             warnings.append("tcp_tuning_force_owned_keys: %s is not in the merged profile, so there is nothing to force" % key)
 
     ask = _unknown_keys(user_keys, host_keys, values["tcp_tuning_unknown_keys"], errors, warnings)
+    if errors:
+        return out  # nothing to apply from bad input
     # What to read on the host: each such key and its siblings (for a suggestion), as linuxnet.tcp.sysctl_facts keys.
     out["ask_host"] = sorted({pattern for key in ask for pattern in (key, sysctl_keys.name(sysctl_keys.parts_of(key)[:-1]) + ".*")})
     refused = [] if values["tcp_tuning_allow_unsafe"] else _guards(policy["guards"], wanted)
