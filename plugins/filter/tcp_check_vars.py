@@ -11,7 +11,7 @@ author:
 description:
   - What C(ansible.builtin.validate_argument_spec) checks, plus the converted values, which Ansible does not hand
     back - a play then uses the converted values, so C(-e tcp_tune_counters=RetransSegs) is a list of one counter, not
-    a string. Flow-style YAML typed on a command line (C([a, b]), C({"k": 1})) is read for list and dict options.
+    a string. Flow-style YAML typed on a command line (C([a, b]), a mapping in braces) is read for list and dict options.
   - Each error names the variable, what it must be and the value it has. A name in the input that the spec does not
     have is an error too, with the closest name of the spec.
 positional: spec

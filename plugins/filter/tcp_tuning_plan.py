@@ -12,7 +12,7 @@ description:
   - The first step of the M(linuxnet.tcp.sysctl_profile) call of the C(linuxnet.tcp.tuning) role, and of the first play of
     C(linuxnet.tcp.tune), which checks every host's input before any host changes.
   - Converts each C(tcp_tuning_*) variable as the role's argument spec says (a string where a list is wanted is a
-    comma-separated list, C([web, proxy]) and C({"key": value}) typed on a command line are read as YAML), and checks
+    comma-separated list, C([web, proxy]) and a mapping in braces typed on a command line are read as YAML), and checks
     what the argument spec cannot - profile names and the shape of custom profiles, the sysctl keys and values the user
     wrote (with the engine's own rules), the reserved ports. Each error names the variable, what it must be and the
     value it has; an unknown variable name or profile name comes with the closest known one.

@@ -59,7 +59,6 @@ def _profiles(values, builtin, errors):
     return profiles
 
 
-
 def _chain(values, profiles, errors):
     """Each requested profile after the ones it extends, first occurrence kept (extends are listed in full)."""
     chain, unknown = [], []

@@ -152,11 +152,11 @@ def test_sockets_per_host_chart_is_honest_in_either_scale():
         "small": with_states("clean", CLOSE_WAIT=150, FIN_WAIT2=150)}))
     assert "bars: the total on one logarithmic scale for every row; strips: the share of each state" in log_page
     rows = dict(bars(log_page))
-    (bar, *strip) = rows["small"]
-    assert bar[0] == "#78909c" and len(strip) == 2
+    (total, *strip) = rows["small"]
+    assert total[0] == "#78909c" and len(strip) == 2
     assert abs(strip[0][2] - strip[1][2]) < 0.05 and abs(strip[0][2] + strip[1][2] - 150) < 0.1, strip
-    assert strip[1][1] == round(strip[0][1] + strip[0][2], 1) and strip[0][1] > bar[1] + bar[2]
-    (bar, *strip) = rows["big"]
+    assert strip[1][1] == round(strip[0][1] + strip[0][2], 1) and strip[0][1] > total[1] + total[2]
+    (total, *strip) = rows["big"]
     assert abs(strip[0][2] - 2 * strip[1][2]) < 0.1, strip  # ESTABLISHED 20000, TIME_WAIT 10000
     lin_page = render("report.html.j2", plugin.tcp_fleet_summary({
         "a": with_states("clean", ESTABLISHED=300, TIME_WAIT=100), "b": with_states("clean", CLOSE_WAIT=150, FIN_WAIT2=150)}))

@@ -83,7 +83,8 @@ def test_templating_types_become_plain():
     class Items(list):
         pass
     values, errors = _inputs.check_variables(SPEC, {"names": Items([Text("web")]), "mode": Text("warn")})
-    assert errors == [] and type(values["names"]) is list and type(values["names"][0]) is str and type(values["mode"]) is str
+    assert errors == [] and values["names"].__class__ is list and values["names"][0].__class__ is str
+    assert values["mode"].__class__ is str
 
 
 def test_closest_needs_a_real_likeness():
