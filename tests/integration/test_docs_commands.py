@@ -55,7 +55,6 @@ FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
 
 # Where each command runs: (context, mode). Keys are the commands as shlex reads them (comments dropped).
 COMMANDS = {
-    "source .venv/bin/activate": ("checkout", "run"),
     "ansible web -m linuxnet.tcp.tcp_facts -a top=3": ("hosts", "run"),
     "ansible lb01 -m linuxnet.tcp.tcp_facts -a 'netns=/run/netns/blue states=[TIME_WAIT]'": ("hosts", "run"),
     "ansible-playbook linuxnet.tcp.tune -i inventory -e tcp_tune_hosts=web -e tcp_tune_serial=10%": ("hosts", "run"),
@@ -93,6 +92,8 @@ COMMANDS = {
 EXCLUDED = {
     "make demo": "tests/integration/test_demo.py runs it and checks that it prints the play and nothing else",
     "make test": "it is the suite this test is part of",
+    "source .venv/collection.env": "make demo writes it: tests/integration/test_demo.py sources it in a new shell and "
+                                   "runs the installed collection from another directory",
     "ansible-builder build -f execution-environment.yml -t registry.example.com/linuxnet-tcp-ee:0.1.0":
         "pulls its base image from a registry; tests/integration/test_awx.py runs ansible-builder create on the same file",
     "export CONTROLLER_HOST=https://awx.example.com CONTROLLER_OAUTH_TOKEN=...":
@@ -289,7 +290,7 @@ def test_docs_command_runs_as_written(docs_env, where):
         pytest.skip("every command of this block is excluded or ran already")
     context = todo[0][3]
     cwd = ROOT if context == "checkout" else str(docs_env["dirs"][context])
-    # As after the Quick start's `source .venv/bin/activate`: the venv's tools first on PATH.
+    # As after the Quick start's `source .venv/collection.env`: the venv's tools first on PATH.
     env = tool_env(HOME=str(docs_env["dirs"]["hosts"] / "home") if context == "checkout" else os.path.join(cwd, "home"),
                    ANSIBLE_INVENTORY=str(docs_env["dirs"]["hosts"] / "inventory"), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
     argv = ["bash", "-c", _script([(c, m) for c, m, _o, _x in todo], context, docs_env["dirs"])]
