@@ -14,8 +14,8 @@ line, unless the block cuts it short with ``...`` (an excerpt, often of another 
 Where they run:
 
 - ``hosts``: a scratch directory with the inventories the docs name (``inventory``, ``inventory.ini``, ``hosts.yml``)
-  over three privileged podman containers from the test images (tests/fleet/fleet.py): ``web01`` and ``web02`` in
-  group ``web``, ``lb01``, which has an ``ip netns`` namespace ``blue``. The inventory is also the default one
+  over two privileged podman containers from the test images (tests/fleet/fleet.py): ``web01`` in group ``web``, and
+  ``lb01``, which has an ``ip netns`` namespace ``blue``. The inventory is also the default one
   (ANSIBLE_INVENTORY, for ``ansible all ...``), the directory is HOME, and a health window of 1 s keeps the rolling
   tune short;
 - ``fleet``: the same hosts in a directory with docs/fleet.md's setup: ``ansible.cfg`` (inventory/ansible.cfg.example,
@@ -26,7 +26,8 @@ Where they run:
   runs a pytest command with ``--collect-only -q`` appended: the paths and markers are checked, the tests themselves
   run elsewhere in ``make test``.
 
-On the 2-core build machine it took about 2 minutes (README and docs as of this change).
+On the 2-core build machine, shared with other test suites (load average 8 to 11), it took 4 min 45 s, of which 80 s
+of CPU time (user and system, the ansible processes included): most of it waits for podman and Ansible's per-task cost.
 """
 from __future__ import annotations
 
@@ -191,13 +192,13 @@ def test_every_command_has_a_decision():
 
 
 def _inventory(fleet):
-    names = {"web01": fleet.members[0].name, "web02": fleet.members[1].name, "lb01": fleet.members[2].name}
+    names = {"web01": fleet.members[0].name, "lb01": fleet.members[1].name}
     common = {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3"}
     hosts = {alias: dict(common, ansible_host=name) for alias, name in names.items()}
     yaml_doc = {"all": {"vars": {"ansible_facts_parallel": False, "tcp_tune_health_window": 1},
-                        "children": {"web": {"hosts": {"web01": hosts["web01"], "web02": hosts["web02"]}},
+                        "children": {"web": {"hosts": {"web01": hosts["web01"]}},
                                      "lb": {"hosts": {"lb01": hosts["lb01"]}}}}}
-    ini = ["[web]"] + ["%s %s" % (alias, " ".join("%s=%s" % kv for kv in hosts[alias].items())) for alias in ("web01", "web02")]
+    ini = ["[web]", "web01 " + " ".join("%s=%s" % kv for kv in hosts["web01"].items())]
     ini += ["", "[lb]", "lb01 " + " ".join("%s=%s" % kv for kv in hosts["lb01"].items()), "", "[all:vars]",
             "ansible_facts_parallel=false", "tcp_tune_health_window=1", ""]
     return json.dumps(yaml_doc, indent=2), "\n".join(ini)
@@ -221,10 +222,10 @@ def _report(path, hosts):
 
 @pytest.fixture(scope="module")
 def docs_env(tmp_path_factory):
-    fleet = Fleet(fleet_name("docs"), 3)
+    fleet = Fleet(fleet_name("docs"), 2)
     try:
         fleet.up()
-        fleet.exec(fleet.members[2], "ip", "netns", "add", "blue")
+        fleet.exec(fleet.members[1], "ip", "netns", "add", "blue")
         base = tmp_path_factory.mktemp("docs")
         yaml_inventory, ini_inventory = _inventory(fleet)
         dirs = {}
