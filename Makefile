@@ -83,12 +83,21 @@ images: system-deps ## Build the local Debian 11/12/13 test images (REBUILD=1 to
 # with the venv's Python where there is none, rather than whatever interpreter discovery finds first.
 DEMO_PYTHON := $(firstword $(wildcard /usr/bin/python3) $(BIN)/python)
 
-# It prints the play and nothing else: the steps before it are silent unless they fail.
+# The demo installs the tarball it builds into .venv/collections, as a user installs a release, and writes
+# .venv/collection.env, which puts a shell on that install (`source .venv/collection.env`: the venv's commands first
+# on PATH, ANSIBLE_COLLECTIONS_PATH at the install). The tests instead run this checkout itself, linked at
+# $(COLLECTIONS): edits count without a rebuild. Two places on purpose: neither shadows the other (a copy in the
+# venv's site-packages would be found by every ansible command of the venv, the tests' included). It prints the play
+# and nothing else: the steps before it are silent unless they fail.
+DEMO_COLLECTIONS := $(VENV)/collections
+
 demo: venv ## Install the collection into .venv and audit this machine
 	@$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)/dist . >/dev/null
-	@ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-galaxy collection install --force \
-	  -p $(VENV)/collections $(BUILD)/dist/linuxnet-tcp-$(VERSION).tar.gz >/dev/null
-	@ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-playbook \
+	@ANSIBLE_COLLECTIONS_PATH=$(DEMO_COLLECTIONS) $(BIN)/ansible-galaxy collection install --force \
+	  -p $(DEMO_COLLECTIONS) $(BUILD)/dist/linuxnet-tcp-$(VERSION).tar.gz >/dev/null
+	@printf '%s\n' '# Written by make demo: `source` it for a shell with the venv and the installed linuxnet.tcp.' \
+	  '. "$(VENV)/bin/activate"' 'export ANSIBLE_COLLECTIONS_PATH="$(DEMO_COLLECTIONS)"' > $(VENV)/collection.env
+	@ANSIBLE_COLLECTIONS_PATH=$(DEMO_COLLECTIONS) $(BIN)/ansible-playbook \
 	  -i localhost, -c local -e ansible_python_interpreter=$(DEMO_PYTHON) linuxnet.tcp.audit
 
 test: test-deps matrix-deps system-deps link images ## Install what the tests need, build images, run the whole suite

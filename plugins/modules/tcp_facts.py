@@ -38,14 +38,19 @@ options:
     default: auto
   states:
     description:
-      - TCP states to collect in detail for the peer, port, C(TIME_WAIT), C(CLOSE_WAIT) and listener views.
+      - TCP states to collect in detail for the peer, port, C(TIME_WAIT), C(CLOSE_WAIT) and listener views, from
+        V(ESTABLISHED), V(SYN_SENT), V(SYN_RECV), V(FIN_WAIT1), V(FIN_WAIT2), V(TIME_WAIT), V(CLOSE), V(CLOSE_WAIT),
+        V(LAST_ACK), V(LISTEN) and V(CLOSING) (case does not matter, and the C(ss) spellings such as V(time-wait) are
+        accepted too).
+      - Not set (the default, shown as V(null)) means every state in detail.
       - The counts of every state are always returned, whatever this list contains.
-      - An empty list returns counts, counters and the port range only. This is the fastest call.
+      - An empty list returns counts, counters and the port range only. This is the fastest call. In the key=value
+        form of C(ansible -a) write C(states=[]) or C(states=none) for it.
+      - In key=value form a list is C(states=TIME_WAIT,CLOSE_WAIT) or C(states=[TIME_WAIT,CLOSE_WAIT]).
       - C(LISTEN) sockets are always read, because they tell inbound sockets from outbound ones. The
         RV(ansible_facts.tcp.listeners) list is filled only when C(LISTEN) is in this list.
     type: list
     elements: str
-    choices: [ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING]
   top:
     description:
       - Number of entries in each top-N list (C(time_wait), C(close_wait), C(peers), C(local_ports)).
@@ -148,6 +153,9 @@ EXAMPLES = r"""
   linuxnet.tcp.tcp_facts:
     states: []
     processes: false
+
+# The same from a shell: ansible all -m linuxnet.tcp.tcp_facts -a "states=[] processes=false"
+# (states=none says the same; states=TIME_WAIT,CLOSE_WAIT or states=[TIME_WAIT,CLOSE_WAIT] for a list)
 
 - name: Find which process leaks CLOSE_WAIT sockets
   linuxnet.tcp.tcp_facts:
@@ -271,7 +279,8 @@ ansible_facts:
           description:
             - C(range) from C(net.ipv4.ip_local_port_range), its C(size), the C(busiest) destination (the most local
               ports held) and the C(crowded) one (the most sockets), each with C(address), C(port), C(in_use) (local
-              ports held towards it), C(utilisation) (C(in_use) / C(size)), C(sockets), C(connections) (not in
+              ports held towards it), C(utilisation) (C(in_use) / C(size), from 0 to 1: a local port outside the range, bound explicitly, is not
+              counted, and sockets towards one destination from one local address hold distinct ports), C(sockets), C(connections) (not in
               TIME_WAIT), C(time_wait), C(time_wait_held) and C(time_wait_reusable).
             - A TIME_WAIT socket holds its port unless the kernel would hand it to a new connect() (tcp_twsk_unique()
               in net/ipv4/tcp_ipv4.c) - C(tcp_timestamps) on, C(tcp_tw_reuse) 1 (or 2 with a loopback address at
@@ -334,12 +343,16 @@ ansible_facts:
           description:
             - With O(namespaces=all), what the scan saw - C(found) namespaces, C(reported), C(left_out) (over
               O(namespaces_limit) or past O(namespaces_budget), with C(timed_out)), C(vanished) (gone during the scan),
-              C(not_permitted) (namespaces or processes this user may not read), C(processes) looked at, C(privileged),
-              C(visibility) and C(duration_ms). V(null) otherwise.
+              C(stale) (C(ip netns) names whose namespace is gone - an empty file under C(/run/netns), skipped; C(ip
+              netns delete NAME) removes it), C(not_permitted) (namespaces or processes this user may not read or enter)
+              and C(not_permitted_paths) (the first 10 of them, a C(/proc/PID/ns/net) link or a namespace file, so that
+              a root run that counts one says which), C(processes) looked at, C(privileged), C(visibility) and
+              C(duration_ms). V(null) otherwise.
           type: dict
           returned: always
-          sample: {found: 51, reported: 51, left_out: 0, vanished: 0, not_permitted: 0, timed_out: false, processes: 412,
-                   privileged: true, visibility: every namespace, duration_ms: 1830.4, limit: 200}
+          sample: {found: 51, reported: 51, left_out: 0, vanished: 0, stale: 0, not_permitted: 1,
+                   not_permitted_paths: [/proc/4711/ns/net], timed_out: false, processes: 412, privileged: true,
+                   visibility: every namespace, duration_ms: 1830.4, limit: 200}
         collection:
           description:
             - How the facts were collected. C(backend) (V(netlink) or V(proc)), C(fallback_reason) (why
@@ -364,12 +377,35 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._sockets import STATE
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_namespaces import gather_all
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_report import gather
 
+# The ss(8) names of the states that differ from the kernel's (after upper-casing and '-' to '_').
+SS_NAMES = {"FIN_WAIT_1": "FIN_WAIT1", "FIN_WAIT_2": "FIN_WAIT2", "SYN_RECEIVED": "SYN_RECV", "LISTENING": "LISTEN"}
+
+
+def parse_states(value):
+    """The states option as users write it, or the names that are not states.
+
+    Ansible splits a key=value string at commas only, so ``states=[TIME_WAIT,CLOSE_WAIT]`` arrives as
+    ``["[TIME_WAIT", "CLOSE_WAIT]"]`` and ``states=[]`` as ``["[]"]``: brackets, quotes and blanks around the names
+    are dropped. Nothing left, or the single word ``none``, is the empty list (counts only).
+    Returns (states or None, unknown names).
+    """
+    if value is None:
+        return None, []
+    names = []
+    for item in value:
+        for word in str(item).translate({ord(c): " " for c in "[]\"',"}).split():
+            word = word.upper().replace("-", "_")
+            names.append(SS_NAMES.get(word, word))
+    if names == ["NONE"]:
+        names = []
+    return names, [name for name in names if name not in STATE_NUMBERS]
+
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             backend=dict(type="str", default="auto", choices=["auto", "netlink", "proc"]),
-            states=dict(type="list", elements="str", choices=sorted(STATE_NUMBERS, key=STATE_NUMBERS.get)),
+            states=dict(type="list", elements="str"),
             top=dict(type="int", default=10),
             processes=dict(type="bool", default=True),
             netns=dict(type="path"),
@@ -381,6 +417,11 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    states, unknown = parse_states(params["states"])
+    if unknown:
+        module.fail_json(msg="states: %s %s not a TCP state; states are %s; write states=[] or states=none for counts only"
+                             % (", ".join(unknown), "is" if len(unknown) == 1 else "are",
+                                ", ".join(sorted(STATE_NUMBERS, key=STATE_NUMBERS.get))))
     if params["top"] < 0:
         module.fail_json(msg="top must be 0 or a positive integer, got %d" % params["top"])
     if params["netns"] and params["namespaces"] == "all":
@@ -389,7 +430,7 @@ def main():
         module.fail_json(msg="namespaces_limit must be 1 or more and namespaces_budget more than 0 seconds, got %s and %s"
                              % (params["namespaces_limit"], params["namespaces_budget"]))
     try:
-        facts = gather(backend=params["backend"], states=params["states"], top=params["top"],
+        facts = gather(backend=params["backend"], states=states, top=params["top"],
                        processes=params["processes"], netns=params["netns"], summary=params["summary"])
         facts["namespaces"], facts["namespaces_scan"] = [], None
         if params["namespaces"] == "all":
