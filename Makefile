@@ -11,7 +11,8 @@ BUILD := $(CURDIR)/.build
 COLLECTIONS := $(BUILD)/collections
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 # Debian packages the test suite drives (installed by `make test` when running as root).
-SYSTEM_PACKAGES := podman runc debootstrap iproute2 shellcheck rsync prometheus prometheus-node-exporter chromium
+SYSTEM_PACKAGES := podman runc debootstrap iproute2 shellcheck rsync prometheus prometheus-node-exporter chromium \
+                   qemu-system-x86 qemu-utils openssh-client e2fsprogs
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
