@@ -493,6 +493,10 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     originals = dict((k, v) for k, v in saved.items() if k not in handed_over)
     for key, before, _after in changes:
         originals.setdefault(key, before)
+    # With apply=false the next boot makes the change: keep the running value now, so that absent gives it back then.
+    for entry in entries if persist and not apply else ():
+        if entry["change"]:
+            originals.setdefault(entry["key"], entry["before"])
     state_text = files.dump_state({"profile": name, "file": path, "originals": originals}) if (originals or old_state) else None
     state_changes = state_text is not None and state_text != old_state_text
     runtime_changes = changes + restores
