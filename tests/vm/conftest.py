@@ -6,9 +6,11 @@ run to some images.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 
@@ -48,12 +50,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+def _terminate(signum, _frame):
+    raise SystemExit(128 + signum)  # unwinds through the fixture's finally, which stops the VMs
+
+
 @pytest.fixture(scope="session")
 def vms(tmp_path_factory):
-    """The VMs, booted in parallel from fresh overlays, with an Ansible inventory; stopped on every exit path."""
+    """The VMs, booted in parallel from fresh overlays, with an Ansible inventory; stopped on every exit path.
+
+    The finally below runs on failures and Ctrl-C (KeyboardInterrupt), SIGTERM is turned into SystemExit so that it
+    runs then too, and an atexit hook stops them should pytest leave without finalizing; whatever survives a SIGKILL
+    is stopped by the next session's sweep.
+    """
     stale = vmlab.sweep()  # VMs an interrupted session of this checkout left running
     machines = [vmlab.VM(tag) for tag in _wanted()]
     timings = {"swept": stale}
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    atexit.register(lambda: [vm.stop() for vm in machines])
     try:
         start = time.monotonic()
         for vm in machines:
@@ -75,3 +88,4 @@ def vms(tmp_path_factory):
     finally:
         for vm in machines:
             vm.stop()
+        signal.signal(signal.SIGTERM, previous)

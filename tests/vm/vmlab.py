@@ -128,7 +128,8 @@ class VM:
                 "-drive", "file=%s,if=virtio,format=qcow2,cache=unsafe" % self.overlay,
                 "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22" % self.port, "-device", "virtio-net-pci,netdev=n0",
                 "-device", "virtio-rng-pci", "-pidfile", self.pidfile, "-daemonize"]
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              check=False)
         if done.returncode != 0:
             raise VMError("qemu for %s failed (rc=%d): %s" % (self.name, done.returncode, done.stdout.strip()))
 
@@ -142,8 +143,10 @@ class VM:
 
     def ssh(self, *command: str, check: bool = True, timeout: float = 300, stdin: str | None = None) -> str:
         """Run ``command`` (an argument list) in the guest and return its stdout; raise VMError on failure."""
-        done = subprocess.run(self.ssh_argv(*command), input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, timeout=timeout, check=False)
+        # ssh makes the stdin it is given non-blocking, which would leak into later processes (ansible-playbook
+        # refuses to run then): it gets the script or /dev/null, never the caller's stdin.
+        done = subprocess.run(self.ssh_argv(*command), input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
         if check and done.returncode != 0:
             raise VMError("%s: %s failed (rc=%d): %s" % (self.name, " ".join(command), done.returncode,
                                                           (done.stderr or done.stdout).strip()[-2000:]))
@@ -155,8 +158,8 @@ class VM:
 
     def _read_boot_id(self):
         try:
-            done = subprocess.run(self.ssh_argv("cat", "/proc/sys/kernel/random/boot_id"), stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True, timeout=20, check=False)
+            done = subprocess.run(self.ssh_argv("cat", "/proc/sys/kernel/random/boot_id"), stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=20, check=False)
         except subprocess.TimeoutExpired:
             return None
         return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
