@@ -250,7 +250,7 @@ def test_reboot_gives_what_the_boot_view_predicted(vms):
                 wrong.append((key, got, expected, why))
         if wrong:
             wrong_by_host[name] = wrong
-        assert len(snap["sysctl"]) > 1000, name  # every key was read and compared, not a few
+        assert len(snap["sysctl"]) > 800, name  # every key was read and compared, not a few (911 on 5.10)
     assert not wrong_by_host, "values that differ from the prediction [key, after boot, predicted, why]:\n%s" % "\n".join(
         "%s: %s" % (name, item) for name, wrong in sorted(wrong_by_host.items()) for item in wrong)
 
