@@ -189,6 +189,27 @@ def isolate(scratch):
     return conf
 
 
+def _mounts_under(directory):
+    prefix = os.path.realpath(directory) + "/"
+    with open("/proc/self/mountinfo") as handle:
+        return [line.split()[4] for line in handle if line.split()[4].startswith(prefix)]
+
+
+def release(scratch):
+    """Unmount what :func:`isolate` mounted in the scratch directory, then remove it.
+
+    The scratch directory holds bind mounts of real host directories (``/run``, ``/usr/local/lib`` when they have no
+    sysctl.d): removing the tree through them would delete the host's own files, in every namespace. So every mount
+    under it is detached first, deepest first, and the tree is left in place if one remains."""
+    for point in sorted(_mounts_under(scratch), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+    if _mounts_under(scratch):
+        print("sysctl_boot_lab: %s still holds mounts %s; left in place" % (scratch, _mounts_under(scratch)),
+              file=sys.stderr)
+        return
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
 def install(layout):
     """Make the sysctl.d directories hold exactly the layout."""
     for directory in DIRS:
@@ -372,7 +393,7 @@ def run_random(seed, count, out_path, python):
         with open(out_path, "w") as handle:
             json.dump(report, handle, indent=1)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        release(scratch)
 
 
 def run_replay(sources, out_path, python):
@@ -392,7 +413,7 @@ def run_replay(sources, out_path, python):
         install(layout)
         subprocess.run(["unshare", "-n", python, __file__, "probe", "--python", python, "--out", out_path], check=True)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        release(scratch)
 
 
 def main(argv=None):
