@@ -15,7 +15,8 @@ VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 # tests start their own instances, with their own configuration, in network namespaces of their own, so a default
 # service a package may start on the host is neither used nor in the way.
 SYSTEM_PACKAGES := podman runc debootstrap iproute2 shellcheck rsync prometheus prometheus-node-exporter chromium strace \
-                   nginx mariadb-server hping3 wrk apache2-utils
+                   nginx mariadb-server hping3 wrk apache2-utils \
+                   qemu-system-x86 qemu-utils openssh-client e2fsprogs
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -23,7 +24,7 @@ export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help demo test bench unit integration sanity lint changelog-lint build molecule images \
+.PHONY: help demo test bench unit integration sanity lint changelog-lint build molecule images vm-images vm \
         system-deps venv test-deps lock link docs clean matrix matrix-deps
 
 help: ## Show the targets
@@ -79,6 +80,11 @@ system-deps: ## As root, install the Debian packages the tests need when missing
 images: system-deps ## Build the local Debian 11/12/13 test images (REBUILD=1 to build again)
 	tests/images/build.sh $(if $(REBUILD),--rebuild)
 
+# The Debian 11/12/13 VM images of tests/vm (debootstrap, kernel and initramfs taken out, a raw ext4 disk), cached under
+# .build/vm/<tag>-<hash of the recipe>: built once, again when tests/vm/build.sh or tests/vm/guest/ change.
+vm-images: system-deps ## Build the VM images of tests/vm when missing or their recipe changed (REBUILD=1 to build again)
+	tests/vm/build.sh $(if $(REBUILD),--rebuild)
+
 # The demo's target is this machine: modules run with the system Python (standard library only), or
 # with the venv's Python where there is none, rather than whatever interpreter discovery finds first.
 DEMO_PYTHON := $(firstword $(wildcard /usr/bin/python3) $(BIN)/python)
@@ -100,7 +106,7 @@ demo: venv ## Install the collection into .venv and audit this machine
 	@ANSIBLE_COLLECTIONS_PATH=$(DEMO_COLLECTIONS) $(BIN)/ansible-playbook \
 	  -i localhost, -c local -e ansible_python_interpreter=$(DEMO_PYTHON) linuxnet.tcp.audit
 
-test: test-deps matrix-deps system-deps link images ## Install what the tests need, build images, run the whole suite
+test: test-deps matrix-deps system-deps link images vm-images ## Install what the tests need, build images, run the whole suite
 	source tests/podman/env.sh && $(BIN)/python -m pytest -v -p no:cacheprovider
 
 unit: test-deps link ## Unit tests only
@@ -114,6 +120,9 @@ sanity: test-deps ## ansible-test sanity, ansible-lint, changelog lint, build + 
 
 matrix: test-deps matrix-deps link ## The compatibility matrix only: sanity, unit tests and a live smoke run per ansible-core (root)
 	$(BIN)/python -m pytest -v tests/matrix
+
+vm: test-deps system-deps link vm-images ## The VM tests only: Debian 11/12/13 under qemu, tune, reboot, restore (VMS=debian12)
+	$(if $(VMS),LINUXNET_TCP_VMS=$(VMS)) $(BIN)/python -m pytest -v tests/vm
 
 molecule: test-deps system-deps link images ## All Molecule scenarios (S=name for one)
 	source tests/podman/env.sh && $(BIN)/python -m pytest -v tests/integration/test_molecule.py $(if $(S),-k "$(S)")

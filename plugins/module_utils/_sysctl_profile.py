@@ -671,6 +671,10 @@ def _plan_present(root, tree, state, settled, lock, name, path, settings, persis
     originals = dict((k, v) for k, v in saved.items() if k not in handed_over)
     for key, before, _after in changes:
         originals.setdefault(key, before)
+    # With apply=false the next boot makes the change: keep the running value now, so that absent gives it back then.
+    for entry in entries if persist and not apply else ():
+        if entry["change"]:
+            originals.setdefault(entry["key"], entry["before"])
     state_text = files.state_text(name, path, originals) if (originals or state) else None
     state_changes = state_text is not None and state_text != settled
     runtime_changes = changes + restores

@@ -100,8 +100,12 @@ ansible_facts:
         persisted:
           description:
             - Value boot applies per requested key (systemd-sysctl order) and the file that wins.
-            - An IPv4 interface key that no line sets but whose C(default) key boot writes gets that value (the kernel copies
-              a write of C(net.ipv4.conf.default.X) to interfaces never written), with C(via) naming the C(default) key.
+            - IPv4 interface keys follow the order of boot's writes as the kernel takes them. A write of
+              C(net.ipv4.conf.default.X) reaches every interface whose X was never written, except C(lo), which has an
+              address before systemd-sysctl runs; a value already there is not written, so such an interface stays open
+              to a later C(default) write; systemd's udev rule applies an interface's own lines again when it appears.
+              A value that comes from C(default) has C(via) naming the C(default) key. Keys boot leaves as they are
+              (C(lo) with only C(default) lines) are not listed.
           type: dict
           returned: always
           sample: {"net.core.somaxconn": {"value": "8192", "file": "/etc/sysctl.d/90-linuxnet-web.conf"}}

@@ -322,7 +322,16 @@ def test_apply_false_persists_without_runtime_change(tmp_path):
     result = profile.profile_present(root, "web", {"net.core.somaxconn": 8192}, apply=False)
     assert result["applied"] == {"net.core.somaxconn": {"before": "4096", "after": "4096"}}
     assert raw(root, "net/core/somaxconn") == "4096\n" and "net.core.somaxconn = 8192" in read(root, DROPIN)
-    assert read(root, STATE) is None
+    # The running value is kept, so that absent after the boot that applies the file gives it back (seen on real
+    # reboots, tests/vm).
+    assert json.loads(read(root, STATE))["originals"] == {"net.core.somaxconn": "4096"}
+    again = profile.profile_present(root, "web", {"net.core.somaxconn": 8192}, apply=False)
+    assert again["changed"] is False
+    with open(os.path.join(root, "proc/sys/net/core/somaxconn"), "w") as handle:
+        handle.write("8192\n")  # the next boot applied the drop-in
+    gone = profile.profile_absent(root, "web")
+    assert gone["restored"] == {"net.core.somaxconn": {"before": "8192", "after": "4096"}}
+    assert raw(root, "net/core/somaxconn") == "4096\n" and read(root, STATE) is None and read(root, DROPIN) is None
 
 
 def test_present_loads_modules_first_and_persists_boot_files(tmp_path):
