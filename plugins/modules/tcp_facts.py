@@ -279,9 +279,10 @@ ansible_facts:
           description:
             - C(range) from C(net.ipv4.ip_local_port_range), its C(size), the C(busiest) destination (the most local
               ports held) and the C(crowded) one (the most sockets), each with C(address), C(port), C(in_use) (local
-              ports held towards it), C(utilisation) (C(in_use) / C(size), from 0 to 1: a local port outside the range, bound explicitly, is not
-              counted, and sockets towards one destination from one local address hold distinct ports), C(sockets), C(connections) (not in
-              TIME_WAIT), C(time_wait), C(time_wait_held) and C(time_wait_reusable).
+              ports held towards it), C(utilisation) (C(in_use) / C(size), from 0 to 1; a local port outside the
+              range, bound explicitly, is not counted, and sockets towards one destination from one local address
+              hold distinct ports), C(sockets), C(connections) (not in TIME_WAIT), C(time_wait), C(time_wait_held)
+              and C(time_wait_reusable).
             - A TIME_WAIT socket holds its port unless the kernel would hand it to a new connect() (tcp_twsk_unique()
               in net/ipv4/tcp_ipv4.c) - C(tcp_timestamps) on, C(tcp_tw_reuse) 1 (or 2 with a loopback address at
               either end), and older than C(tcp_tw_reuse_delay) (Linux 6.15+; 1 s before). Its age comes from the time

@@ -89,6 +89,7 @@ COMMANDS = {
     "tests/unit/plugins/module_utils/test__owners.py tests/unit/plugins/module_utils/test__netns.py "
     "tests/unit/plugins/module_utils/test__tcp_report.py tests/unit/plugins/modules/test_tcp_facts.py": ("checkout", "run"),
     ".venv/bin/python -m pytest -q -m live tests/integration/test_tcp_facts_live.py": ("checkout", "collect"),
+    ".venv/bin/python -m pytest -s -m live tests/integration/test_sysctl_crash.py": ("checkout", "collect"),
 }
 EXCLUDED = {
     "make demo": "tests/integration/test_demo.py runs it and checks that it prints the play and nothing else",

@@ -148,8 +148,8 @@ class VM:
         done = subprocess.run(self.ssh_argv(*command), input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
         if check and done.returncode != 0:
-            raise VMError("%s: %s failed (rc=%d): %s" % (self.name, " ".join(command), done.returncode,
-                                                          (done.stderr or done.stdout).strip()[-2000:]))
+            detail = (done.stderr or done.stdout).strip()[-2000:]
+            raise VMError("%s: %s failed (rc=%d): %s" % (self.name, " ".join(command), done.returncode, detail))
         return done.stdout
 
     def python(self, script: str, *args: str, timeout: float = 300) -> str:
