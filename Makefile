@@ -107,7 +107,7 @@ demo: venv ## Install the collection into .venv and audit this machine
 	  -i localhost, -c local -e ansible_python_interpreter=$(DEMO_PYTHON) linuxnet.tcp.audit
 
 test: test-deps matrix-deps system-deps link images vm-images ## Install what the tests need, build images, run the whole suite
-	source tests/podman/env.sh && $(BIN)/python -m pytest -v -p no:cacheprovider
+	source tests/podman/env.sh && $(BIN)/python -m pytest -v -p no:cacheprovider --durations=40
 
 unit: test-deps link ## Unit tests only
 	$(BIN)/python -m pytest -q tests/unit

@@ -201,7 +201,7 @@ _value:
       description: Per host, its full C(tcp) and C(sysctl) facts.
       returned: when O(details=true)
       type: dict
-      sample: {web1: {tcp: {states: {total: 3}}, sysctl: {values: {}}}}
+      sample: {web1: {tcp: {states: {total: 3}}, sysctl: {runtime: {}}}}
     settings:
       description: With O(settings), per variable, per value (as JSON text), the hosts that have it.
       returned: when O(settings) is given

@@ -53,7 +53,7 @@ def gather_facts(root="/", patterns=None, persisted=True):
         parts = keys.parts_of(key)
         return any(p.matches(parts) for p in wanted)
 
-    facts = {"values": values, "missing": missing, "persisted": {}, "drift": {}, "overrides": {}}
+    facts = {"runtime": values, "missing": missing, "persisted": {}, "drift": {}, "overrides": {}}
     if persisted:
         boot = conf.BootConfig(root)
         for key in sorted(set(boot.explicit_keys()) | set(values) | set(missing)):

@@ -65,7 +65,7 @@ def compact(facts, entry, owner, values):
         "ephemeral_ports": facts["ephemeral_ports"],
         # All of them (a few dozen numbers): a per-namespace rule reads whichever counter the host's rule reads.
         "counters": dict(facts.get("counters") or {}),
-        "sysctl": {"values": values},
+        "sysctl": {"runtime": values},
         "collection": {"backend": facts["collection"]["backend"], "owners": facts["collection"]["owners"]},
     }
     doc["trouble"] = list(trouble(doc))

@@ -80,12 +80,11 @@ ansible_facts:
       type: dict
       returned: always
       contains:
-        values:
+        runtime:
           description:
-            - Runtime value per key, whitespace normalised to single spaces.
-            - In Jinja, write C(ansible_facts.sysctl['values']), because V(values) is also the name of a
-              dictionary method, which C(ansible_facts.sysctl.values) returns instead. JMESPath (the audit
-              rules) reads C(sysctl.values) as the key.
+            - Runtime value per key (what C(/proc/sys) shows now), whitespace normalised to single spaces.
+            - Read it as C(ansible_facts.sysctl.runtime) in Jinja and C(sysctl.runtime) in JMESPath (the audit
+              rules).
           type: dict
           returned: always
           sample: {"net.ipv4.tcp_fin_timeout": "60", "net.ipv4.ip_local_port_range": "32768 60999"}

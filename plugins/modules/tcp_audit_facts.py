@@ -125,7 +125,7 @@ ansible_facts:
       description: The facts of M(linuxnet.tcp.sysctl_facts).
       returned: when O(gather=true)
       type: dict
-      sample: {values: {net.ipv4.tcp_tw_reuse: "0"}}
+      sample: {runtime: {net.ipv4.tcp_tw_reuse: "0"}}
     discovered_interpreter_python:
       description: The Python that runs Ansible, for the later tasks on this host (see the description).
       returned: on a localhost without an interpreter, when O(gather=true)

@@ -330,7 +330,7 @@ ansible_facts:
               user, C(process_count), C(runtime), C(container_id), C(container_name), C(pod_uid), C(pod_name),
               C(pod_namespace), C(cgroup)), a C(label) for people, and the namespace's own C(states), C(time_wait),
               C(close_wait), C(listeners) (those with a queue), C(ephemeral_ports), C(counters) (TcpExt, Tcp and
-              C(sockstat) of that namespace, as at the top level) and C(sysctl.values) (its C(tcp_tw_reuse), C(tcp_timestamps), port range, ...).
+              C(sockstat) of that namespace, as at the top level) and C(sysctl.runtime) (its C(tcp_tw_reuse), C(tcp_timestamps), port range, ...).
               Top lists hold 3 entries.
           type: list
           elements: dict

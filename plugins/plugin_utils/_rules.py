@@ -204,6 +204,10 @@ def reads_root_field(node, name, at_root=True):
     return any(reads_root_field(child, name) for child in children)
 
 
+# The runtime values' key before 0.1.0: a rule written for it would silently read nothing.
+_RENAMED_VALUES = re.compile(r"\bsysctl\s*\.\s*values\b")
+
+
 def _compile(rule_id, field, text):
     try:
         return jmespath.compile(text)
@@ -273,6 +277,10 @@ def _check_rule(rule, where, label=None):
     for key in ("query", "message"):
         if not isinstance(rule.get(key), str) or not rule[key].strip():
             raise RuleError(f"{label}: {key} is required and must be a non-empty string")
+    for key in ("query", "message"):
+        if _RENAMED_VALUES.search(rule[key]):
+            raise RuleError(f"{label}: {key} reads sysctl.values, which is now sysctl.runtime (renamed because "
+                            "'values' is a dictionary method in Jinja)")
     if rule.get("severity") not in SEVERITIES:
         raise RuleError(f"{label}: severity {rule.get('severity')!r} must be one of {', '.join(SEVERITIES)}")
     if not isinstance(rule.get("params") or {}, dict):
@@ -362,7 +370,7 @@ _NAMESPACE_DEFAULTS = {"peers": [], "local_ports": [], "listeners": [], "counter
 def namespace_context(ns_doc):
     """``{tcp, sysctl}`` of one container's network namespace, shaped like a host's for the rules."""
     tcp = dict(_NAMESPACE_DEFAULTS, **{k: v for k, v in ns_doc.items() if k not in ("owner", "sysctl")})
-    sysctl = {"values": (ns_doc.get("sysctl") or {}).get("values") or {}, "drift": {}, "persisted": {}, "missing": {},
+    sysctl = {"runtime": (ns_doc.get("sysctl") or {}).get("runtime") or {}, "drift": {}, "persisted": {}, "missing": {},
               "overrides": {}, "writers": {}, "boot": {}}
     return {"tcp": tcp, "sysctl": sysctl}
 

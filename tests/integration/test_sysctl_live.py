@@ -203,14 +203,14 @@ def test_boot_override_and_facts(lab):
     ])
     assert results[0]["overridden_at_boot"] == [{"key": "net.ipv4.tcp_keepalive_time", "file": "/etc/sysctl.d/95-site.conf", "value": "300"}]
     facts = results[1]["ansible_facts"]["sysctl"]
-    assert facts["values"]["net.ipv4.tcp_keepalive_time"] == "600"
+    assert facts["runtime"]["net.ipv4.tcp_keepalive_time"] == "600"
     assert facts["drift"]["net.ipv4.tcp_keepalive_time"] == {"runtime": "600", "persisted": "300", "file": "/etc/sysctl.d/95-site.conf"}
     assert facts["overrides"]["net.ipv4.tcp_keepalive_time"] == [
         {"file": "/etc/sysctl.d/90-linuxnet-web.conf", "value": "600"}, {"file": "/etc/sysctl.d/95-site.conf", "value": "300"}]
     assert facts["persisted"]["net.ipv4.tcp_keepalive_probes"] == {"value": "4", "file": "/etc/sysctl.d/90-linuxnet-web.conf"}
     assert facts["missing"]["net.ipv4.tcp_max_orphans"]["classification"] == "global_in_child_netns"
     # Visible read-only in a child netns since 6.11 (commit 19249c0724f2), absent before.
-    assert "net.core.rmem_max" in facts["values"] or facts["missing"]["net.core.rmem_max"]["classification"] == "global_in_child_netns"
+    assert "net.core.rmem_max" in facts["runtime"] or facts["missing"]["net.core.rmem_max"]["classification"] == "global_in_child_netns"
     assert facts["kernel"]["initial_netns"] is False and facts["kernel"]["proc_sys_writable"] is True and facts["kernel"]["proc_sys_net_writable"] is True
     assert results[1]["changed"] is False
 

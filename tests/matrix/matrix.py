@@ -49,13 +49,7 @@ SANITY_TARGETS = ("plugins/", "roles/", "playbooks/", "meta/", "changelogs/", "t
 # ignore file of its own copy of the collection only. The collection ships no ignore file: Automation Hub's
 # certification and ansible-lint's production profile refuse one with these entries. ansible-test fails an entry
 # that no longer matches anything, so a fixed finding must be removed from here.
-KNOWN_SANITY_FINDINGS = {
-    # ansible-core 2.21's validate-modules forbids return keys named like a dict method (ansible_facts.sysctl.values
-    # is the method in Jinja; the module's documentation says to write ['values']). The key is an interface: every
-    # audit rule and users' own rules read sysctl.values (JMESPath), in tcp_facts' namespaces too. Renaming it is a
-    # breaking change to decide on its own, not a sanity fix.
-    "2.21": ("plugins/modules/sysctl_facts.py validate-modules:bad-return-value-key",),
-}
+KNOWN_SANITY_FINDINGS = {}
 # Target Pythons that also run the target-side unit tests (module_utils, modules), with the oldest cell's
 # ansible-core module_utils, in a venv of their own (``target-python-X.Y.lock``).
 TARGET_UNITS = (("3.6", "2.16"),)

@@ -383,7 +383,7 @@ def test_smoke_facts_match_the_kernel(jobs, core):
         facts = results["sysctl_facts"]
         assert not facts.get("failed") and facts["changed"] is False, (host, facts)
         sysctl = facts["ansible_facts"]["sysctl"]
-        assert sysctl["values"] == info["before"]["sysctl"], (host, sysctl["values"])
+        assert sysctl["runtime"] == info["before"]["sysctl"], (host, sysctl["runtime"])
         assert sysctl["kernel"]["initial_netns"] is False, (host, sysctl["kernel"])
         tcp = results["tcp_facts"]
         assert not tcp.get("failed") and tcp["changed"] is False, (host, tcp)

@@ -222,7 +222,7 @@ def test_reboot_gives_what_the_boot_view_predicted(vms):
         snap = after[name]
         assert snap["boot_id"] != before[name]["boot_id"]
         facts = predicted[name]["facts"]
-        persisted, boot, values = facts["persisted"], facts["boot"], facts["values"]
+        persisted, boot, values = facts["persisted"], facts["boot"], facts["runtime"]
         wrong = []
         for key in sorted(set(snap["sysctl"]) | set(persisted)):
             if VOLATILE.match(key):

@@ -51,7 +51,7 @@ CASES = [
       "narrow_port_range"],
      {"time_wait_storm_client": ["tcp_tw_reuse is 1: a new connect() takes over", "tcp_tw_reuse is already 1"]}),
     ("client-side storm where timestamps block tcp_tw_reuse", "storm",
-     {"tcp/ephemeral_ports/reuse/tcp_timestamps": 0, "sysctl/values/net.ipv4.tcp_timestamps": "0"},
+     {"tcp/ephemeral_ports/reuse/tcp_timestamps": 0, "sysctl/runtime/net.ipv4.tcp_timestamps": "0"},
      {"close_wait_leak": {"severity": "critical"}},
      ["ephemeral_port_exhaustion", "close_wait_leak", "time_wait_storm_client", "accept_queue_full",
       "listen_overflows", "sysctl_drift", "tcp_timestamps_disabled", "narrow_port_range"],
@@ -74,7 +74,7 @@ CASES = [
      {"tcp/counters/sockstat/orphan": 70000}, {}, [], {}),
     ("memory aborts alone raise orphan pressure", "clean", {"tcp/counters/TCPAbortOnMemory": 3}, {},
      ["orphan_pressure"], {"orphan_pressure": ["3 connections were reset for lack of memory"]}),
-    ("tcp_tw_recycle still on (kernel before 4.12)", "legacy", {"sysctl/values/net.ipv4.tcp_fin_timeout": "60"},
+    ("tcp_tw_recycle still on (kernel before 4.12)", "legacy", {"sysctl/runtime/net.ipv4.tcp_fin_timeout": "60"},
      {"tcp_tw_recycle_configured": {"enabled": False}, "tw_buckets_lowered": {"severity": "info"}},
      ["time_wait_bucket_overflow", "syncookies_disabled", "tw_buckets_lowered", "tcp_timestamps_disabled",
       "somaxconn_low"], {}),
@@ -101,7 +101,7 @@ def test_builtin_rules_on_recorded_documents(name, fixture, patches, overrides, 
 
 def test_tcp_tw_recycle_on_an_old_kernel_is_critical():
     data = doc("legacy")
-    data["sysctl"]["values"]["net.ipv4.tcp_tw_recycle"] = "1"
+    data["sysctl"]["runtime"]["net.ipv4.tcp_tw_recycle"] = "1"
     data["sysctl"]["kernel"]["release"] = "4.9.0-19-amd64"
     findings = plugin.tcp_diagnose(data, builtin_rules())
     assert findings[0]["id"] == "tcp_tw_recycle_enabled" and findings[0]["severity"] == "critical"
@@ -164,6 +164,8 @@ ERRORS = [
     ("override of an unknown rule", [GOOD], {"okay": {"enabled": False}}, r"override for unknown rule okay"),
     ("override with a bad severity", [GOOD], {"ok": {"severity": "fatal"}}, r"override for rule ok.*severity 'fatal'"),
     ("rules not a list", {"id": "x"}, None, r"rules must be a list"),
+    ("renamed key", [dict(GOOD, id="old_key", query="sysctl.values.\"net.core.somaxconn\" == '128'")], None,
+     r"rule old_key: query reads sysctl.values, which is now sysctl.runtime"),
     ("runtime type error", [dict(GOOD, id="typed", query="abs(tcp.states)")], None,
      r"rule typed: query failed on this host: .*abs"),
 ]

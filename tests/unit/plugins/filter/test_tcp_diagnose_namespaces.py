@@ -106,11 +106,11 @@ def test_a_namespace_whose_counters_cannot_be_read_is_skipped_and_counted(monkey
 
 @pytest.mark.parametrize("query, reads", [
     ("tcp.close_wait.by_process[?count >= `10`]", True),
-    ("sysctl.values.a == '1' || tcp.counters.X > `0`", True),
+    ("sysctl.runtime.a == '1' || tcp.counters.X > `0`", True),
     ("[{lower: tcp.a}] | [?lower != null]", True),
-    ("to_number(sysctl.values.\"net.core.somaxconn\") < `1024`", False),
+    ("to_number(sysctl.runtime.\"net.core.somaxconn\") < `1024`", False),
     ("sysctl.ipvs.tcp", False),  # a field named tcp, of something else
-    ("sysctl.values[?tcp]", False),
+    ("sysctl.runtime[?tcp]", False),
     ("sort_by(sysctl.list, &tcp)", False),
     ("[{fix: 'the linuxnet.tcp.ipvs_timeouts module', s: sysctl.ipvs.tcp}]", False),  # "tcp." in a string
     ("`{\"tcp\": 1}`", False),

@@ -34,7 +34,7 @@ def rules(path_timeouts=()):
 
 def host(values=None, ipvs=None, drift=None, writers=None, fixture="clean"):
     data = copy.deepcopy(doc(fixture))
-    data["sysctl"]["values"].update(values or {})
+    data["sysctl"]["runtime"].update(values or {})
     data["sysctl"]["ipvs"] = ipvs
     if drift is not None:
         data["sysctl"]["drift"] = drift

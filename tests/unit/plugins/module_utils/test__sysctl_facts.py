@@ -16,9 +16,9 @@ def test_facts(tmp_path):
     reference_layout(root)
     put(root, "/etc/sysctl.d/70-x.conf", "net.core.somaxconn = 8192\n")
     facts = sysctl_facts.gather_facts(root, ["net.ipv4.tcp_*", "net.core.somaxconn", "net.ipv4.tcp_tw_recycle", "net.ipv4.vs.conntrack"])
-    assert "net.ipv4.ip_local_port_range" not in facts["values"]  # not matched by the patterns
-    assert facts["values"]["net.ipv4.tcp_rmem"] == "4096 131072 33554432"
-    assert facts["values"]["net.core.somaxconn"] == "4096"
+    assert "net.ipv4.ip_local_port_range" not in facts["runtime"]  # not matched by the patterns
+    assert facts["runtime"]["net.ipv4.tcp_rmem"] == "4096 131072 33554432"
+    assert facts["runtime"]["net.core.somaxconn"] == "4096"
     assert facts["missing"]["net.ipv4.tcp_tw_recycle"]["classification"] == "removed"
     assert facts["missing"]["net.ipv4.vs.conntrack"]["classification"] == "module_not_loaded"
     assert facts["missing"]["net.ipv4.tcp_max_orphans"]["classification"] == "global_in_child_netns"
@@ -30,11 +30,11 @@ def test_facts(tmp_path):
     assert "net.ipv4.tcp_fin_timeout" not in facts["overrides"]
     assert facts["kernel"] == {"release": "6.18.44-test", "initial_netns": False, "proc_sys_writable": True,
                                "proc_sys_net_writable": True}
-    assert "net.core.rmem_max" not in facts["values"]
+    assert "net.core.rmem_max" not in facts["runtime"]
     quick = sysctl_facts.gather_facts(root, None, persisted=False)
-    assert quick["persisted"] == {} and "net.ipv4.tcp_fin_timeout" in quick["values"]
+    assert quick["persisted"] == {} and "net.ipv4.tcp_fin_timeout" in quick["runtime"]
     assert "net.core.netdev_max_backlog" in quick["missing"]
-    assert set(quick["values"]) <= set(k.replace("/", ".") for k in HOST)
+    assert set(quick["runtime"]) <= set(k.replace("/", ".") for k in HOST)
 
 
 VLAN = dict(HOST, **{"net/ipv4/conf/eth0.100/send_redirects": "1", "net/ipv4/conf/eth0/send_redirects": "1",
@@ -51,7 +51,7 @@ def test_facts_of_an_interface_with_a_dot(tmp_path):
                     "net/ipv4/conf/eth0.100/send_redirects"):
         facts = sysctl_facts.gather_facts(root, [pattern])
         key = "net.ipv4.conf.eth0/100.send_redirects"
-        assert facts["values"][key] == "1"
+        assert facts["runtime"][key] == "1"
         # The explicit key (two spellings, one entry) beats the later glob; 75-b wins over 34-b by name.
         assert facts["persisted"][key] == {"value": "0", "file": "/usr/lib/sysctl.d/75-b.conf"}
         assert facts["drift"][key] == {"runtime": "1", "persisted": "0", "file": "/usr/lib/sysctl.d/75-b.conf"}
@@ -61,7 +61,7 @@ def test_facts_of_an_interface_with_a_dot(tmp_path):
     assert facts["persisted"]["net.ipv4.conf.eth0.send_redirects"] == {"value": "0", "file": "/usr/lib/sysctl.d/80-glob.conf"}
     assert set(facts["drift"]) == {"net.ipv4.conf.all.send_redirects", "net.ipv4.conf.eth0.send_redirects",
                                    "net.ipv4.conf.eth0/100.send_redirects"}
-    assert all("/" not in key.split(".")[0] for key in facts["values"])
+    assert all("/" not in key.split(".")[0] for key in facts["runtime"])
 
 
 def test_boot_report_says_which_keys_boot_cannot_set(tmp_path):
@@ -101,12 +101,12 @@ def test_a_glob_over_a_key_that_fails_to_read_reports_it_missing(tmp_path, monke
 
     monkeypatch.setattr(systree.SysctlTree, "read", read)
     facts = sysctl_facts.gather_facts(root, ["net.ipv6.conf.all.*"])
-    assert facts["values"] == {"net.ipv6.conf.all.forwarding": "0"}
+    assert facts["runtime"] == {"net.ipv6.conf.all.forwarding": "0"}
     assert facts["missing"]["net.ipv6.conf.all.stable_secret"] == {
         "classification": "read_only", "reason": "net.ipv6.conf.all.stable_secret is not readable"}
     # The same as the explicit key gives.
     explicit = sysctl_facts.gather_facts(root, ["net.ipv6.conf.all.stable_secret"])
-    assert explicit["missing"] == facts["missing"] and explicit["values"] == {}
+    assert explicit["missing"] == facts["missing"] and explicit["runtime"] == {}
 
 
 def test_boot_report_of_a_key_only_a_pattern_names(tmp_path):

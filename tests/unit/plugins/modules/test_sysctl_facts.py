@@ -29,11 +29,11 @@ def test_facts_on_fake_tree(tmp_path, monkeypatch, capsys):
     out = run({"keys": ["net.core.*", "net.ipv4.tcp_max_orphans"], "_ansible_check_mode": True}, capsys)
     facts = out["ansible_facts"]["sysctl"]
     assert out["changed"] is False
-    assert facts["values"]["net.core.somaxconn"] == "4096" and facts["values"]["net.core.rmem_max"] == "4194304"
+    assert facts["runtime"]["net.core.somaxconn"] == "4096" and facts["runtime"]["net.core.rmem_max"] == "4194304"
     assert facts["missing"]["net.ipv4.tcp_max_orphans"]["classification"] == "global_in_child_netns"
     assert facts["missing"]["net.core.netdev_max_backlog"]["reason"] == "global key: set this on the host"
     assert facts["kernel"]["initial_netns"] is False
-    assert set(facts) == {"values", "missing", "persisted", "drift", "overrides", "kernel", "boot", "module_options", "ipvs", "agents", "writers"}
+    assert set(facts) == {"runtime", "missing", "persisted", "drift", "overrides", "kernel", "boot", "module_options", "ipvs", "agents", "writers"}
     assert facts["agents"] == [] and facts["writers"] == {}  # no process table under the fake root
     assert facts["ipvs"] is None  # no ip_vs on the fake tree's host either
 
@@ -49,9 +49,9 @@ def test_real_host_read_only(capsys):
     # Runs on the real /proc/sys: the module only reads, and the TCP set must be readable anywhere Linux runs.
     out = run({"persisted": False}, capsys)
     facts = out["ansible_facts"]["sysctl"]
-    assert out["changed"] is False and "net.ipv4.tcp_fin_timeout" in facts["values"]
+    assert out["changed"] is False and "net.ipv4.tcp_fin_timeout" in facts["runtime"]
     with open("/proc/sys/net/ipv4/tcp_fin_timeout") as handle:
-        assert facts["values"]["net.ipv4.tcp_fin_timeout"] == handle.read().strip()
+        assert facts["runtime"]["net.ipv4.tcp_fin_timeout"] == handle.read().strip()
 
 
 def test_ipvs_timeouts_read_with_ipvsadm(tmp_path, monkeypatch, capsys):
@@ -80,7 +80,7 @@ def test_special_files_and_hostile_lines_are_warned_about(tmp_path, monkeypatch,
     real = sysctl_facts._sysctl_conf.config_warnings
     monkeypatch.setattr(sysctl_facts._sysctl_conf, "config_warnings", lambda _root: real(base))
     out = run({"keys": ["net.core.somaxconn"]}, capsys)
-    assert out["ansible_facts"]["sysctl"]["values"] == {"net.core.somaxconn": "4096"}
+    assert out["ansible_facts"]["sysctl"]["runtime"] == {"net.core.somaxconn": "4096"}
     # ansible-core 2.19 returns each warning as an event, earlier releases as a string.
     said = [w if isinstance(w, str) else w["event"]["msg"] for w in out["warnings"]]
     assert said[0] == "/etc/sysctl.d/x.conf is a FIFO, not a regular file: skipped, never opened"
