@@ -8,6 +8,7 @@ oldest target Python (``TARGET_UNITS``).
 
     matrix.py lock      resolve every lock of the matrix (``make lock`` runs it)
     matrix.py install   make or refresh every venv of the matrix (``make matrix-deps``)
+    matrix.py table     print the README's compatibility table from the last run's results.json
 
 The interpreters come from pyenv (``$PYENV_ROOT/versions/X.Y.Z``) or ``pythonX.Y`` on PATH; a missing one is an
 error that names it, never a skipped cell. Standard library only, like pylock.py.
@@ -16,6 +17,7 @@ import argparse
 import collections
 import concurrent.futures
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -130,10 +132,44 @@ def for_each_environment(action):
     return 1 if failures else 0
 
 
+def table(results):
+    """The README's compatibility table (Markdown) from the results.json of a matrix run."""
+    jobs = results["jobs"]
+
+    def cell_text(kind, key):
+        job = jobs.get("%s %s" % (kind, key))
+        if job is None:
+            return "not run"
+        known = " (%d tolerated finding(s): %s)" % (len(job["known"]), ", ".join(job["known"])) if job.get("known") else ""
+        return "%s%s, %d s" % ("pass" if job["ok"] else "**FAIL**", known, round(job["seconds"]))
+
+    lines = ["| ansible-core | controller Python | target Pythons, live | `ansible-test sanity` | unit tests | live smoke run |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for cell in CELLS:
+        targets = ", ".join(version + (" (refused with the collection's message)" if version in UNSUPPORTED_TARGETS else "")
+                            for version in cell.targets)
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (cell.core, cell.controller, targets, cell_text("sanity", cell.core),
+                                                          cell_text("units", cell.core), cell_text("smoke", cell.core)))
+    for version, core in TARGET_UNITS:
+        lines.append("")
+        lines.append("Target-side unit tests on Python %s (ansible-core %s module_utils): %s." % (
+            version, core, cell_text("target-units", version)))
+    lines.append("")
+    lines.append("Matrix wall time %.1f min, CPU time %.1f min, load average at the end %s." % (
+        results["wall_seconds"] / 60, results.get("cpu_seconds", 0) / 60, " ".join("%.1f" % x for x in results["load"])))
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("command", choices=("lock", "install"))
+    parser.add_argument("command", choices=("lock", "install", "table"))
+    parser.add_argument("--results", default=os.path.join(VENVS, "results.json"),
+                        help="results.json of a matrix run (table)")
     args = parser.parse_args()
+    if args.command == "table":
+        with open(args.results, encoding="utf-8") as handle:
+            print(table(json.load(handle)))
+        return 0
     try:
         return for_each_environment(resolve if args.command == "lock" else install)
     except MissingPython as error:
