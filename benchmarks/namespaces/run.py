@@ -1,18 +1,21 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Cost of tcp_facts namespaces=all: the scan of N network namespaces, against one namespace and a shell loop.
+"""Cost of tcp_facts namespaces=all over N network namespaces, against the host alone and a loop of `ss`.
 
-Creates N namespaces (`ip netns add lntcp-bench-ns-...`), each with a process holding a small socket table on its
-own loopback (a client-side TIME_WAIT storm in one in five, a few ESTABLISHED pairs in the others), runs, in turn:
+For each size (default 50 and 250) it makes that many namespaces (lab.py: each with one process holding a few
+dozen sockets, one in five a TIME_WAIT storm of --storm sockets renewed before every round, one in five a
+CLOSE_WAIT leak and a queued listener whose owners must be found) and runs, per round, in turn:
 
 - the module as Ansible runs it (`python -m ...tcp_facts ARGS`), namespaces=current;
-- the same with namespaces=all;
-- the loop a user would write instead: `ip netns exec NS ss -tan` for each namespace;
+- the same with namespaces=all (namespaces_limit above the count, so every namespace is read), netlink backend;
+- the same with backend=proc (the fallback: /proc/net/tcp{,6} of each namespace);
+- the loop a user would write instead: `ip netns exec NS ss -tan` for each namespace of the lab.
 
-and prints medians over the rounds, the cost per namespace ((all - current) / N) and the machine load. The
-storms talk to loopback only, are bounded, and stop by themselves; every namespace is deleted at the end.
+It prints a table per size: the medians over the rounds, the cost per namespace ((all - current) / namespaces read),
+the loop's time over the module's, the module's peak RSS (wait4), the sockets it counted and the machine load.
+The storms talk to loopback only, are bounded, and stop by themselves; every namespace is deleted at the end.
 
-    .venv/bin/python benchmarks/namespaces/run.py --namespaces 50 --rounds 5
+    .venv/bin/python benchmarks/namespaces/run.py --namespaces 50 250 --rounds 5
 """
 from __future__ import annotations
 
@@ -23,90 +26,156 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import uuid
+
+from lab import Lab
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")
-STORM = os.path.join(ROOT, "tests", "integration", "_storm.py")
+MODULE = "ansible_collections.linuxnet.tcp.plugins.modules.tcp_facts"
+TARGET_PER_NAMESPACE_MS = 3.0
+TARGET_LOOP_RATIO = 5.0
+TARGET_RSS_MB = 80.0
+sys.path.insert(0, COLLECTIONS)
+# pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as sockets  # noqa: E402
+from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import entered  # noqa: E402
 
 
-def timed(argv, env=None):
-    started = time.monotonic()
+def run(argv, env=None):
+    """Run one command, which must succeed."""
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    elapsed = time.monotonic() - started
     if proc.returncode:
         raise SystemExit("%s failed: %s" % (" ".join(argv[:4]), (proc.stderr or proc.stdout)[-2000:]))
-    return elapsed, proc.stdout
+
+
+def module(args, env, args_path):
+    """One module run as Ansible runs it: (seconds, tcp facts, peak RSS in bytes of the process)."""
+    with open(args_path, "w", encoding="utf-8") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    started = time.monotonic()
+    with subprocess.Popen([sys.executable, "-m", MODULE, args_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=env) as proc:
+        out, err = proc.stdout.read(), proc.stderr.read()
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.monotonic() - started
+    if proc.returncode:
+        raise SystemExit("tcp_facts %s failed: %s" % (args, (err or out)[-2000:]))
+    return elapsed, json.loads(out)["ansible_facts"]["tcp"], usage.ru_maxrss * 1024
+
+
+def kernel_floor(names, threads=2):
+    """Seconds to walk the socket table once per namespace: one sock_diag dump of every state but LISTEN (both
+    families) per namespace, two namespaces at a time, what it returns received and dropped. The established
+    hash is shared by every namespace, so each walk visits the sockets of all of them: the part of a scan that no
+    code in user space can make smaller."""
+    pending = list(names)
+    lock = threading.Lock()
+
+    def work():
+        while True:
+            with lock:
+                if not pending:
+                    return
+                name = pending.pop()
+            with entered("/run/netns/" + name):
+                sockets.NetlinkBackend(parts=1).dump([(sockets.ALL_STATES & ~sockets.LISTEN_BIT, 1)],
+                                                     lambda _data, _size, _stride: None)
+    started = time.monotonic()
+    helpers = [threading.Thread(target=work) for _index in range(threads - 1)]
+    for helper in helpers:
+        helper.start()
+    work()
+    for helper in helpers:
+        helper.join()
+    return time.monotonic() - started
+
+
+def measure(count, rounds, prefix, storm):
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS, LC_ALL="C")
+    kinds = ("current", "all", "all, proc", "ss loop", "floor")
+    results = dict((kind, []) for kind in kinds)
+    rss = dict((kind, 0) for kind in kinds)
+    with tempfile.TemporaryDirectory(prefix="lntcp-bench-ns-") as work, Lab(count, prefix, storm) as lab:
+        args_path = os.path.join(work, "args.json")
+        limit = count + 100  # every namespace of the lab, and whatever else the host has
+        load_before = os.getloadavg()
+        scan = counted = None
+        modes = {"current": {}, "all": {"namespaces": "all", "namespaces_limit": limit},
+                 "all, proc": {"namespaces": "all", "namespaces_limit": limit, "backend": "proc"}}
+        for _round in range(rounds):
+            lab.refresh()  # TIME_WAIT lasts 60 s: the runs that walk the table come first after it
+            for kind in ("all", "ss loop", "floor", "current", "all, proc"):
+                if kind == "ss loop":
+                    started = time.monotonic()
+                    for name in lab.names:
+                        run(["ip", "netns", "exec", name, "ss", "-tan"], env)
+                    results[kind].append(time.monotonic() - started)
+                    continue
+                if kind == "floor":
+                    results[kind].append(kernel_floor(lab.names))
+                    continue
+                elapsed, tcp, peak = module(modes[kind], env, args_path)
+                results[kind].append(elapsed)
+                rss[kind] = max(rss[kind], peak)
+                if kind == "all":
+                    scan = tcp["namespaces_scan"]
+                    ours = [doc for doc in tcp["namespaces"] if (doc["netns_name"] or "").startswith(prefix)]
+                    if len(ours) != count:
+                        raise SystemExit("namespaces=all reported %d of the %d namespaces made" % (len(ours), count))
+                    counted = sum(doc["states"]["total"] for doc in ours)
+        load_after = os.getloadavg()
+    med = dict((kind, statistics.median(values)) for kind, values in results.items())
+    read = scan["reported"]
+    per = dict((kind, (med[kind] - med["current"]) / read) for kind in ("all", "all, proc"))
+    per["ss loop"], per["floor"] = med["ss loop"] / count, med["floor"] / count
+    print("\n%d namespaces made (%d read by namespaces=all, %d sockets in ours), %d rounds, load %.2f %.2f %.2f before, "
+          "%.2f %.2f %.2f after (2 CPUs, shared machine)" % ((count, read, counted, rounds) + load_before + load_after))
+    print("| run | median (s) | min (s) | per namespace (ms) | ss loop / run | peak RSS (MB) |")
+    print("|---|--:|--:|--:|--:|--:|")
+    labels = {"current": "tcp_facts, namespaces=current", "all": "tcp_facts, namespaces=all",
+              "all, proc": "tcp_facts, namespaces=all, backend=proc",
+              "ss loop": "`ip netns exec NS ss -tan`, every namespace",
+              "floor": "kernel floor: one sock_diag walk per namespace, 2 threads"}
+    for kind in kinds:
+        print("| %s | %.3f | %.3f | %s | %s | %s |" % (
+            labels[kind], med[kind], min(results[kind]), "%.2f" % (per[kind] * 1000) if kind in per else "",
+            "%.1fx" % (med["ss loop"] / med[kind]) if kind not in ("ss loop", "floor") else "",
+            "%.0f" % (rss[kind] / 2**20) if rss[kind] else ""))
+    verdicts = ["cost per namespace %.2f ms (target at most %.0f ms): %s; the kernel's walk alone %.2f ms" % (
+        per["all"] * 1000, TARGET_PER_NAMESPACE_MS, "met" if per["all"] * 1000 <= TARGET_PER_NAMESPACE_MS else "NOT met",
+        per["floor"] * 1000),
+                "ss loop / namespaces=all %.1fx (target at least %.0fx at 250): %s" % (
+        med["ss loop"] / med["all"], TARGET_LOOP_RATIO, "met" if med["ss loop"] / med["all"] >= TARGET_LOOP_RATIO else "NOT met"),
+                "peak RSS %.0f MB (target under %.0f MB): %s" % (
+        rss["all"] / 2**20, TARGET_RSS_MB, "met" if rss["all"] / 2**20 < TARGET_RSS_MB else "NOT met")]
+    print("\n".join(verdicts))
+    return {"namespaces": count, "read": read, "sockets": counted, "rounds": rounds, "median": med,
+            "min": dict((kind, min(values)) for kind, values in results.items()), "per_namespace_ms":
+            dict((kind, value * 1000) for kind, value in per.items()), "peak_rss": rss,
+            "load_before": load_before, "load_after": load_after}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("--namespaces", type=int, default=50)
+    parser.add_argument("--namespaces", type=int, nargs="+", default=[50, 250])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--storm", type=int, default=2000, help="TIME_WAIT sockets in one namespace of five")
+    parser.add_argument("--prefix", default="lntcp-bench-ns-", help="name prefix of the namespaces made")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("benchmarks/namespaces: needs root (ip netns); skipped")
         return
-    if not 1 <= args.namespaces <= 200:
-        raise SystemExit("--namespaces is bounded to 1..200")
-    tag = uuid.uuid4().hex[:6]
-    names = ["lntcp-bench-ns-%s-%02d" % (tag, i) for i in range(args.namespaces)]
-    holders = []
-    args_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-    args_file.close()
-    env = dict(os.environ, PYTHONPATH=COLLECTIONS, LC_ALL="C")
-    try:
-        for index, name in enumerate(names):
-            subprocess.run(["ip", "netns", "add", name], check=True)
-            subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
-            storm = ["--time-wait", "2000"] if index % 5 == 0 else ["--established", "20"]
-            holder = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, STORM, "--hold", "900"] + storm,
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            holders.append(holder)
-            json.loads(holder.stdout.readline())
-        load_before = os.getloadavg()
-        results = {"current": [], "all": [], "ss loop": []}
-        found = None
-        for _round in range(args.rounds):
-            for kind in ("current", "all"):
-                with open(args_file.name, "w") as handle:
-                    json.dump({"ANSIBLE_MODULE_ARGS": {"namespaces": kind}}, handle)
-                elapsed, out = timed([sys.executable, "-m", "ansible_collections.linuxnet.tcp.plugins.modules.tcp_facts",
-                                      args_file.name], env)
-                results[kind].append(elapsed)
-                if kind == "all":
-                    found = json.loads(out)["ansible_facts"]["tcp"]["namespaces_scan"]
-            started = time.monotonic()
-            for name in names:
-                timed(["ip", "netns", "exec", name, "ss", "-tan"])
-            results["ss loop"].append(time.monotonic() - started)
-        load_after = os.getloadavg()
-        med = dict((k, statistics.median(v)) for k, v in results.items())
-        print("tcp_facts namespaces=all, %d namespaces of this benchmark (%d found on the host, %d reported), %d rounds"
-              % (args.namespaces, found["found"], found["reported"], args.rounds))
-        print("| run | median wall (s) | min (s) |")
-        print("|---|--:|--:|")
-        for kind in ("current", "all", "ss loop"):
-            label = {"current": "tcp_facts, namespaces=current", "all": "tcp_facts, namespaces=all",
-                     "ss loop": "ip netns exec NS ss -tan, every namespace"}[kind]
-            print("| %s | %.3f | %.3f |" % (label, med[kind], min(results[kind])))
-        per = (med["all"] - med["current"]) / max(found["reported"], 1)
-        print("cost per namespace: %.1f ms ((all - current) / %d namespaces read); scan duration in the module %.0f ms"
-              % (per * 1000, found["reported"], found["duration_ms"]))
-        print("load average before %.2f %.2f %.2f, after %.2f %.2f %.2f (2 cores)" % (load_before + load_after))
-    finally:
-        for holder in holders:
-            holder.stdin.close()
-        for holder in holders:
-            try:
-                holder.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                holder.kill()
-        for name in names:
-            subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
-        os.unlink(args_file.name)
+    print("tcp_facts namespaces=all against a loop of `ss`; machine: %d CPUs, load %.2f %.2f %.2f"
+          % ((os.cpu_count(),) + os.getloadavg()), flush=True)
+    runs = [measure(count, args.rounds, args.prefix, args.storm) for count in args.namespaces]
+    results = os.path.join(ROOT, "benchmarks", "results")
+    os.makedirs(results, exist_ok=True)
+    with open(os.path.join(results, "namespaces.json"), "w", encoding="utf-8") as handle:
+        json.dump(runs, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import (
     read_conntrack,
     read_counters,
     read_port_range,
+    read_sysctls,
 )
 from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import entered, is_initial
 from ansible_collections.linuxnet.tcp.plugins.module_utils._owners import find_owners, netns_link
@@ -492,8 +493,10 @@ def _dump(backend, detail, port_range, sockstat=None):
     if isinstance(backend, NetlinkBackend):
         # sockstat counts the full sockets (inuse) and the minisockets (tw) without a dump; it decides how
         # the table is cut, never what is counted.
+        # Each walk visits the sockets of every namespace: ``alloc`` counts the full ones of the whole host.
         sockstat = sockstat or {}
-        plan = dump_plan(rest, sockstat.get("inuse") or 0, sockstat.get("tw") or 0, backend.parts)
+        plan = dump_plan(rest, sockstat.get("inuse") or 0, sockstat.get("tw") or 0, backend.parts,
+                         walked=(sockstat.get("alloc") or 0) + (sockstat.get("tw") or 0))
         backend.dump(plan, tally.block, port_range)
     else:
         for family in (AF_INET, AF_INET6):
@@ -502,31 +505,39 @@ def _dump(backend, detail, port_range, sockstat=None):
     return tally
 
 
-def gather(backend="auto", states=None, top=10, processes=True, netns=None, summary=False, root="/", idle_owners=True):
+def gather(backend="auto", states=None, top=10, processes=True, netns=None, summary=False, root="/", idle_owners=True,
+           parts=None, table=None, sysctls=()):
     """Collect the ``tcp`` facts. Raises CollectError, KstatsError or NetnsError with a clear message.
 
     ``idle_owners``: also attribute listeners with an empty accept queue, while the scan stays cheap (False
-    where only the listeners with a queue are kept, as in the per-namespace documents)."""
+    where only the listeners with a queue are kept, as in the per-namespace documents). For a scan of every
+    namespace (``_tcp_namespaces``): ``parts`` concurrent dumps of the table (default by CPUs; 1 there, where
+    namespaces are read side by side), ``table`` the scan's one walk of /proc (``_owners.ProcessTable``) and
+    ``sysctls`` names of sysctls to read while inside, returned as ``sysctl_values``.
+    Safe to call from several threads: the namespace is entered by the calling thread only."""
     started = time.monotonic()
     wanted = ALL_STATES if states is None else states_mask(STATE_ORDER.index(s) + 1 for s in states)
     fallback = None
     initial = is_initial(root, netns)
+    # /proc/net follows the main thread's namespace, /proc/thread-self/net the caller's (see _kstats).
+    net = "proc/thread-self/net" if netns else "proc/net"
     with entered(netns, root):
         port_range = read_port_range(root)
-        counters = read_counters(root)
+        counters = read_counters(root, net)
         conntrack = read_conntrack(root)
+        values = read_sysctls(root, sysctls) if sysctls else None
         if backend == "proc":
-            used = ProcBackend(root)
+            used = ProcBackend(root, net)
             tally = _dump(used, wanted, port_range, counters.get("sockstat"))
         else:
-            used = NetlinkBackend()
+            used = NetlinkBackend(parts=parts)
             try:
                 tally = _dump(used, wanted, port_range, counters.get("sockstat"))
             except NetlinkRefused as exc:
                 if backend == "netlink":
                     raise
                 fallback = str(exc)
-                used = ProcBackend(root)
+                used = ProcBackend(root, net)
                 tally = _dump(used, wanted, port_range, counters.get("sockstat"))
     privileged = os.geteuid() == 0
     owners = {}
@@ -543,10 +554,12 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
                 elif idle_owners:
                     optional.append(rec[8])
         uids = {rec[7] for _slot, rec in tally.listeners} | {row[1] for row in tally.close_wait}
-        owners, owner_info = find_owners(inodes, root, netns_link(root, netns), uids, optional)
+        owners, owner_info = find_owners(inodes, root, netns_link(root, netns), uids, optional, table=table)
     facts = tally.report(top, owners, summary, wanted)
     facts["counters"] = counters
     facts["conntrack"] = conntrack
+    if values is not None:
+        facts["sysctl_values"] = values
     facts["collection"] = {
         "backend": used.name,
         "fallback_reason": fallback,

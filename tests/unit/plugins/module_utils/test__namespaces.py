@@ -10,6 +10,7 @@ import os
 import pytest
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _namespaces as ns
+from ansible_collections.linuxnet.tcp.plugins.module_utils._owners import ProcessTable
 
 PODMAN_ID = "86bef0b4fed8a9ae2e55fc52a42c174e290e914a14e452d6bd01985fc872ccef"
 DOCKER_ID = "4c01db0b339c3f0f0f1d2a6b6a3c1e8f7d5b3a2c1e0f9d8c7b6a5f4e3d2c1b0a"
@@ -92,6 +93,13 @@ def test_enumerate_and_attribute(tmp_path):
     assert (pod["runtime"], pod["pod_uid"], pod["pod_namespace"], pod["pod_name"]) == ("containerd", POD_UID, "shop", "web-7d4b9")
     assert ns.label(pod) == "pod shop/web-7d4b9" and ns.label(podman) == "podman leaky"
     assert ns.label(ns.owner(root, by_pids[()], names, users)) == "netns lab"
+
+
+def test_the_scan_s_process_table_finds_the_same(tmp_path):
+    """namespaces=all walks /proc once (an _owners.ProcessTable) for the namespaces and every owner lookup."""
+    root = str(tmp_path)
+    fake_host(root)
+    assert ns.enumerate_netns(root, table=ProcessTable(root)) == ns.enumerate_netns(root)
 
 
 def test_limit_and_time_budget(tmp_path):

@@ -283,9 +283,9 @@ def test_idle_listener_owners_can_be_left_out(facts_root, monkeypatch):
     asked = []
     real = R.find_owners
 
-    def spy(inodes, *args):
+    def spy(inodes, *args, **kwargs):
         asked.append((list(inodes), list(args[-1])))
-        return real(inodes, *args)
+        return real(inodes, *args, **kwargs)
     monkeypatch.setattr(R, "find_owners", spy)
     full = R.gather(backend=backend, root=root)
     lean = R.gather(backend=backend, root=root, idle_owners=False)
