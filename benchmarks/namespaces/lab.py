@@ -14,6 +14,11 @@ Every namespace is ``ip netns add PREFIX<tag>-NNN`` with loopback up and one hol
 Each holder has five listeners. Everything talks to the namespace's own loopback, is bounded in count and time
 (the holders exit when their stdin closes or after ``hold`` seconds), and ``close()`` deletes exactly the
 namespaces made here, also after a failure or SIGTERM.
+
+As on a Kubernetes node, the namespaces share the kernel's one established hash table, which every sock_diag dump
+and /proc/net/tcp read walks whole, other namespaces' sockets included. With ``own_hash=N`` they are made from a
+parent namespace of the lab whose ``net.ipv4.tcp_child_ehash_entries`` is N (Linux 6.1+): each then has a table of
+its own, and a walk visits only its own sockets.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,7 +37,22 @@ MAX_NAMESPACES = 300
 
 
 def _sh(*argv):
-    subprocess.run(list(argv), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    proc = subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    if proc.returncode:
+        raise SystemExit("%s failed: %s" % (" ".join(argv), proc.stderr.strip()))
+
+
+def _add(argv, attempts=3):
+    """`ip netns add`, tried again after a short pause: on a shared host, another user's `ip netns` may hold the
+    /run/netns mount at that moment."""
+    for attempt in range(attempts):
+        try:
+            _sh(*argv)
+            return
+        except SystemExit:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 def _terminated(_signum, _frame):
@@ -41,21 +62,30 @@ def _terminated(_signum, _frame):
 class Lab:
     """``with Lab(count, prefix) as lab:`` ``lab.names`` the namespaces, ``lab.kinds`` what each holds."""
 
-    def __init__(self, count, prefix="lntcp-bench-ns-", storm=2000, hold=1800):
+    def __init__(self, count, prefix="lntcp-bench-ns-", storm=2000, hold=1800, own_hash=0):
         if not 1 <= count <= MAX_NAMESPACES:
             raise SystemExit("the lab is bounded to 1..%d namespaces" % MAX_NAMESPACES)
         tag = uuid.uuid4().hex[:6]
         self.names = ["%s%s-%03d" % (prefix, tag, i) for i in range(count)]
         self.kinds = ["storm" if i % 5 == 0 else "leak" if i % 5 == 1 else "quiet" for i in range(count)]
-        self.storm, self.hold = storm, hold
+        self.storm, self.hold, self.own_hash = storm, hold, own_hash
+        self.parent = "%s%s-parent" % (prefix, tag) if own_hash else None
         self.holders = []
         self._made = []
 
     def __enter__(self):
         signal.signal(signal.SIGTERM, _terminated)
         try:
+            add = ["ip", "netns", "add"]
+            if self.parent:
+                _sh("ip", "netns", "add", self.parent)
+                self._made.append(self.parent)
+                _sh("ip", "netns", "exec", self.parent, "sysctl", "-q", "-w",
+                    "net.ipv4.tcp_child_ehash_entries=%d" % self.own_hash)
+                # nsenter enters the network namespace only: the bind mount of `ip netns add` stays on the host.
+                add = ["nsenter", "--net=/run/netns/" + self.parent] + add
             for name, kind in zip(self.names, self.kinds):
-                _sh("ip", "netns", "add", name)
+                _add(add + [name])
                 self._made.append(name)
                 _sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
                 if kind == "storm":

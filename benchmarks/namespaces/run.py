@@ -25,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import resource
 import tempfile
 import threading
 import time
@@ -38,6 +39,7 @@ MODULE = "ansible_collections.linuxnet.tcp.plugins.modules.tcp_facts"
 TARGET_PER_NAMESPACE_MS = 3.0
 TARGET_LOOP_RATIO = 5.0
 TARGET_RSS_MB = 80.0
+OWN_HASH = 4096  # established hash entries of each namespace with --hash own: ample for the 2,000-socket storms
 sys.path.insert(0, COLLECTIONS)
 # pylint: disable=wrong-import-position
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as sockets  # noqa: E402
@@ -45,14 +47,14 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import entered
 
 
 def run(argv, env=None):
-    """Run one command, which must succeed."""
+    """Run one command, which must succeed (its CPU time counts in RUSAGE_CHILDREN)."""
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if proc.returncode:
         raise SystemExit("%s failed: %s" % (" ".join(argv[:4]), (proc.stderr or proc.stdout)[-2000:]))
 
 
 def module(args, env, args_path):
-    """One module run as Ansible runs it: (seconds, tcp facts, peak RSS in bytes of the process)."""
+    """One module run as Ansible runs it: (seconds, tcp facts, peak RSS in bytes, CPU seconds of the process)."""
     with open(args_path, "w", encoding="utf-8") as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
     started = time.monotonic()
@@ -64,14 +66,14 @@ def module(args, env, args_path):
     elapsed = time.monotonic() - started
     if proc.returncode:
         raise SystemExit("tcp_facts %s failed: %s" % (args, (err or out)[-2000:]))
-    return elapsed, json.loads(out)["ansible_facts"]["tcp"], usage.ru_maxrss * 1024
+    return elapsed, json.loads(out)["ansible_facts"]["tcp"], usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def kernel_floor(names, threads=2):
-    """Seconds to walk the socket table once per namespace: one sock_diag dump of every state but LISTEN (both
-    families) per namespace, two namespaces at a time, what it returns received and dropped. The established
-    hash is shared by every namespace, so each walk visits the sockets of all of them: the part of a scan that no
-    code in user space can make smaller."""
+    """(seconds, CPU seconds) to walk the socket table once per namespace: one sock_diag dump of every state but
+    LISTEN (both families) per namespace, two namespaces at a time, what it returns received and dropped. The
+    established hash is shared by every namespace, so each walk visits the sockets of all of them: the part of a
+    scan that no code in user space can make smaller."""
     pending = list(names)
     lock = threading.Lock()
 
@@ -84,24 +86,35 @@ def kernel_floor(names, threads=2):
             with entered("/run/netns/" + name):
                 sockets.NetlinkBackend(parts=1).dump([(sockets.ALL_STATES & ~sockets.LISTEN_BIT, 1)],
                                                      lambda _data, _size, _stride: None)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), cpu_self()
     helpers = [threading.Thread(target=work) for _index in range(threads - 1)]
     for helper in helpers:
         helper.start()
     work()
     for helper in helpers:
         helper.join()
-    return time.monotonic() - started
+    return time.monotonic() - started, cpu_self() - cpu
 
 
-def measure(count, rounds, prefix, storm):
+def cpu_self():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_children():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(count, rounds, prefix, storm, own_hash=0):
     env = dict(os.environ, PYTHONPATH=COLLECTIONS, LC_ALL="C")
     kinds = ("current", "all", "all, proc", "ss loop", "floor")
     results = dict((kind, []) for kind in kinds)
+    cpu = dict((kind, []) for kind in kinds)
     rss = dict((kind, 0) for kind in kinds)
-    with tempfile.TemporaryDirectory(prefix="lntcp-bench-ns-") as work, Lab(count, prefix, storm) as lab:
+    with tempfile.TemporaryDirectory(prefix="lntcp-bench-ns-") as work, Lab(count, prefix, storm, own_hash=own_hash) as lab:
         args_path = os.path.join(work, "args.json")
-        limit = count + 100  # every namespace of the lab, and whatever else the host has
+        limit = 5000  # every namespace of the lab, and whatever else the host has
         load_before = os.getloadavg()
         scan = counted = None
         modes = {"current": {}, "all": {"namespaces": "all", "namespaces_limit": limit},
@@ -110,40 +123,52 @@ def measure(count, rounds, prefix, storm):
             lab.refresh()  # TIME_WAIT lasts 60 s: the runs that walk the table come first after it
             for kind in ("all", "ss loop", "floor", "current", "all, proc"):
                 if kind == "ss loop":
-                    started = time.monotonic()
+                    started, before = time.monotonic(), cpu_children()
                     for name in lab.names:
                         run(["ip", "netns", "exec", name, "ss", "-tan"], env)
                     results[kind].append(time.monotonic() - started)
+                    cpu[kind].append(cpu_children() - before)
                     continue
                 if kind == "floor":
-                    results[kind].append(kernel_floor(lab.names))
+                    elapsed, used = kernel_floor(lab.names)
+                    results[kind].append(elapsed)
+                    cpu[kind].append(used)
                     continue
-                elapsed, tcp, peak = module(modes[kind], env, args_path)
+                elapsed, tcp, peak, used = module(modes[kind], env, args_path)
                 results[kind].append(elapsed)
+                cpu[kind].append(used)
                 rss[kind] = max(rss[kind], peak)
                 if kind == "all":
                     scan = tcp["namespaces_scan"]
-                    ours = [doc for doc in tcp["namespaces"] if (doc["netns_name"] or "").startswith(prefix)]
+                    ours = [doc for doc in tcp["namespaces"] if doc["netns_name"] in lab.names]
                     if len(ours) != count:
                         raise SystemExit("namespaces=all reported %d of the %d namespaces made" % (len(ours), count))
                     counted = sum(doc["states"]["total"] for doc in ours)
         load_after = os.getloadavg()
     med = dict((kind, statistics.median(values)) for kind, values in results.items())
+    med_cpu = dict((kind, statistics.median(values)) for kind, values in cpu.items())
     read = scan["reported"]
     per = dict((kind, (med[kind] - med["current"]) / read) for kind in ("all", "all, proc"))
     per["ss loop"], per["floor"] = med["ss loop"] / count, med["floor"] / count
-    print("\n%d namespaces made (%d read by namespaces=all, %d sockets in ours), %d rounds, load %.2f %.2f %.2f before, "
-          "%.2f %.2f %.2f after (2 CPUs, shared machine)" % ((count, read, counted, rounds) + load_before + load_after))
-    print("| run | median (s) | min (s) | per namespace (ms) | ss loop / run | peak RSS (MB) |")
-    print("|---|--:|--:|--:|--:|--:|")
+    per_cpu = dict((kind, (med_cpu[kind] - med_cpu["current"]) / read) for kind in ("all", "all, proc"))
+    per_cpu["ss loop"], per_cpu["floor"] = med_cpu["ss loop"] / count, med_cpu["floor"] / count
+    print("\n%d namespaces made, %s (%d read by namespaces=all, %d sockets in ours), %d rounds, load %.2f %.2f %.2f "
+          "before, %.2f %.2f %.2f after (2 CPUs, shared machine)" % (
+              (count, "each with a hash table of its own" if own_hash else "sharing the kernel's hash table", read,
+               counted, rounds) + load_before + load_after))
+    print("| run | median (s) | min (s) | per namespace (ms) | ss loop / run | CPU (s) | CPU per namespace (ms) "
+          "| ss loop CPU / run | peak RSS (MB) |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     labels = {"current": "tcp_facts, namespaces=current", "all": "tcp_facts, namespaces=all",
               "all, proc": "tcp_facts, namespaces=all, backend=proc",
               "ss loop": "`ip netns exec NS ss -tan`, every namespace",
               "floor": "kernel floor: one sock_diag walk per namespace, 2 threads"}
     for kind in kinds:
-        print("| %s | %.3f | %.3f | %s | %s | %s |" % (
+        print("| %s | %.3f | %.3f | %s | %s | %.3f | %s | %s | %s |" % (
             labels[kind], med[kind], min(results[kind]), "%.2f" % (per[kind] * 1000) if kind in per else "",
-            "%.1fx" % (med["ss loop"] / med[kind]) if kind not in ("ss loop", "floor") else "",
+            "%.1fx" % (med["ss loop"] / med[kind]) if kind not in ("ss loop", "floor") else "", med_cpu[kind],
+            "%.2f" % (per_cpu[kind] * 1000) if kind in per_cpu else "",
+            "%.1fx" % (med_cpu["ss loop"] / med_cpu[kind]) if kind not in ("ss loop", "floor") else "",
             "%.0f" % (rss[kind] / 2**20) if rss[kind] else ""))
     verdicts = ["cost per namespace %.2f ms (target at most %.0f ms): %s; the kernel's walk alone %.2f ms" % (
         per["all"] * 1000, TARGET_PER_NAMESPACE_MS, "met" if per["all"] * 1000 <= TARGET_PER_NAMESPACE_MS else "NOT met",
@@ -153,7 +178,7 @@ def measure(count, rounds, prefix, storm):
                 "peak RSS %.0f MB (target under %.0f MB): %s" % (
         rss["all"] / 2**20, TARGET_RSS_MB, "met" if rss["all"] / 2**20 < TARGET_RSS_MB else "NOT met")]
     print("\n".join(verdicts))
-    return {"namespaces": count, "read": read, "sockets": counted, "rounds": rounds, "median": med,
+    return {"namespaces": count, "own_hash": own_hash, "read": read, "sockets": counted, "rounds": rounds, "median": med, "median_cpu": med_cpu,
             "min": dict((kind, min(values)) for kind, values in results.items()), "per_namespace_ms":
             dict((kind, value * 1000) for kind, value in per.items()), "peak_rss": rss,
             "load_before": load_before, "load_after": load_after}
@@ -165,13 +190,17 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--storm", type=int, default=2000, help="TIME_WAIT sockets in one namespace of five")
     parser.add_argument("--prefix", default="lntcp-bench-ns-", help="name prefix of the namespaces made")
+    parser.add_argument("--hash", nargs="+", choices=["shared", "own"], default=["shared", "own"],
+                        help="shared: the namespaces share the kernel's established hash, as on a Kubernetes node; own: "
+                             "each has one of its own (net.ipv4.tcp_child_ehash_entries=%d of a parent namespace)" % OWN_HASH)
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("benchmarks/namespaces: needs root (ip netns); skipped")
         return
     print("tcp_facts namespaces=all against a loop of `ss`; machine: %d CPUs, load %.2f %.2f %.2f"
           % ((os.cpu_count(),) + os.getloadavg()), flush=True)
-    runs = [measure(count, args.rounds, args.prefix, args.storm) for count in args.namespaces]
+    runs = [measure(count, args.rounds, args.prefix, args.storm, OWN_HASH if kind == "own" else 0)
+            for kind in args.hash for count in args.namespaces]
     results = os.path.join(ROOT, "benchmarks", "results")
     os.makedirs(results, exist_ok=True)
     with open(os.path.join(results, "namespaces.json"), "w", encoding="utf-8") as handle:
