@@ -9,13 +9,18 @@ CLOSE_WAIT leak and a queued listener whose owners must be found) and runs, per 
 - the module as Ansible runs it (`python -m ...tcp_facts ARGS`), namespaces=current;
 - the same with namespaces=all (namespaces_limit above the count, so every namespace is read), netlink backend;
 - the same with backend=proc (the fallback: /proc/net/tcp{,6} of each namespace);
-- the loop a user would write instead: `ip netns exec NS ss -tan` for each namespace of the lab.
+- the loop a user would write instead: `ip netns exec NS ss -tan` for each namespace of the lab;
+- the kernel floor: one bare sock_diag walk per namespace, two at a time, nothing parsed;
+- with --baseline REF, namespaces=all of the collection as it was at git commit REF (before/after).
+
+Each size runs twice by default (--hash): with the namespaces sharing the kernel's established hash table, as on a
+Kubernetes node, where each walk visits the sockets of every namespace, and with a table of their own.
 
 It prints a table per size: the medians over the rounds, the cost per namespace ((all - current) / namespaces read),
 the loop's time over the module's, the module's peak RSS (wait4), the sockets it counted and the machine load.
 The storms talk to loopback only, are bounded, and stop by themselves; every namespace is deleted at the end.
 
-    .venv/bin/python benchmarks/namespaces/run.py --namespaces 50 250 --rounds 5
+    .venv/bin/python benchmarks/namespaces/run.py --namespaces 50 250 --rounds 5 [--hash shared own] [--baseline 55148dd]
 """
 from __future__ import annotations
 
@@ -106,9 +111,18 @@ def cpu_children():
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(count, rounds, prefix, storm, own_hash=0):
+def baseline_collections(ref, work):
+    """The collection as it was at git commit ``ref``, under work/ansible_collections/linuxnet/tcp."""
+    target = os.path.join(work, "ansible_collections", "linuxnet", "tcp")
+    os.makedirs(target)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", ref], stdout=subprocess.PIPE, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", target], input=archive, check=True)
+    return work
+
+
+def measure(count, rounds, prefix, storm, own_hash=0, baseline=None):
     env = dict(os.environ, PYTHONPATH=COLLECTIONS, LC_ALL="C")
-    kinds = ("current", "all", "all, proc", "ss loop", "floor")
+    kinds = ("current", "all", "all, proc", "ss loop", "floor") + (("before",) if baseline else ())
     results = dict((kind, []) for kind in kinds)
     cpu = dict((kind, []) for kind in kinds)
     rss = dict((kind, 0) for kind in kinds)
@@ -118,10 +132,14 @@ def measure(count, rounds, prefix, storm, own_hash=0):
         load_before = os.getloadavg()
         scan = counted = None
         modes = {"current": {}, "all": {"namespaces": "all", "namespaces_limit": limit},
-                 "all, proc": {"namespaces": "all", "namespaces_limit": limit, "backend": "proc"}}
+                 "all, proc": {"namespaces": "all", "namespaces_limit": limit, "backend": "proc"},
+                 "before": {"namespaces": "all", "namespaces_limit": limit}}
+        envs = {"before": dict(env, PYTHONPATH=baseline[1]) if baseline else None}
         for _round in range(rounds):
             lab.refresh()  # TIME_WAIT lasts 60 s: the runs that walk the table come first after it
-            for kind in ("all", "ss loop", "floor", "current", "all, proc"):
+            for kind in ("all", "ss loop", "floor", "before", "current", "all, proc"):
+                if kind not in kinds:
+                    continue
                 if kind == "ss loop":
                     started, before = time.monotonic(), cpu_children()
                     for name in lab.names:
@@ -134,7 +152,7 @@ def measure(count, rounds, prefix, storm, own_hash=0):
                     results[kind].append(elapsed)
                     cpu[kind].append(used)
                     continue
-                elapsed, tcp, peak, used = module(modes[kind], env, args_path)
+                elapsed, tcp, peak, used = module(modes[kind], envs.get(kind) or env, args_path)
                 results[kind].append(elapsed)
                 cpu[kind].append(used)
                 rss[kind] = max(rss[kind], peak)
@@ -148,9 +166,10 @@ def measure(count, rounds, prefix, storm, own_hash=0):
     med = dict((kind, statistics.median(values)) for kind, values in results.items())
     med_cpu = dict((kind, statistics.median(values)) for kind, values in cpu.items())
     read = scan["reported"]
-    per = dict((kind, (med[kind] - med["current"]) / read) for kind in ("all", "all, proc"))
+    modules = [kind for kind in ("all", "all, proc", "before") if kind in kinds]
+    per = dict((kind, (med[kind] - med["current"]) / read) for kind in modules)
     per["ss loop"], per["floor"] = med["ss loop"] / count, med["floor"] / count
-    per_cpu = dict((kind, (med_cpu[kind] - med_cpu["current"]) / read) for kind in ("all", "all, proc"))
+    per_cpu = dict((kind, (med_cpu[kind] - med_cpu["current"]) / read) for kind in modules)
     per_cpu["ss loop"], per_cpu["floor"] = med_cpu["ss loop"] / count, med_cpu["floor"] / count
     print("\n%d namespaces made, %s (%d read by namespaces=all, %d sockets in ours), %d rounds, load %.2f %.2f %.2f "
           "before, %.2f %.2f %.2f after (2 CPUs, shared machine)" % (
@@ -162,7 +181,8 @@ def measure(count, rounds, prefix, storm, own_hash=0):
     labels = {"current": "tcp_facts, namespaces=current", "all": "tcp_facts, namespaces=all",
               "all, proc": "tcp_facts, namespaces=all, backend=proc",
               "ss loop": "`ip netns exec NS ss -tan`, every namespace",
-              "floor": "kernel floor: one sock_diag walk per namespace, 2 threads"}
+              "floor": "kernel floor: one sock_diag walk per namespace, 2 threads",
+              "before": "before: tcp_facts, namespaces=all at %s" % (baseline[0] if baseline else "")}
     for kind in kinds:
         print("| %s | %.3f | %.3f | %s | %s | %.3f | %s | %s | %s |" % (
             labels[kind], med[kind], min(results[kind]), "%.2f" % (per[kind] * 1000) if kind in per else "",
@@ -178,7 +198,8 @@ def measure(count, rounds, prefix, storm, own_hash=0):
                 "peak RSS %.0f MB (target under %.0f MB): %s" % (
         rss["all"] / 2**20, TARGET_RSS_MB, "met" if rss["all"] / 2**20 < TARGET_RSS_MB else "NOT met")]
     print("\n".join(verdicts))
-    return {"namespaces": count, "own_hash": own_hash, "read": read, "sockets": counted, "rounds": rounds, "median": med, "median_cpu": med_cpu,
+    return {"namespaces": count, "own_hash": own_hash, "read": read, "sockets": counted, "rounds": rounds, "median": med,
+            "median_cpu": med_cpu,
             "min": dict((kind, min(values)) for kind, values in results.items()), "per_namespace_ms":
             dict((kind, value * 1000) for kind, value in per.items()), "peak_rss": rss,
             "load_before": load_before, "load_after": load_after}
@@ -190,6 +211,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--storm", type=int, default=2000, help="TIME_WAIT sockets in one namespace of five")
     parser.add_argument("--prefix", default="lntcp-bench-ns-", help="name prefix of the namespaces made")
+    parser.add_argument("--baseline", help="also run namespaces=all with the collection at this git commit (before/after)")
     parser.add_argument("--hash", nargs="+", choices=["shared", "own"], default=["shared", "own"],
                         help="shared: the namespaces share the kernel's established hash, as on a Kubernetes node; own: "
                              "each has one of its own (net.ipv4.tcp_child_ehash_entries=%d of a parent namespace)" % OWN_HASH)
@@ -199,8 +221,10 @@ def main():
         return
     print("tcp_facts namespaces=all against a loop of `ss`; machine: %d CPUs, load %.2f %.2f %.2f"
           % ((os.cpu_count(),) + os.getloadavg()), flush=True)
-    runs = [measure(count, args.rounds, args.prefix, args.storm, OWN_HASH if kind == "own" else 0)
-            for kind in args.hash for count in args.namespaces]
+    with tempfile.TemporaryDirectory(prefix="lntcp-bench-ns-base-") as base:
+        baseline = (args.baseline, baseline_collections(args.baseline, base)) if args.baseline else None
+        runs = [measure(count, args.rounds, args.prefix, args.storm, OWN_HASH if kind == "own" else 0, baseline)
+                for kind in args.hash for count in args.namespaces]
     results = os.path.join(ROOT, "benchmarks", "results")
     os.makedirs(results, exist_ok=True)
     with open(os.path.join(results, "namespaces.json"), "w", encoding="utf-8") as handle:
