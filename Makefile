@@ -10,8 +10,13 @@ BIN := $(VENV)/bin
 BUILD := $(CURDIR)/.build
 COLLECTIONS := $(BUILD)/collections
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
-# Debian packages the test suite drives (installed by `make test` when running as root).
-SYSTEM_PACKAGES := podman runc debootstrap iproute2 shellcheck rsync prometheus prometheus-node-exporter chromium
+# Debian packages the test suite drives (installed by `make test` when running as root). nginx, mariadb-server,
+# hping3, wrk and apache2-utils (ab) are the real software of tests/integration/test_diagnosis_real_software.py; the
+# tests start their own instances, with their own configuration, in network namespaces of their own, so a default
+# service a package may start on the host is neither used nor in the way.
+SYSTEM_PACKAGES := podman runc debootstrap iproute2 shellcheck rsync prometheus prometheus-node-exporter chromium strace \
+                   nginx mariadb-server hping3 wrk apache2-utils \
+                   qemu-system-x86 qemu-utils openssh-client e2fsprogs
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -19,8 +24,8 @@ export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help demo test bench unit integration sanity lint changelog-lint build molecule images \
-        system-deps venv test-deps lock link docs clean
+.PHONY: help demo test bench unit integration sanity lint changelog-lint build molecule images vm-images vm \
+        system-deps venv test-deps lock link docs clean matrix matrix-deps
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -45,8 +50,16 @@ $(VENV)/.test-deps: requirements-test.txt requirements-docs.txt requirements.txt
 	$(PYLOCK) install --python $(PYTHON) --venv $(VENV) --lock $(LOCK) -r requirements-test.txt
 	touch $@
 
-lock: ## Re-resolve requirements.lock from the ranges in requirements*.txt (then run `make test`)
+lock: ## Re-resolve requirements.lock and the matrix's locks from their ranges (then run `make test`)
 	$(PYLOCK) resolve --python $(PYTHON) --out $(LOCK) -r requirements-test.txt
+	$(PYTHON) tests/matrix/matrix.py lock
+
+# The compatibility matrix (tests/matrix/matrix.py): a venv per ansible-core minor 2.16 to 2.21 on one of its
+# controller Pythons, and one for the target-side unit tests on Python 3.6, under .build/matrix at the versions of
+# tests/matrix/*.lock (made again only when a lock's hash or the interpreter changes). The interpreters come from
+# pyenv; a missing one stops here with its name.
+matrix-deps: ## Install the matrix's venvs (ansible-core 2.16 to 2.21) at their locks
+	$(PYTHON) tests/matrix/matrix.py install
 
 test-deps: $(VENV)/.test-deps ## Install the test requirements into .venv at the lock's versions
 
@@ -67,19 +80,33 @@ system-deps: ## As root, install the Debian packages the tests need when missing
 images: system-deps ## Build the local Debian 11/12/13 test images (REBUILD=1 to build again)
 	tests/images/build.sh $(if $(REBUILD),--rebuild)
 
+# The Debian 11/12/13 VM images of tests/vm (debootstrap, kernel and initramfs taken out, a raw ext4 disk), cached under
+# .build/vm/<tag>-<hash of the recipe>: built once, again when tests/vm/build.sh or tests/vm/guest/ change.
+vm-images: system-deps ## Build the VM images of tests/vm when missing or their recipe changed (REBUILD=1 to build again)
+	tests/vm/build.sh $(if $(REBUILD),--rebuild)
+
 # The demo's target is this machine: modules run with the system Python (standard library only), or
 # with the venv's Python where there is none, rather than whatever interpreter discovery finds first.
 DEMO_PYTHON := $(firstword $(wildcard /usr/bin/python3) $(BIN)/python)
 
-# It prints the play and nothing else: the steps before it are silent unless they fail.
+# The demo installs the tarball it builds into .venv/collections, as a user installs a release, and writes
+# .venv/collection.env, which puts a shell on that install (`source .venv/collection.env`: the venv's commands first
+# on PATH, ANSIBLE_COLLECTIONS_PATH at the install). The tests instead run this checkout itself, linked at
+# $(COLLECTIONS): edits count without a rebuild. Two places on purpose: neither shadows the other (a copy in the
+# venv's site-packages would be found by every ansible command of the venv, the tests' included). It prints the play
+# and nothing else: the steps before it are silent unless they fail.
+DEMO_COLLECTIONS := $(VENV)/collections
+
 demo: venv ## Install the collection into .venv and audit this machine
 	@$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)/dist . >/dev/null
-	@ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-galaxy collection install --force \
-	  -p $(VENV)/collections $(BUILD)/dist/linuxnet-tcp-$(VERSION).tar.gz >/dev/null
-	@ANSIBLE_COLLECTIONS_PATH=$(VENV)/collections $(BIN)/ansible-playbook \
+	@ANSIBLE_COLLECTIONS_PATH=$(DEMO_COLLECTIONS) $(BIN)/ansible-galaxy collection install --force \
+	  -p $(DEMO_COLLECTIONS) $(BUILD)/dist/linuxnet-tcp-$(VERSION).tar.gz >/dev/null
+	@printf '%s\n' '# Written by make demo: `source` it for a shell with the venv and the installed linuxnet.tcp.' \
+	  '. "$(VENV)/bin/activate"' 'export ANSIBLE_COLLECTIONS_PATH="$(DEMO_COLLECTIONS)"' > $(VENV)/collection.env
+	@ANSIBLE_COLLECTIONS_PATH=$(DEMO_COLLECTIONS) $(BIN)/ansible-playbook \
 	  -i localhost, -c local -e ansible_python_interpreter=$(DEMO_PYTHON) linuxnet.tcp.audit
 
-test: test-deps system-deps link images ## Install what the tests need, build images, run the whole suite
+test: test-deps matrix-deps system-deps link images vm-images ## Install what the tests need, build images, run the whole suite
 	source tests/podman/env.sh && $(BIN)/python -m pytest -v -p no:cacheprovider
 
 unit: test-deps link ## Unit tests only
@@ -90,6 +117,12 @@ integration: test-deps link ## Live tests in network namespaces (root)
 
 sanity: test-deps ## ansible-test sanity, ansible-lint, changelog lint, build + ansible-doc, Galaxy import, docs lint + build
 	$(BIN)/python -m pytest -v tests/sanity
+
+matrix: test-deps matrix-deps link ## The compatibility matrix only: sanity, unit tests and a live smoke run per ansible-core (root)
+	$(BIN)/python -m pytest -v tests/matrix
+
+vm: test-deps system-deps link vm-images ## The VM tests only: Debian 11/12/13 under qemu, tune, reboot, restore (VMS=debian12)
+	$(if $(VMS),LINUXNET_TCP_VMS=$(VMS)) $(BIN)/python -m pytest -v tests/vm
 
 molecule: test-deps system-deps link images ## All Molecule scenarios (S=name for one)
 	source tests/podman/env.sh && $(BIN)/python -m pytest -v tests/integration/test_molecule.py $(if $(S),-k "$(S)")
@@ -112,4 +145,4 @@ bench: test-deps link ## Benchmarks (not part of `make test`)
 	@for b in benchmarks/*/run.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean: ## Remove build output (keeps .venv and images)
-	rm -rf $(BUILD)/dist $(BUILD)/sanity $(BUILD)/install $(BUILD)/docs tests/output
+	rm -rf $(BUILD)/dist $(BUILD)/sanity $(BUILD)/install $(BUILD)/docs $(BUILD)/matrix/work tests/output

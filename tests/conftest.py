@@ -4,8 +4,6 @@ The repository root is the collection root. ``.build/collections/ansible_collect
 is a symlink back to it, so unit tests import the real files through the collection namespace,
 exactly as Ansible does on a target.
 """
-from __future__ import annotations
-
 import os
 import sys
 

@@ -21,12 +21,13 @@ description:
   - C({expr}) in O(rules[].message) and O(rules[].remedy) is a JMESPath expression over C({tcp, sysctl, params,
     item}), where C(item) is the element that matched (a scalar match becomes an object with a C(value) key). C({expr:spec})
     applies a Python format spec, for example C({item.utilisation:.0%}). V(null) renders as C(-).
-  - Four functions are added to JMESPath. C(divide(a, b\)) returns C(a / b), or V(null) when either is
-    V(null) or C(b) is zero. C(to_entries(object\)) returns C([{key, value}, ...]) sorted by key, for
-    dicts keyed by sysctl name such as C(sysctl.drift). C(join_entries(left, right\)) returns
-    C([{key, left, right}, ...]) for the keys present in both objects, sorted by key, for example the drifting
-    keys that another agent writes, C(join_entries(sysctl.drift, sysctl.writers\)). C(entries_without(left, right\)) is
-    C(to_entries(left\)) without the keys present in C(right), for example the drift no agent explains.
+  - Five functions are added to JMESPath. C(divide(a, b\)) returns C(a / b), or V(null) when either is
+    V(null) or C(b) is zero. C(subtract(a, b\)) returns C(a - b), or V(null) when either is V(null).
+    C(to_entries(object\)) returns C([{key, value}, ...]) sorted by key, for dicts keyed by sysctl name such
+    as C(sysctl.drift). C(join_entries(left, right\)) returns C([{key, left, right}, ...]) for the keys present in
+    both objects, sorted by key, for example the drifting keys that another agent writes,
+    C(join_entries(sysctl.drift, sysctl.writers\)). C(entries_without(left, right\)) is C(to_entries(left\))
+    without the keys present in C(right), for example the drift no agent explains.
   - Every rule is validated and compiled before any is evaluated. A malformed rule, an unknown override or a
     query that does not compile raises an error naming the rule id and the JMESPath error.
   - Needs the C(jmespath) Python package on the controller.

@@ -149,7 +149,9 @@ _value:
         - One summary per host with TCP facts, most trouble first, with C(host), C(groups), C(kernel),
           C(backend), C(states), C(total), C(trouble) (sockets neither C(ESTABLISHED) nor C(LISTEN)), C(worst),
           C(counts) (findings per severity), C(findings), C(time_wait) (C(total), C(top_remote)) and
-          C(close_wait) (C(total), C(unowned), C(top_process), C(top_remote)).
+          C(close_wait) (C(total), C(unowned), C(top_process), C(top_remote)), and with C(namespaces=all) facts
+          C(namespaces), C(namespaces_scanned) and C(namespace_states) (sockets per state summed over its container
+          namespaces).
         - Each finding has C(id), C(severity), C(title), C(message), C(remedy), C(item), C(subject) and
           C(magnitude); each remote endpoint has a C(text) that reads C(10.0.0.5:3306) for an outbound
           connection and C(from 10.0.0.7 to local port 8080) for an inbound one.
@@ -159,8 +161,10 @@ _value:
                 findings: [{id: close_wait_leak, severity: warning, subject: leaky-app (root), magnitude: 40}]}]
     fleet:
       description:
-        - C(hosts) (number of hosts with facts), C(hosts_without_facts), C(states) (totals and C(total)),
-          C(findings) (per severity), C(hosts_by_worst) (hosts per worst severity, and C(none)).
+        - C(hosts) (number of hosts with facts), C(hosts_without_facts), C(states) (totals and C(total) of the
+          hosts' own network namespaces), C(sockets) (the same plus every container namespace read, what the
+          headline counts, with C(hosts) and C(containers) totals), C(findings) (per severity), C(hosts_by_worst)
+          (hosts per worst severity, and C(none)).
         - C(by_rule), one entry per rule with findings, most severe and widespread first, with C(severity) (the
           most severe of its findings, since overrides per host can differ), C(hosts), C(affected) (every host, worst
           first), C(worst) (the first O(report_top) findings with C(host), C(subject), C(magnitude) and
@@ -173,7 +177,7 @@ _value:
           C(close_wait_rest) (C(hosts), C(total) of the others), C(chart) (C(rows) of the O(report_top) hosts
           with the most sockets, C(rest) summed up).
         - C(containers), the container network namespaces (tcp_facts C(namespaces=all)), with C(hosts_scanned),
-          C(namespaces_scanned), C(with_findings) (and C(with_findings_rest)), C(time_wait_leaders) and
+          C(namespaces_scanned), C(states) (their sockets per state and C(total)), C(with_findings) (and C(with_findings_rest)), C(time_wait_leaders) and
           C(close_wait_leaders) (O(top) namespaces each), and C(leaders), both lists with each namespace once (a
           namespace is its host and its inode, since inode numbers repeat across hosts).
       type: dict

@@ -38,15 +38,19 @@ INT_MAX = 2147483647
 UINT_MAX = 4294967295
 
 
-def _k(kind, scope=NETNS, lo=None, hi=None, count=None, group=GROUP_TCP, raise_only=False, module=None, note=""):
+def _k(kind, scope=NETNS, lo=None, hi=None, count=None, group=GROUP_TCP, raise_only=False, module=None, note="",
+       since=None, source=""):
+    """A catalogue record. ``since``: the first kernel release with the key (None: older than this collection's
+    oldest supported kernel); ``source``: where that and the note were checked (a kernel commit or document)."""
     return {
         "kind": kind, "scope": scope, "min": lo, "max": hi, "count": count, "group": group,
-        "raise_only": raise_only, "module": module, "note": note,
+        "raise_only": raise_only, "module": module, "note": note, "since": since, "source": source,
     }
 
 
-def _ct(kind=INT, scope=NETNS, lo=0, hi=INT_MAX, raise_only=False, note=""):
-    return _k(kind, scope, lo, hi, group=GROUP_CONNTRACK, raise_only=raise_only, module="nf_conntrack", note=note)
+def _ct(kind=INT, scope=NETNS, lo=0, hi=INT_MAX, raise_only=False, note="", source=""):
+    return _k(kind, scope, lo, hi, group=GROUP_CONNTRACK, raise_only=raise_only, module="nf_conntrack", note=note,
+              source=source)
 
 
 def _vs(lo=0, hi=INT_MAX, note=""):
@@ -60,8 +64,15 @@ def _core(kind=INT, scope=NETNS, lo=0, hi=INT_MAX, raise_only=False, note=""):
 KEYS = {
     # TIME_WAIT, FIN_WAIT_2 and close handling.
     "net.ipv4.tcp_fin_timeout": _k(INT, lo=0, hi=2147483, note="orphaned FIN_WAIT_2 lifetime; does not shorten TIME_WAIT (fixed 60 s)"),
-    "net.ipv4.tcp_tw_reuse": _k(INT, lo=0, hi=2, note="0 off, 1 on, 2 loopback only (default since 4.19); needs tcp_timestamps"),
-    "net.ipv4.tcp_tw_reuse_delay": _k(INT, lo=1, hi=60000, note="ms before a TIME_WAIT tuple may be reused"),
+    "net.ipv4.tcp_tw_reuse": _k(INT, lo=0, hi=2, note=(
+        "0 off, 1 on, 2 loopback only (default since 4.19); needs tcp_timestamps; outbound connect() only; never a "
+        "TIME_WAIT socket younger than tcp_tw_reuse_delay (6.15+, 1 s before) nor one in the FIN_WAIT2 substate"),
+        source="net/ipv4/tcp_ipv4.c tcp_twsk_unique(); ip-sysctl.rst tcp_tw_reuse"),
+    "net.ipv4.tcp_tw_reuse_delay": _k(INT, lo=1, hi=60000, since="6.15", note=(
+        "ms a TIME_WAIT socket must have spent in TIME_WAIT before tcp_twsk_unique() lets a new connect() reuse its "
+        "port (default 1000; a fixed second before 6.15); never below the peers' timestamp clock tick"),
+        source="Documentation/networking/ip-sysctl.rst tcp_tw_reuse_delay; commit 'tcp: Add sysctl to configure "
+               "TIME-WAIT reuse delay' (J. Sitnicki); net/ipv4/tcp_ipv4.c tcp_twsk_unique()"),
     "net.ipv4.tcp_max_tw_buckets": _k(INT, lo=0, hi=INT_MAX, raise_only=True, note="DoS limit; ip-sysctl.rst: must not be lowered"),
     "net.ipv4.tcp_max_orphans": _k(INT, GLOBAL, lo=0, hi=INT_MAX, raise_only=True, note="DoS limit; ip-sysctl.rst: must not be lowered"),
     "net.ipv4.tcp_orphan_retries": _k(INT, lo=0, hi=255, note="0 means 8"),
@@ -71,10 +82,27 @@ KEYS = {
     "net.ipv4.tcp_max_syn_backlog": _k(INT, lo=0, hi=INT_MAX, note="only read when tcp_syncookies=0"),
     "net.ipv4.tcp_synack_retries": _k(INT, lo=0, hi=255),
     "net.ipv4.tcp_syn_retries": _k(INT, lo=1, hi=127, note="MAX_TCP_SYNCNT is 127"),
-    "net.ipv4.tcp_syn_linear_timeouts": _k(INT, lo=0, hi=127),
+    "net.ipv4.tcp_syn_linear_timeouts": _k(INT, lo=0, hi=127, since="6.5", note=(
+        "SYN retransmits at the initial RTO before exponential backoff (default 4: 1,1,1,1,1,2,4 s). They add to "
+        "tcp_syn_retries in the count, and connect() ends once both the count and the backoff time of tcp_syn_retries "
+        "are used up (tcp_write_timeout()): the default gives up after 131 s, not 127; measured on 6.18, "
+        "tcp_syn_retries 3 after 19.5 s and 7 SYN retransmits (15.3 s and 3 with this at 0), 1 still after 3 s"),
+        source="commit 'tcp: make the first N SYN RTO backoffs linear' (D. Morley, 2023); ip-sysctl.rst"),
+    # Retransmission timeout bounds (microseconds / milliseconds), per namespace; a route's rto_min and the socket
+    # options TCP_RTO_MIN_US / TCP_RTO_MAX_MS override them.
+    "net.ipv4.tcp_rto_min_us": _k(INT, lo=1, hi=INT_MAX, since="6.11", note=(
+        "minimum RTO in us (default 200000); lower it only on low-latency fabrics, where a route's rto_min used to "
+        "be the only knob"), source="ip-sysctl.rst tcp_rto_min_us; commit 'tcp: add sysctl_tcp_rto_min_us' (K. Yang, 2024)"),
+    "net.ipv4.tcp_rto_max_ms": _k(INT, lo=1000, hi=120000, since="6.15", note=(
+        "maximum RTO in ms (default 120000); lowering it makes tcp_retries2 end a dead connection sooner, so "
+        "revisit tcp_retries2 with it"), source="ip-sysctl.rst tcp_rto_max_ms; commit 'tcp: add tcp_rto_max_ms sysctl' "
+                                                "(E. Dumazet, 2025)"),
     "net.ipv4.tcp_abort_on_overflow": _k(INT, lo=0, hi=1),
     # Ephemeral ports.
-    "net.ipv4.ip_local_port_range": _k(PORT_RANGE),
+    "net.ipv4.ip_local_port_range": _k(PORT_RANGE, note=(
+        "host-wide default; since 6.3 a socket can narrow it for itself with IP_LOCAL_PORT_RANGE (commit 91d0b78c5177 "
+        "'inet: Add IP_LOCAL_PORT_RANGE socket option'), which lets processes sharing one source address split it"),
+        source="ip-sysctl.rst ip_local_port_range; ip(7) IP_LOCAL_PORT_RANGE"),
     "net.ipv4.ip_local_reserved_ports": _k(PORT_LIST),
     "net.ipv4.ip_unprivileged_port_start": _k(INT, lo=0, hi=65536),
     # Timestamps, keepalive, retransmission.
@@ -99,6 +127,16 @@ KEYS = {
     "net.ipv4.tcp_fastopen": _k(INT, lo=0, hi=INT_MAX, note="bitmap"),
     "net.ipv4.tcp_low_latency": _k(INT, GLOBAL, lo=0, hi=1, note="no effect since 4.14"),
     "net.ipv4.tcp_no_metrics_save": _k(INT, lo=0, hi=1),
+    # Hash table of a network namespace created after the write (per parent namespace). 0 shares the host's
+    # table; a power of two gives each new container namespace its own, so one busy pod's TIME_WAIT storm does
+    # not lengthen every other namespace's lookups. tcp_max_tw_buckets and tcp_max_syn_backlog of the child scale
+    # with it.
+    "net.ipv4.tcp_child_ehash_entries": _k(INT, lo=0, hi=16777216, since="6.1", note=(
+        "ehash buckets of network namespaces created afterwards (0: share the host's); for dense container hosts"),
+        source="ip-sysctl.rst tcp_child_ehash_entries; commit d1e5e6408b30 'tcp: Introduce optional per-netns ehash' "
+               "(K. Iwashima, 2022)"),
+    "net.ipv4.tcp_ehash_entries": _k(INT, READONLY, since="6.1", note="ehash buckets of this namespace; negative when shared with the host's",
+                                     source="ip-sysctl.rst tcp_ehash_entries"),
     "net.ipv4.ip_forward": _k(INT, lo=0, hi=1, note="changing it resets interface configuration"),
     "net.ipv4.route.gc_timeout": _k(INT, GLOBAL, lo=0, hi=INT_MAX, note="no effect on TCP since the 3.6 route cache removal"),
     # Core networking.
@@ -132,7 +170,12 @@ KEYS = {
     "net.netfilter.nf_conntrack_udp_timeout": _ct(lo=1),
     "net.netfilter.nf_conntrack_udp_timeout_stream": _ct(lo=1),
     "net.netfilter.nf_conntrack_tcp_loose": _ct(hi=1),
-    "net.netfilter.nf_conntrack_tcp_be_liberal": _ct(hi=1),
+    # With 0, conntrack marks packets outside the tracked TCP window INVALID; kube-proxy and CNIs set it to 1
+    # against the spurious resets this caused for overly delayed packets on kernels before 6.1. Since commit 6e250dcbff1d ("netfilter: conntrack:
+    # ignore overly delayed tcp packets", 6.1) those no longer make a packet INVALID, so the setting is needed
+    # only on older kernels, and on newer ones it just stops conntrack from checking windows.
+    "net.netfilter.nf_conntrack_tcp_be_liberal": _ct(hi=1, note="needed only before Linux 6.1 (commit 6e250dcbff1d)",
+                                                     source="nf_conntrack-sysctl.rst; commit 6e250dcbff1d; kubernetes/kubernetes#117924"),
     # IPVS (ip_vs must be loaded).
     "net.ipv4.vs.conn_reuse_mode": _vs(),
     "net.ipv4.vs.expire_nodest_conn": _vs(hi=1),

@@ -118,6 +118,25 @@ def read_sysctls(root, keys):
     return out
 
 
+# Per-namespace sysctls that decide what the socket table means (net.* under /proc/sys/net): whether a TIME_WAIT
+# port can be taken over by a new connect() (tcp_twsk_unique() in net/ipv4/tcp_ipv4.c) and what bounds a
+# listener's SYN queue (tcp_conn_request() in net/ipv4/tcp_input.c). tcp_tw_reuse_delay exists since Linux 6.15
+# (commit "tcp: Add sysctl to configure TIME-WAIT reuse delay"); before, the delay was a fixed second.
+SOCKET_SYSCTLS = (
+    ("tcp_tw_reuse", ("ipv4", "tcp_tw_reuse")),
+    ("tcp_tw_reuse_delay", ("ipv4", "tcp_tw_reuse_delay")),
+    ("tcp_timestamps", ("ipv4", "tcp_timestamps")),
+    ("tcp_syncookies", ("ipv4", "tcp_syncookies")),
+    ("tcp_max_syn_backlog", ("ipv4", "tcp_max_syn_backlog")),
+    ("somaxconn", ("core", "somaxconn")),
+)
+
+
+def read_socket_sysctls(root="/"):
+    """{name: int or None} of SOCKET_SYSCTLS in the reading thread's network namespace."""
+    return {name: _read_int(root, "proc", "sys", "net", *parts) for name, parts in SOCKET_SYSCTLS}
+
+
 def read_port_range(root="/"):
     """net.ipv4.ip_local_port_range as (lo, hi), or None when it cannot be read (no IPv4 sysctls)."""
     try:

@@ -155,19 +155,32 @@ def _status_uid(text):
     return None
 
 
+# How many of the paths counted as not_permitted the scan names (a root run normally has none; an unprivileged one
+# could have hundreds, which the count already says).
+NOT_PERMITTED_SHOWN = 10
+
+
+def not_permitted(scan, path):
+    """Count ``path`` (a /proc/PID/ns/net link or a namespace file) as not permitted, and name it while there is room."""
+    scan["not_permitted"] += 1
+    if len(scan["not_permitted_paths"]) < NOT_PERMITTED_SHOWN:
+        scan["not_permitted_paths"].append(path)
+
+
 def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic, table=None):
     """Every network namespace other than the caller's, with the processes and names that tell whose it is.
 
     Returns ``(namespaces, own_inode, scan)``: ``namespaces`` a list of
     ``{"inode", "path", "netns_name", "pids"}`` (``path`` a file to enter it by, the ``ip netns`` name if any, the
     pids in it sorted), ``scan`` counts of ``processes`` looked at, ``not_permitted`` (links the caller may not
-    read), ``vanished`` (processes that exited during the scan), ``stale`` (ip netns names left behind by a
-    namespace that is gone) and ``left_out`` (namespaces beyond ``limit`` or found after ``budget`` seconds).
-    The processes come from ``table`` (an ``_owners.ProcessTable``, the one walk of /proc of a scan), read now
-    when not given.
+    read; the first NOT_PERMITTED_SHOWN of them in ``not_permitted_paths``), ``vanished`` (processes that exited
+    during the scan), ``stale`` (ip netns names left behind by a namespace that is gone) and ``left_out`` (namespaces
+    beyond ``limit`` or found after ``budget`` seconds). The processes come from ``table`` (an
+    ``_owners.ProcessTable``, the one walk of /proc of a scan), read now when not given.
     """
     start = clock()
-    scan = {"processes": 0, "not_permitted": 0, "vanished": 0, "stale": 0, "left_out": 0, "limit": limit, "timed_out": False}
+    scan = {"processes": 0, "not_permitted": 0, "not_permitted_paths": [], "vanished": 0, "stale": 0, "left_out": 0,
+            "limit": limit, "timed_out": False}
     own_dev, own = ns_inode(root, "/proc/self/ns/net")
     found = {}
 
@@ -191,7 +204,10 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic, tabl
             try:
                 dev, inode = ns_inode(root, path)
             except OSError as exc:
-                scan["not_permitted" if exc.errno in (errno.EACCES, errno.EPERM) else "vanished"] += 1
+                if exc.errno in (errno.EACCES, errno.EPERM):
+                    not_permitted(scan, path)
+                else:
+                    scan["vanished"] += 1
                 continue
             if dev != own_dev:
                 # A file that is no namespace (an ip netns name whose namespace is gone leaves an empty file
@@ -209,7 +225,10 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic, tabl
             break
         scan["processes"] += 1
         if not isinstance(link, str):
-            scan["not_permitted" if link in (errno.EACCES, errno.EPERM) else "vanished"] += 1
+            if link in (errno.EACCES, errno.EPERM):
+                not_permitted(scan, "/proc/%d/ns/net" % pid)
+            else:
+                scan["vanished"] += 1
             continue
         inode = int(link[5:-1])  # net:[N]
         if inode != own:

@@ -117,15 +117,16 @@ def find_owners(inodes, root="/", netns=None, uids=(), optional=(), budget=10000
     every namespace); by default one is read now.
     Returns ``(owners, info)``: ``owners`` maps inode -> list of ``{pid, name, user}`` (several processes
     share a socket after fork; all holders met before the walk ends are listed), ``info`` is
-    ``{processes_scanned, processes_denied, fds_read, complete}`` where ``complete`` tells whether every
-    required inode was found.
+    ``{processes_scanned, processes_denied, fds_read, complete, fds}`` where ``complete`` tells whether every
+    required inode was found and ``fds`` maps (inode, pid) to the descriptor numbers the socket has in that
+    process (_acceptors.py reads what the process waits on through them).
     """
     required = set(inodes)
     required.discard(0)
     wanted = required | set(optional)
     wanted.discard(0)
     owners = {}
-    info = {"processes_scanned": 0, "processes_denied": 0, "fds_read": 0, "complete": True}
+    info = {"processes_scanned": 0, "processes_denied": 0, "fds_read": 0, "complete": True, "fds": {}}
     if not wanted:
         return owners, info
     proc = os.path.join(root, "proc")
@@ -159,18 +160,43 @@ def find_owners(inodes, root="/", netns=None, uids=(), optional=(), budget=10000
                     ino = int(target[8:-1])
                     if ino in wanted:
                         found.append(ino)
+                        info["fds"].setdefault((ino, pid), []).append(int(fd))
         except OSError:
             info["processes_denied"] += 1
         finally:
             os.close(dfd)
         if found:
             holder = {"pid": pid, "name": _comm(proc, name), "user": user_name(uid, users)}
-            for ino in found:
+            for ino in set(found):
                 owners.setdefault(ino, []).append(holder)
             missing.difference_update(found)
             extra.difference_update(found)
     info["complete"] = not missing
     return owners, info
+
+
+def program_of(root, pid):
+    """``(exe, cgroup)`` of a process: the path of its executable (``/proc/PID/exe``, readable for one's own
+    processes or as root) and its cgroup v2 path (``0::/...`` of ``/proc/PID/cgroup``; on a v1-only host the
+    systemd hierarchy's). Each is None when it cannot be read. Workers of one program share both, whatever
+    their comm or pid: that is how a prefork server's leak is added up across its workers."""
+    base = os.path.join(root, "proc", str(pid))
+    try:
+        exe = os.readlink(os.path.join(base, "exe"))
+        if exe.endswith(" (deleted)"):
+            exe = exe[:-10]  # the binary was upgraded under the running process: still the same program
+    except OSError:
+        exe = None
+    cgroup = None
+    try:
+        with open(os.path.join(base, "cgroup"), "rb") as handle:
+            for line in handle.read().decode("utf-8", "replace").splitlines():
+                ident, _controllers, path = (line.split(":", 2) + ["", ""])[:3]
+                if ident == "0" or (cgroup is None and "name=systemd" in _controllers):
+                    cgroup = path
+    except OSError:
+        pass
+    return exe, cgroup
 
 
 def netns_link(root="/", path=None):

@@ -6,6 +6,9 @@ Listeners, from both backends, and the rest of the table from /proc come as reco
 
     (state, sport, dport, src, dst, rqueue, wqueue, uid, inode)
 
+plus, from /proc only, a tenth field: the socket's pending timer in milliseconds (``tm->when``; for a TIME_WAIT
+socket the time it has left, which tells its age, see ``TIMEWAIT_MS``).
+
 ``state`` is the kernel number (1 ESTABLISHED .. 11 CLOSING), ports are host-order ints, ``src`` and ``dst``
 are 16 raw address bytes exactly as ``inet_diag_sockid`` carries them (an IPv4 address fills the first four
 bytes, the rest are zero). The rest of the table from netlink comes as the raw messages themselves, in blocks
@@ -36,6 +39,13 @@ STATE_NAMES = (
 )
 STATE_NUMBERS = {name: num for num, name in enumerate(STATE_NAMES) if name}
 ESTABLISHED, SYN_RECV, FIN_WAIT2, TIME_WAIT, CLOSE_WAIT, LISTEN = 1, 3, 5, 6, 8, 10
+# A TIME_WAIT socket lives TCP_TIMEWAIT_LEN (60 s, include/net/tcp.h; tcp_time_wait() in net/ipv4/tcp_minisocks.c
+# arms the timer with it), so its age is TIMEWAIT_MS minus the time left on its timer: sock_diag's idiag_expires
+# (ms, inet_twsk_diag_fill() in net/ipv4/inet_diag.c) or /proc's tm->when (clock ticks). A FIN retransmitted by the
+# peer re-arms the timer without changing the entry time, so such a socket reads younger than it is (never older).
+TIMEWAIT_MS = 60000
+# Message offset of idiag_expires (u32, host order): nlmsghdr 16 + family..retrans 4 + sockid 48.
+EXPIRES_OFFSET = 68
 
 # Bits 1..11 (TCPF_ESTABLISHED .. TCPF_CLOSING). Never set bit 13: new kernels then add "bound inactive"
 # sockets reported as CLOSE. Bit 12 (NEW_SYN_RECV) is implied by bit 3 in inet_diag_dump_icsk().
@@ -542,7 +552,7 @@ class ProcBackend:
                 yield batch
 
     @staticmethod
-    def _parse(family, lines, mask, detail, counts, until_other=False):
+    def _parse(family, lines, mask, detail, counts, until_other=False, tick_ms=1000.0 / (os.sysconf("SC_CLK_TCK") or 100)):
         """Parse /proc lines. Positions are relative to the first ':' because ``sl`` widens past 9999."""
         base = FAMILY_SLOT[family] * 16
         v6 = family == AF_INET6
@@ -596,7 +606,9 @@ class ProcBackend:
             if state == LISTEN:
                 # /proc has no backlog limit for listeners (tx_queue is 0); sock_diag has it in wqueue.
                 txq = None
+            # tm->when: clock ticks left on the socket's timer (jiffies_delta_to_clock_t() in tcp_ipv4.c).
+            when = int(line[col + queues_at + 21:col + queues_at + 29], 16)
             append((state, int(line[col + lport_at:col + lport_at + 4], 16),
                     int(line[col + rport_at:col + rport_at + 4], 16), src, dst, rxq, txq,
-                    int(fields[0]), int(fields[2])))
+                    int(fields[0]), int(fields[2]), int(when * tick_ms)))
         yield batch, False

@@ -18,8 +18,27 @@ and what :class:`BootConfig` reproduces:
   leaves it where it is. An exclusion is an entry without a value, so it replaces an assignment of the same
   key, and a later assignment replaces it.
 - The map is applied in order. An explicit key is written. A glob is expanded over /proc/sys (glob(3) per
-  path component, braces expanded) and written to every match that has no entry of its own in the map, so
-  an explicit key or an exclusion always beats a glob, and of two globs the one later in the map wins.
+  path component, braces expanded, matches in sorted order) and written to every match that has no entry of
+  its own in the map, so an explicit key or an exclusion always beats a glob, and of two globs the one later
+  in the map wins.
+- A value already there is not written at all (sysctl_write() uses WRITE_STRING_FILE_SUPPRESS_REDUNDANT_VIRTUAL:
+  the file's text, without its newline, equals the value).
+
+IPv4 interface keys (``net.ipv4.conf.IF.X``) depend on that order, because of the kernel (net/ipv4/devinet.c):
+a write to ``conf/default/X`` is copied to every interface whose X was never written (devinet_conf_proc() ->
+devinet_copy_dflt_conf(); any write marks the value as set, even a failing one), an interface starts as a copy
+of ``default`` when it is created (inetdev_init()), and an interface that gets an IPv4 address has all its
+values marked (ipv4_devconf_setall() in rtm_to_ifaddr(), inet_set_ifa() and, for ``lo`` coming up, in
+inetdev_event()). At boot systemd brings ``lo`` up with 127.0.0.1 before any unit runs, so ``default`` never
+reaches ``lo``; other interfaces have no address yet when systemd-sysctl.service runs (networkd and ifupdown come
+later). :meth:`BootConfig.effective` replays the writes for one interface from the kernel's boot-time values
+(``_DEVCONF_DEFAULT_AT_BOOT``), so a write skipped because the value is already there leaves the interface
+unmarked, and a later ``default`` write still reaches it. systemd's udev rule (99-systemd.rules) runs
+``systemd-sysctl --prefix=/net/ipv4/conf/$name`` whenever an interface other than ``lo`` appears; where that
+rule exists (:func:`interface_hook`), an interface's own lines are applied again when it appears, after the
+boot-wide run for an interface created later (networkd's netdevs, most NICs), so they win whatever the order.
+IPv6 (net/ipv6/addrconf.c) copies ``default`` only into interfaces created later (ipv6_add_dev()); a write to
+``conf/default/X`` never reaches an existing interface, so nothing is predicted through it (docs/sysctl.md).
 
 procps ``sysctl --system`` (4.0.2) differs: it also reads /lib/sysctl.d and applies /etc/sysctl.conf last;
 :func:`assignments` gives each key's explicit assignments in that order for the ``overrides`` facts.
@@ -27,6 +46,7 @@ procps ``sysctl --system`` (4.0.2) differs: it also reads /lib/sysctl.d and appl
 
 import os
 import re
+import stat
 from collections import OrderedDict
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as catalog
@@ -44,38 +64,108 @@ _NOT_COPIED_FROM_DEFAULT = frozenset(("forwarding", "mc_forwarding", "disable_xf
                                       "route_localnet", "drop_unicast_in_l2_multicast"))
 
 
+# net.ipv4.conf.default.* as the kernel boots (ipv4_devconf_dflt in net/ipv4/devinet.c, 5.10 to 6.18); every other
+# leaf starts at 0. Interfaces created at boot copy these values.
+_DEVCONF_DEFAULT_AT_BOOT = {"accept_redirects": 1, "send_redirects": 1, "secure_redirects": 1, "shared_media": 1,
+                            "accept_source_route": 1, "igmpv2_unsolicited_report_interval": 10000,
+                            "igmpv3_unsolicited_report_interval": 1000, "arp_evict_nocarrier": 1}
+# An integer as proc_dointvec() parses it (base 0: 0x.. hex, 0.. octal), surrounding whitespace allowed.
+_KERNEL_INT_RE = re.compile(r"^\s*(-?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\s*$")
+
+
+def kernel_int(text):
+    """The integer the kernel stores for ``text`` written to a single-integer key, or None when it refuses it."""
+    match = _KERNEL_INT_RE.match(text)
+    if not match:
+        return None
+    digits = match.group(2)
+    value = int(digits, 8 if digits[0] == "0" and digits[1:2] not in ("x", "X") else 0)
+    return -value if match.group(1) else value
+
+
 def host_path(root, path):
     """Map an absolute target path into ``root``."""
     return os.path.join(root, path.lstrip("/"))
 
 
-def read_text(root, path):
-    """Text of a target file, following symlinks inside ``root``; ``""`` for a link to /dev/null, None if unreadable."""
+def _kind(mode):
+    for test, label in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return label
+    return "not a regular file"
+
+
+def resolve(root, path):
+    """Host path of a target file with its symlinks followed inside ``root``; None for a link to /dev/null."""
     full = host_path(root, path)
     for _hop in range(40):
         if not os.path.islink(full):
             break
         target = os.readlink(full)
         if target == "/dev/null":
-            return ""
+            return None
         full = host_path(root, target) if os.path.isabs(target) else os.path.join(os.path.dirname(full), target)
+    return full
+
+
+def special_kind(root, path):
+    """What a target path is when it exists but is not a regular file ("a FIFO", "a directory", ...), else None.
+
+    A link to /dev/null (systemd's way to mask a file) counts as an empty regular file.
+    """
+    full = resolve(root, path)
     try:
-        with open(full, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
+        mode = os.stat(full).st_mode if full is not None else None
     except OSError:
         return None
+    return None if mode is None or stat.S_ISREG(mode) else _kind(mode)
 
 
-def parse_conf(text, path=None):
+def read_text(root, path):
+    """Text of a target file, following symlinks inside ``root``; ``""`` for a link to /dev/null, None if unreadable.
+
+    Only a regular file is opened: a FIFO would block the read forever and a device could act on the open, and
+    any package can put one in a sysctl.d directory. It is checked before the open (stat) and after it (fstat on a
+    descriptor opened without blocking), so nothing swapped in between is read either.
+    """
+    full = resolve(root, path)
+    if full is None:
+        return ""
+    try:
+        if not stat.S_ISREG(os.stat(full).st_mode):
+            return None
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def parse_conf(text, path=None, warnings=None):
     """Parse sysctl.d text the way systemd-sysctl does.
 
     Returns entries ``{norm, key, value, raw, ignore_failure, glob, exclude, file}``: ``norm`` is
     the normalised key systemd uses as map key, ``key`` the collection's spelling, ``raw`` the assigned text
     stripped of surrounding whitespace as systemd compares it, ``value`` the same with inner whitespace folded
     (both None for an exclusion). Keys with a ``..`` component are dropped: systemd-sysctl refuses to write them.
+    A glob line beyond the pattern bounds (``_sysctl_keys.brace_expand()``) is skipped, and said in ``warnings``
+    (a list) when given: any package can drop such a line, and it must not stop every run on the host.
     """
     entries = []
-    for raw in _EOL_RE.split(text):
+    for number, raw in enumerate(_EOL_RE.split(text), 1):
         line = raw.strip(keys.WHITESPACE)
         if not line or line[0] in "#;":
             continue
@@ -93,18 +183,26 @@ def parse_conf(text, path=None):
         if not parts or ".." in parts:
             continue
         norm = "/".join(parts)
+        if keys.is_glob(norm):
+            try:
+                keys.brace_expand(norm)
+            except keys.SysctlError as exc:
+                if warnings is not None:
+                    warnings.append("%s line %d skipped: %s" % (path, number, exc))
+                continue
         entries.append({"norm": norm, "key": keys.name(parts), "raw": value,
                         "value": None if value is None else " ".join(value.split()), "ignore_failure": ignore,
                         "glob": keys.is_glob(norm), "exclude": exclude, "file": path})
     return entries
 
 
-def config_files(root="/", tool="systemd", replace=None):
+def config_files(root="/", tool="systemd", replace=None, warnings=None):
     """Files in application order as ``[(path, text)]``.
 
     ``replace`` maps a path to the text it would have (None: the file would not exist), so a run can resolve
     precedence as it will be after its own write, in check mode too. A name whose winning file cannot be read
-    (a dangling link, a directory) still hides the same name in later directories, as in systemd.
+    (a dangling link, a directory) still hides the same name in later directories, as in systemd. One that is not a
+    regular file (a FIFO, a socket, a device) is never opened, and said in ``warnings`` (a list) when given.
     """
     replace = replace or {}
     dirs = SYSTEMD_DIRS if tool == "systemd" else PROCPS_DIRS
@@ -127,6 +225,12 @@ def config_files(root="/", tool="systemd", replace=None):
     real_seen = set()
     for entry in sorted(chosen):
         path = chosen[entry]
+        if path not in replace:
+            kind = special_kind(root, path)
+            if kind is not None:
+                if warnings is not None:
+                    warnings.append("%s is %s, not a regular file: skipped, never opened" % (path, kind))
+                continue
         text = replace[path] if path in replace else read_text(root, path)
         if text is None:
             continue
@@ -137,6 +241,18 @@ def config_files(root="/", tool="systemd", replace=None):
         if text is not None and os.path.realpath(host_path(root, SYSCTL_CONF)) not in real_seen:
             files.append((SYSCTL_CONF, text))
     return files
+
+
+def config_warnings(root="/", tool="procps", replace=None):
+    """What reading the configuration files skipped, as warnings: files that are not regular, lines beyond bounds.
+
+    A pass of its own over :func:`config_files` and :func:`parse_conf`, which skip the same things silently for
+    every other reader.
+    """
+    warnings = []
+    for path, text in config_files(root, tool, replace, warnings):
+        parse_conf(text, path, warnings)
+    return warnings
 
 
 class BootConfig(object):
@@ -154,38 +270,84 @@ class BootConfig(object):
                     del self.options[entry["norm"]]
                 self.options[entry["norm"]] = entry
         self.globs = [(e, keys.Pattern(e["norm"])) for e in self.options.values() if e["glob"] and e["value"] is not None]
+        self.interface_hook = interface_hook(root)
 
     def explicit_keys(self):
         """Keys (collection spelling) with an explicit assignment, not globs or exclusions."""
         return [e["key"] for e in self.options.values() if not e["glob"] and e["value"] is not None]
 
+    def _own(self, parts, settable):
+        """The map's entry for the key itself, or else the last glob that matches it (None: boot does not write it)."""
+        entry = self.options.get("/".join(parts))
+        if entry is None and self.globs and (settable is None or settable(keys.name(parts))):
+            for candidate, pattern in self.globs:
+                if pattern.matches(parts):
+                    entry = candidate
+        return entry if entry is not None and entry["value"] is not None else None
+
     def effective(self, key, settable=None):
-        """The entry boot applies to ``key``, or None.
+        """The entry whose write leaves ``key`` with its value after boot, or None when boot leaves it as it was.
 
         ``settable(key)`` tells whether the key exists with a write bit; a glob only applies to such keys
         (glob(3) expands over what exists, and a write to a read-only file fails). An explicit entry is
         returned whatever the key is: it is what boot tries to write.
 
-        An IPv4 interface key that nothing sets takes what boot writes to the same key of ``default``: the kernel
-        copies a write to net.ipv4.conf.default.X to every interface whose X was never written
-        (devinet_conf_proc() -> devinet_copy_dflt_conf() in net/ipv4/devinet.c), and an interface created later
-        starts from ``default``. Such an entry carries ``via`` (the default key).
+        An IPv4 interface key follows the kernel's rules for ``default`` (module docstring): ``lo`` takes only its
+        own lines; another interface takes its own line when systemd's udev rule applies it as the interface
+        appears, and otherwise the value the replay of boot's writes leaves (:meth:`_replay`). A value that comes
+        from a write to the ``default`` key carries ``via`` (that key).
         """
         parts = keys.parts_of(key)
-        entry = self.options.get("/".join(parts))
-        if entry is None and self.globs and (settable is None or settable(key)):
-            for candidate, pattern in self.globs:
-                if pattern.matches(parts):
-                    entry = candidate
-        if entry is not None and entry["value"] is not None:
-            return entry
-        if len(parts) == 5 and parts[:3] == ["net", "ipv4", "conf"] and parts[3] not in ("all", "default") \
-                and parts[4] not in _NOT_COPIED_FROM_DEFAULT:
-            default = keys.name(parts[:3] + ["default", parts[4]])
+        own = self._own(parts, settable)
+        if len(parts) != 5 or parts[:3] != ["net", "ipv4", "conf"] or parts[3] in ("all", "default", "lo") \
+                or parts[4] in _NOT_COPIED_FROM_DEFAULT:
+            return own
+        default = keys.name(parts[:3] + ["default", parts[4]])
+        if own is not None and self.interface_hook:
+            return own
+        if self.interface_hook:
             inherited = self.effective(default, settable)
-            if inherited is not None:
-                return dict(inherited, via=default)
-        return None
+            return dict(inherited, via=default) if inherited is not None else None
+        value, source = self._replay(parts, settable)
+        if own is not None and kernel_int(own["raw"]) is not None and str(kernel_int(own["raw"])) == value:
+            return own  # the interface's own line holds, written or found already there
+        return source
+
+    def _replay(self, parts, settable):
+        """Boot's writes to ``default`` and to the interface of ``parts``, in map order, from the boot-time values.
+
+        The interface exists, has no address and was never written (the state at systemd-sysctl.service for every
+        interface but ``lo``). Returns ``(value, entry)``: the value left, and the entry of the last write that
+        changed it (None when none did).
+        """
+        dflt_parts = parts[:3] + ["default", parts[4]]
+        targets = sorted([("/".join(dflt_parts), dflt_parts, True), ("/".join(parts), parts, False)])
+        dflt_value = iface_value = str(_DEVCONF_DEFAULT_AT_BOOT.get(parts[4], 0))
+        marked, source = False, None
+        for entry in self.options.values():
+            if entry["value"] is None:
+                continue
+            pattern = keys.Pattern(entry["norm"]) if entry["glob"] else None
+            for norm, target, is_default in targets:
+                if pattern is None:
+                    if entry["norm"] != norm:
+                        continue
+                elif norm in self.options or not pattern.matches(target) \
+                        or (settable is not None and not settable(keys.name(target))):
+                    continue  # an explicit line (or an exclusion) of the key beats every glob
+                if entry["raw"] == (dflt_value if is_default else iface_value):
+                    continue  # systemd-sysctl skips a value already there: nothing is marked, nothing copied
+                number = kernel_int(entry["raw"])
+                if is_default:
+                    if number is not None:
+                        dflt_value = str(number)
+                        if not marked:
+                            iface_value, source = dflt_value, dict(entry, via=keys.name(dflt_parts))
+                else:
+                    marked = True  # even a write the kernel refuses marks the value as set
+                    if number is not None:
+                        iface_value, source = str(number), entry
+        return iface_value, source
 
     def entry(self, key):
         """The map's own entry for ``key`` (an assignment or a ``-key`` exclusion), or None; globs are not consulted."""
@@ -244,6 +406,25 @@ def _listed_files(root, dirs, suffix):
         if text is not None:
             out.append((path, text))
     return out
+
+
+_UDEV_NET_RE = re.compile(r'SUBSYSTEM=="net"')
+_UDEV_IFACE_PREFIX_RE = re.compile(r"--prefix=/?(?:proc/sys/)?net[/.]ipv4[/.]conf[/.](?:\$name|\$kernel|%k)\b")
+
+
+def interface_hook(root="/"):
+    """Whether a udev rule runs ``systemd-sysctl --prefix=/net/ipv4/conf/$name`` when a network interface appears.
+
+    systemd ships one (99-systemd.rules, for every interface but ``lo``); containers and hosts without udev have none.
+    """
+    for _path, text in _listed_files(root, UDEV_RULES_DIRS, ".rules"):
+        for raw in text.splitlines():
+            line = raw.strip()
+            if line.startswith("#") or "systemd-sysctl" not in line:
+                continue
+            if _UDEV_NET_RE.search(line) and _UDEV_IFACE_PREFIX_RE.search(line):
+                return True
+    return False
 
 
 class ModuleBoot(object):

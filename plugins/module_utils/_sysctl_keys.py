@@ -16,22 +16,27 @@ component written ``/``. Both spellings are accepted on input and in patterns, a
 its components, never by its text.
 """
 
-import fnmatch
 import re
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as catalog
 
 GLOB_CHARS = "*?["  # string_is_glob() in systemd's src/basic/glob-util.h
-# Characters accepted in keys given as options. Interface names may carry dots, dashes, '@', ':', '+'.
-_KEY_RE = re.compile(r"^[A-Za-z0-9_.:@+/-]+$")
-_PATTERN_RE = re.compile(r"^[A-Za-z0-9_.:@+/*?\[\]!^{},-]+$")
+# Characters accepted in keys given as options (full match: '$' would also match before a trailing newline).
+# Interface names may carry dots, dashes, '@', ':', '+'.
+_KEY_RE = re.compile(r"[A-Za-z0-9_.:@+/-]+")
+_PATTERN_RE = re.compile(r"[A-Za-z0-9_.:@+/*?\[\]!^{},-]+")
+# Bounds on what a pattern may cost, whoever wrote it (an option, or any line of any sysctl.d file a package drops).
+# The longest /proc/sys path is far below 256 characters; a glob line expanding to more alternatives than this
+# is not configuration but a denial of service, and is refused (an option) or skipped with a warning (a file line).
+MAX_KEY_LENGTH = 1024
+MAX_ALTERNATIVES = 1024
 # systemd's WHITESPACE (src/basic/string-util.h): what strstrip() removes around keys and values.
 WHITESPACE = " \t\n\r"
 # A value containing these would inject lines or comments into a sysctl.d file ('=' separates key
 # and value; '#' and ';' start comments) or cannot be written to /proc/sys at all.
 _FORBIDDEN_VALUE_CHARS = {"\n": "a newline", "\r": "a carriage return", "\x00": "a NUL byte", "=": "'='", "#": "'#'", ";": "';'"}
-_OCTAL_RE = re.compile(r"^[+-]?0[0-9]+$")
-_PORT_LIST_RE = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
+_OCTAL_RE = re.compile(r"[+-]?0[0-9]+")
+_PORT_LIST_RE = re.compile(r"[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*")
 
 
 class SysctlError(Exception):
@@ -81,7 +86,9 @@ def canonical_key(key, allow_glob=False):
         raise SysctlError("key %r is empty" % (key,))
     if not allow_glob and (is_glob(text) or "]" in text):
         raise SysctlError("key %r: glob patterns are not accepted here, name each key" % (key,))
-    if not (_PATTERN_RE if allow_glob else _KEY_RE).match(text):
+    if len(text) > MAX_KEY_LENGTH:
+        raise SysctlError("key %r... is longer than %d characters" % (text[:40], MAX_KEY_LENGTH))
+    if not (_PATTERN_RE if allow_glob else _KEY_RE).fullmatch(text):
         raise SysctlError("key %r contains characters outside letters, digits and _ . / - : @ + (sysctl.d key rules)" % (key,))
     if text.startswith(("/", "-")):
         raise SysctlError("key %r must be relative to /proc/sys and must not start with '/' or '-'" % (key,))
@@ -108,50 +115,143 @@ def interface_hint(key):
 # ---------------------------------------------------------------------------------------------
 # Patterns: glob(3) per component, as systemd-sysctl expands them over /proc/sys.
 
-def _brace_expand(text):
-    """Expand ``{a,b}`` alternatives (glob(3) GLOB_BRACE, which systemd-sysctl's glob_extend() sets)."""
-    depth, start = 0, None
+def _first_group(text):
+    """``(start, end, alternatives)`` of the first top-level ``{...}`` holding a top-level comma, or None.
+
+    A group without a comma (``{x}``) and an unmatched ``{`` are literal, as in glibc.
+    """
+    depth, start, commas = 0, None, []
     for i, char in enumerate(text):
         if char == "{":
             if depth == 0:
-                start = i
+                start, commas = i, []
             depth += 1
         elif char == "}" and depth:
             depth -= 1
-            if depth == 0:
-                inner, alternatives, level, last = text[start + 1:i], [], 0, 0
-                for j, c in enumerate(inner):
-                    if c == "{":
-                        level += 1
-                    elif c == "}":
-                        level -= 1
-                    elif c == "," and level == 0:
-                        alternatives.append(inner[last:j])
-                        last = j + 1
-                alternatives.append(inner[last:])
-                if len(alternatives) == 1:
-                    continue  # "{x}" without a comma is literal in glibc
-                out = []
-                for alt in alternatives:
-                    out.extend(_brace_expand(text[:start] + alt + text[i + 1:]))
-                return out
-    return [text]
+            if depth == 0 and commas:
+                cuts = [start] + commas + [i]
+                return start, i, [text[a + 1:b] for a, b in zip(cuts, cuts[1:])]
+        elif char == "," and depth == 1:
+            commas.append(i)
+    return None
 
 
-def _component_regex(part):
-    # glibc reads "[^...]" as a negated set like "[!...]"; Python's fnmatch would read '^' literally.
-    return re.compile(fnmatch.translate(part.replace("[^", "[!")))
+def brace_expand(text, limit=MAX_ALTERNATIVES):
+    """Expand ``{a,b}`` alternatives (glob(3) GLOB_BRACE, which systemd-sysctl's glob_extend() sets), nested too.
+
+    Iterative and bounded: one hostile line of ~1,100 groups would otherwise recurse past Python's stack and expand
+    to 2**1100 patterns. Every pending item yields at least one result, so the expansion stops as soon as the items
+    in hand exceed ``limit`` (a SysctlError), after at most about ``limit`` steps of one scan each.
+    """
+    if len(text) > MAX_KEY_LENGTH:
+        raise SysctlError("pattern %r... is longer than %d characters" % (text[:40], MAX_KEY_LENGTH))
+    done, todo = [], [text]
+    while todo:
+        item = todo.pop()
+        group = _first_group(item)
+        if group is None:
+            done.append(item)
+            continue
+        start, end, alternatives = group
+        if len(done) + len(todo) + len(alternatives) > limit:
+            raise SysctlError("pattern %r... expands to more than %d alternatives" % (text[:40], limit))
+        todo.extend(item[:start] + alt + item[end + 1:] for alt in reversed(alternatives))
+    return done
+
+
+class _Glob(object):
+    """One path component of a glob(3) pattern: ``*``, ``?``, ``[...]`` sets (``[!...]`` and ``[^...]`` negate, as in
+    glibc), ``\\x`` a literal x.
+
+    Matched with the linear two-pointer algorithm (back up only to the last ``*``): a regular expression from
+    fnmatch.translate() backtracks exponentially on ``*a*a*a...b`` before Python 3.9, which a sysctl.d line can hold.
+    """
+
+    STAR = object()
+
+    def __init__(self, text):
+        self.tokens = []
+        i, n = 0, len(text)
+        while i < n:
+            char = text[i]
+            if char == "*":
+                if not self.tokens or self.tokens[-1] is not self.STAR:
+                    self.tokens.append(self.STAR)
+            elif char == "?":
+                self.tokens.append(("any",))
+            elif char == "\\" and i + 1 < n:
+                i += 1
+                self.tokens.append(("char", text[i]))
+            elif char == "[":
+                parsed = self._set(text, i)
+                if parsed is None:
+                    self.tokens.append(("char", "["))
+                else:
+                    token, i = parsed
+                    self.tokens.append(token)
+            else:
+                self.tokens.append(("char", char))
+            i += 1
+
+    @staticmethod
+    def _set(text, i):
+        """``(("set", negate, ranges), index of its ']')`` for the set opening at ``i``, or None when it never closes."""
+        j, n = i + 1, len(text)
+        negate = j < n and text[j] in "!^"
+        if negate:
+            j += 1
+        first = j
+        while j < n and (text[j] != "]" or j == first):
+            j += 1
+        if j >= n:
+            return None
+        body, ranges, k = text[first:j], [], 0
+        while k < len(body):
+            if k + 2 < len(body) and body[k + 1] == "-":
+                ranges.append((body[k], body[k + 2]))
+                k += 3
+            else:
+                ranges.append((body[k], body[k]))
+                k += 1
+        return ("set", negate, tuple(ranges)), j
+
+    @staticmethod
+    def _one(token, char):
+        if token[0] == "any":
+            return True
+        if token[0] == "char":
+            return char == token[1]
+        return any(low <= char <= high for low, high in token[2]) != token[1]
+
+    def match(self, name):
+        tokens, star, mark, p, s = self.tokens, -1, 0, 0, 0
+        while s < len(name):
+            if p < len(tokens) and tokens[p] is self.STAR:
+                star, mark, p = p, s, p + 1
+            elif p < len(tokens) and self._one(tokens[p], name[s]):
+                p, s = p + 1, s + 1
+            elif star >= 0:
+                mark += 1
+                p, s = star + 1, mark
+            else:
+                return False
+        while p < len(tokens) and tokens[p] is self.STAR:
+            p += 1
+        return p == len(tokens)
 
 
 class Pattern(object):
-    """A key or glob pattern in either spelling, matched component by component."""
+    """A key or glob pattern in either spelling, matched component by component.
+
+    Raises SysctlError for a pattern beyond the bounds (see :func:`brace_expand`).
+    """
 
     def __init__(self, text):
         self.text = text
         self.alternatives = []
-        for variant in _brace_expand(text) if is_glob(text) else [text]:
+        for variant in brace_expand(text) if is_glob(text) else [text]:
             parts = split_key(variant)
-            self.alternatives.append([(_component_regex(p) if is_glob(p) else p) for p in parts])
+            self.alternatives.append([(_Glob(p) if is_glob(p) else p) for p in parts])
         self.glob = is_glob(text)
 
     def matches(self, parts):
@@ -171,7 +271,7 @@ class Pattern(object):
 def _normalise_tokens(text, strict=False):
     tokens = []
     for tok in text.split():
-        if strict and _OCTAL_RE.match(tok):
+        if strict and _OCTAL_RE.fullmatch(tok):
             # The kernel parses integers with base 0, so "010" would be octal 8: refuse to guess.
             raise ValueError("'%s' has a leading zero, which the kernel reads as octal; write it in decimal" % tok)
         ints = catalog.as_ints(tok)
@@ -215,7 +315,7 @@ def values_equal(left, right):
     if " ".join(left.split()) == " ".join(right.split()):
         return True
     dense_left, dense_right = "".join(left.split()), "".join(right.split())
-    if _PORT_LIST_RE.match(dense_left) and _PORT_LIST_RE.match(dense_right):
+    if _PORT_LIST_RE.fullmatch(dense_left) and _PORT_LIST_RE.fullmatch(dense_right):
         return catalog.port_set(dense_left) == catalog.port_set(dense_right)
     return False
 

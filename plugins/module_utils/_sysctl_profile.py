@@ -4,12 +4,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The profile transaction: plan, apply, persist, restore, diff. Built from the tree and the owned files.
 
-A run decides everything first (validate every key and value, classify it against this kernel, resolve
-``>=``/``<=``, apply the safety rules, work out every file's new text), then, unless in check mode, writes
-in this order: the state file with the originals, the runtime values as one transaction, the files as one
-unit. A failure after the state file restores what was written, so a run changes all of it or nothing.
+A run holds the host lock (``_sysctl_files.HostLock``) from its plan to its last write. It decides everything first
+(validate every key and value, classify it against this kernel, resolve ``>=``/``<=``, apply the safety rules, work
+out every file's new text: a :class:`Transaction`), then, unless in check mode, writes ahead (``_commit``): the state
+file as a journal holding the original of every value the run may change, the runtime values as one transaction,
+the files as one unit, and last the state file at rest, which only then drops the originals of values put back. A
+failure rolls back what was written, so a run changes all of it or nothing; a kill at any instant leaves every
+original on disk, and the next run finds the journal and reports it (``recovered``).
 """
 
+import errno
 import json
 import os
 
@@ -298,16 +302,17 @@ def _overridden(boot, path, entries):
     return out
 
 
-def _revert_doc(root, name, runtime_changes, file_changes, old_state_text, state_changes):
+def _revert_doc(root, name, runtime_changes, file_changes, old_state_text, state_changes, lock_created=()):
     """What a later ``state=reverted`` run needs to put this run's changes back exactly.
 
-    ``directories`` are the ones this run creates for its files (write_atomic makes missing parents), deepest first,
-    so that a revert leaves no empty directory behind.
+    ``directories`` are the ones this run creates for its files (write_atomic makes missing parents; the host lock
+    makes the state directory before the plan, ``lock_created``), deepest first, so that a revert leaves no empty
+    directory behind.
     """
     written = [path for path, _old, new, _mode in file_changes if new is not None]
     if state_changes:
         written.append(files.state_path(name))
-    created = []
+    created = [d for d in lock_created if state_changes]
     for path in written:
         directory = os.path.dirname(path)
         while directory not in ("", "/") and not os.path.isdir(conf.host_path(root, directory)) and directory not in created:
@@ -318,7 +323,7 @@ def _revert_doc(root, name, runtime_changes, file_changes, old_state_text, state
         "runtime": dict((key, before) for key, before, _after in runtime_changes),
         "files": dict((path, old) for path, old, _new, _mode in file_changes),
         "state": {"changed": bool(state_changes), "text": old_state_text},
-        "directories": sorted(created, key=lambda d: (-d.count("/"), d)),
+        "directories": sorted(set(created), key=lambda d: (-d.count("/"), d)),
     }
 
 
@@ -355,38 +360,204 @@ def _result(**fields):
         "needs_module_reload": [], "refused": [], "renamed": [],
         "reserved_for_listeners": [], "modules_loaded": [], "persisted_file": None, "modules_file": None,
         "modprobe_file": None, "overridden_at_boot": [], "not_restored": [], "kernel": None, "diff": [],
-        "revert": None, "warnings": [],
+        "revert": None, "recovered": None, "warnings": [],
     }
     base.update(fields)
     return base
 
 
-def _commit(root, tree, name, runtime_changes, file_changes, state=None):
-    """Write the state file, the runtime transaction, then the files as one unit; undo all on a failure.
+# ---------------------------------------------------------------------------------------------
+# Act: the journal, the transaction, the host lock.
 
-    ``state`` is None (the state file stays) or ``(old_text, new_text)``, new None removing it.
+class CommitError(ApplyError):
+    """A write failed with an OS error (``path``, ``errno`` its name); what had been written is rolled back first."""
+
+    def __init__(self, message, exc, rollback_failures=None):
+        super(CommitError, self).__init__(message, rollback_failures=rollback_failures)
+        self.path = exc.filename
+        self.errno = errno.errorcode.get(exc.errno, str(exc.errno))
+
+
+class Transaction(object):
+    """Everything a run writes, decided before its first write.
+
+    ``runtime`` ``[(key, before, after)]``; ``files`` ``[(path, old_text, new_text, mode)]`` (new None removes);
+    ``state`` the state file's text after the run (None removes it) when ``state_change``, else it stays;
+    ``originals`` the originals that text holds; ``rmdirs`` directories to remove once empty (a revert).
+    """
+
+    def __init__(self, action, runtime=(), file_changes=(), state_change=False, state=None, originals=None, rmdirs=()):
+        self.action = action
+        self.runtime = list(runtime)
+        self.files = list(file_changes)
+        self.state_change = state_change
+        self.state = state
+        self.originals = dict(originals or {})
+        self.rmdirs = list(rmdirs)
+
+
+def _check_timeout(lock_timeout):
+    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not 0 <= lock_timeout <= 86400:
+        raise SysctlError("lock_timeout must be a number of seconds from 0 to 86400, got %r" % (lock_timeout,))
+
+
+def _own_paths(name, path):
+    return [path, files.modules_load_path(name), files.modprobe_path(name), files.state_path(name)]
+
+
+def _recovered(root, tree, name, path, state, temps):
+    """What an interrupted run left (its journal in the state file, temporary files): the ``recovered`` result."""
+    txn = state["transaction"] if state else None
+    if txn is None and not temps:
+        return None
+    out = {"action": None, "pid": None, "started": None, "runtime_written": {}, "files_written": [],
+           "temporary_files": list(temps)}
+    if txn is None:
+        return out
+    out.update(action=txn["action"], pid=txn["pid"], started=txn["started"])
+    for key in sorted(txn["runtime"]):
+        before, after = txn["runtime"][key]
+        try:
+            now = tree.read(key)
+        except (OSError, SysctlError):
+            continue
+        if keys.values_equal(now, after) and not keys.values_equal(now, before):
+            out["runtime_written"][key] = {"before": before, "after": after}
+    own = _own_paths(name, path)
+    for target in sorted(txn["files"]):
+        old, new = txn["files"][target]
+        if target in own and old != new and files.text_digest(conf.read_text(root, target)) == new:
+            out["files_written"].append(target)
+    return out
+
+
+def _recovered_warning(name, recovered):
+    parts = []
+    if recovered["action"] is not None or recovered["pid"] is not None:
+        parts.append("a run of profile %s (state=%s, pid %s, started %s) was interrupted after writing %d runtime value(s) "
+                     "and %d file(s); its journal kept every original, and this run took the profile on from there"
+                     % (name, recovered["action"], recovered["pid"], recovered["started"], len(recovered["runtime_written"]),
+                        len(recovered["files_written"])))
+    if recovered["temporary_files"]:
+        parts.append("removed the temporary file(s) a killed run left: %s" % ", ".join(recovered["temporary_files"]))
+    return "; ".join(parts)
+
+
+def _run(root, name, path, action, check_mode, lock_timeout, tree, planner):
+    """One run: take the host lock, read what is on disk (an interrupted run's journal too), plan, then commit.
+
+    ``planner(tree, state, settled, lock)`` decides everything without writing and returns ``(Transaction, result)``;
+    ``state`` is the state file as read (its ``transaction`` set when a run was interrupted), ``settled`` its text
+    at rest (without a journal). The lock is held from before the plan to after the last write.
+    """
+    _check_timeout(lock_timeout)
+    tree = tree or systree.SysctlTree(root)
+    with files.HostLock(root, shared=check_mode, timeout=lock_timeout) as lock:
+        try:
+            raw_state = conf.read_text(root, files.state_path(name))
+            state = files.load_state(root, name)
+            settled = raw_state
+            if state is not None and state["transaction"] is not None:
+                settled = files.dump_state(dict((k, v) for k, v in state.items() if k != "transaction"))
+            txn, result = planner(tree, state, settled, lock)
+            temps = files.leftover_temp_files(root, set(os.path.dirname(p) for p in _own_paths(name, path)),
+                                              [os.path.basename(p) for p in _own_paths(name, path)])
+            recovered = _recovered(root, tree, name, path, state, temps)
+        except OSError as exc:
+            raise SysctlError("reading %s failed" % files.describe(exc))
+        if settled != raw_state and not txn.state_change:
+            txn.state_change, txn.state = True, settled  # only the journal is to go
+        if recovered:
+            result["warnings"].append(_recovered_warning(name, recovered))
+        result["recovered"] = recovered
+        result["changed"] = bool(result["changed"] or recovered)
+        if not result["changed"]:
+            result["revert"] = None
+        if not check_mode:
+            # Every original on disk while the run writes: the saved ones, the ones after the run, and the value before
+            # the run of each key it writes.
+            originals = dict(txn.originals)
+            originals.update(state["originals"] if state else {})
+            for key, before, _after in txn.runtime:
+                originals.setdefault(key, before)
+            journal = files.journal_text(name, (state or {}).get("file", path), originals, action, txn.runtime, txn.files)
+            lock.remove_on_release.extend(txn.rmdirs)
+            _commit(root, tree, name, txn, journal, raw_state, temps)
+    return result
+
+
+def _remove_dirs(root, directories):
+    for directory in directories:
+        try:
+            os.rmdir(conf.host_path(root, directory))
+        except OSError:
+            pass  # something was put there meanwhile (or the lock file, removed last): keep it
+
+
+def _commit(root, tree, name, txn, journal, old_state, temps):
+    """Write ahead, then act: journal, runtime transaction, files as one unit, state file at rest; undo all on a failure.
+
+    The journal (``_sysctl_files.journal_text()``) is on disk before the first runtime or file change, and the
+    state file drops an original only in the last step, once every value it could undo is in place. A kill at any
+    instant therefore leaves every original on disk, and the journal tells the next run this one was interrupted.
+    Any OS error becomes a CommitError naming the path and the errno, after the rollback.
     """
     state_file = files.state_path(name)
-
-    def put_state(text):
-        if text is None:
-            files.remove_file(root, state_file)
-        else:
-            files.write_atomic(root, state_file, text, 0o600)
-
-    if state:
-        put_state(state[1])
+    for path in temps:
+        try:
+            files.remove_file(root, path)
+        except OSError as exc:
+            raise CommitError("removing a leftover temporary file failed: %s; nothing else was changed" % files.describe(exc), exc)
+    if not (txn.runtime or txn.files):
+        if txn.state_change:
+            try:
+                files.put_file(root, state_file, txn.state, 0o600)
+            except OSError as exc:
+                raise CommitError("writing the state file failed: %s; nothing was changed" % files.describe(exc), exc)
+        _remove_dirs(root, txn.rmdirs)
+        return
     try:
-        systree.apply_changes(tree, runtime_changes)
-        files.write_files(root, file_changes)
-    except (ApplyError, OSError) as exc:
-        if not isinstance(exc, ApplyError):
-            failures = systree.rollback(tree, [(c[0], c[1]) for c in runtime_changes])
-            exc = ApplyError("writing the profile's files failed: %s; files restored, runtime %s" % (
-                exc, "rolled back" if not failures else "ROLLBACK INCOMPLETE: %s" % ", ".join(failures)))
-        if state:
-            put_state(state[0])
-        raise exc
+        files.write_atomic(root, state_file, journal, 0o600)
+    except OSError as exc:
+        raise CommitError("writing the journal to the state file failed: %s; nothing was changed" % files.describe(exc), exc)
+
+    def restore_state():
+        try:
+            files.put_file(root, state_file, old_state, 0o600)
+        except OSError as exc:
+            return "the state file keeps this run's journal with every original (%s)" % files.describe(exc)
+        return "the state file is as before"
+
+    def undo(file_list, files_put_back=0):
+        """Roll the runtime and ``file_list`` back; ``(note, keys and files not put back)``."""
+        failures = systree.rollback(tree, [(key, before) for key, before, _after in txn.runtime])
+        failures += files.undo_files(root, [(p, old, mode) for p, old, _new, mode in file_list])
+        note = "rolled back %d runtime value(s) and %d file(s)" % (len(txn.runtime), len(file_list) + files_put_back)
+        if failures:
+            # The journal stays: it holds the original of everything that could not be put back.
+            return (note + "; ROLLBACK INCOMPLETE, check these by hand: %s; the state file keeps this run's journal with "
+                    "every original" % ", ".join(failures)), failures
+        return note + "; " + restore_state(), failures
+
+    try:
+        systree.apply_changes(tree, txn.runtime)
+    except ApplyError as exc:
+        note = restore_state() if not exc.rollback_failures else "the state file keeps this run's journal with every original"
+        raise ApplyError("%s; %s" % (exc, note), exc.key, exc.classification, exc.rollback_failures)
+    try:
+        files.write_files(root, txn.files)
+    except OSError as exc:
+        not_put_back = getattr(exc, "rollback_failures", [])
+        note, failures = undo([], len(getattr(exc, "rolled_back", [])))
+        if not_put_back:
+            note += "; files not put back, check them by hand: %s" % ", ".join(not_put_back)
+        raise CommitError("writing the profile's files failed: %s; %s" % (files.describe(exc), note), exc, failures + not_put_back)
+    try:
+        files.put_file(root, state_file, txn.state if txn.state_change else old_state, 0o600)
+    except OSError as exc:
+        note, failures = undo(txn.files)
+        raise CommitError("writing the state file failed: %s; %s" % (files.describe(exc), note), exc, failures)
+    _remove_dirs(root, txn.rmdirs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +565,7 @@ def _commit(root, tree, name, runtime_changes, file_changes, state=None):
 
 def profile_present(root, name, settings, persist=True, apply=True, file=None, unsupported="skip", allow_unsafe=False,
                     check_mode=False, tree=None, modules=None, module_options=None, load=True,
-                    reserve_listener_ports=False, modprobe=None, force_owned_keys=None):
+                    reserve_listener_ports=False, modprobe=None, force_owned_keys=None, lock_timeout=files.LOCK_TIMEOUT):
     """Plan and (unless check mode) apply a profile. Raises SysctlError before any change, ApplyError after rollback.
 
     ``modules`` are listed in the profile's modules-load.d file and, with ``load`` in the initial network
@@ -405,13 +576,23 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     A key that another agent on the host would rewrite (kube-proxy, dockerd, TuneD, ...; see ``build_plan``) is skipped
     as ``owned_by_agent`` unless listed in ``force_owned_keys``.
     ``tree`` defaults to ``SysctlTree(root)``; tests pass a tree that models kernel write errors.
+    The run holds the host lock (``_sysctl_files.HostLock``), waiting at most ``lock_timeout`` seconds for it.
     """
     path = files.dropin_path(name, file)
     if unsupported not in ("skip", "fail"):
         raise SysctlError("unsupported must be 'skip' or 'fail'")
     modules = files.validate_modules(modules)
     options = files.validate_module_options(module_options)
-    tree = tree or systree.SysctlTree(root)
+
+    def planner(tree, state, settled, lock):
+        return _plan_present(root, tree, state, settled, lock, name, path, settings, persist, apply, unsupported, allow_unsafe,
+                             check_mode, modules, options, load, reserve_listener_ports, modprobe, force_owned_keys)
+    return _run(root, name, path, "present", check_mode, lock_timeout, tree, planner)
+
+
+def _plan_present(root, tree, state, settled, lock, name, path, settings, persist, apply, unsupported, allow_unsafe,
+                  check_mode, modules, options, load, reserve_listener_ports, modprobe, force_owned_keys):
+    """The plan of state=present: ``(Transaction, result)``. Writes nothing but loads the modules (unless check mode)."""
     kernel = systree.context(tree)
     force = set(keys.canonical_key(k) for k in (force_owned_keys or []))
     named = set()
@@ -432,9 +613,7 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
         # Nothing can take a value here, and systemd-sysctl skips a read-only /proc/sys at boot
         # (ConditionPathIsReadWrite=/proc/sys/net/), so no file is written either.
         persist = False
-    old_text = conf.read_text(root, path) if persist else None
-    if persist:
-        files.check_owned(path, old_text)
+    old_text = files.read_owned(root, path) if persist else None
     boot_changes = []
     if persist:
         for boot_path, boot_text in ((files.modules_load_path(name), files.render_modules(name, modules) if modules else None),
@@ -479,10 +658,9 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     new_text = files.render(name, [(e["key"], e["after"], bool(e["module"])) for e in entries + boot_only]) if persist else None
     file_changes = ([(path, old_text, new_text, 0o644)] if persist and new_text != old_text else []) + boot_changes
     boot = conf.BootConfig(root, {path: new_text} if persist else None)
+    warnings.extend(conf.config_warnings(root, "systemd", {path: new_text} if persist else None))
 
-    old_state_text = conf.read_text(root, files.state_path(name))
-    old_state = files.load_state(root, name)
-    saved = dict(old_state["originals"]) if old_state else {}
+    saved = dict(state["originals"]) if state else {}
     # Keys dropped from the profile since the run that saved them get their original back.
     dropped = set(saved) - plan["managed"]
     restores, restored_keys, not_restored, restore_skipped = [], [], [], []
@@ -493,8 +671,12 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     originals = dict((k, v) for k, v in saved.items() if k not in handed_over)
     for key, before, _after in changes:
         originals.setdefault(key, before)
-    state_text = files.dump_state({"profile": name, "file": path, "originals": originals}) if (originals or old_state) else None
-    state_changes = state_text is not None and state_text != old_state_text
+    # With apply=false the next boot makes the change: keep the running value now, so that absent gives it back then.
+    for entry in entries if persist and not apply else ():
+        if entry["change"]:
+            originals.setdefault(entry["key"], entry["before"])
+    state_text = files.state_text(name, path, originals) if (originals or state) else None
+    state_changes = state_text is not None and state_text != settled
     runtime_changes = changes + restores
 
     if persist and os.path.dirname(path) not in conf.SYSTEMD_DIRS:
@@ -510,10 +692,8 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
     for item in plan["refused"]:
         warnings.append("refused %s = %s: %s; %s" % (item["key"], item["value"], item["reason"], item["suggestion"]))
 
-    revert = _revert_doc(root, name, runtime_changes, file_changes, old_state_text, state_changes)
-    if not check_mode:
-        _commit(root, tree, name, runtime_changes, file_changes, (old_state_text, state_text) if state_changes else None)
-
+    revert = _revert_doc(root, name, runtime_changes, file_changes, settled, state_changes, lock.created)
+    txn = Transaction("present", runtime_changes, file_changes, state_changes, state_text, originals)
     applied = {}
     for e in entries:
         applied[e["key"]] = {"before": e["before"], "after": e["after"] if apply else e["before"]}
@@ -521,7 +701,7 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
         item["reason"] = "dropped from the profile, its saved value %s is kept for later: %s" % (saved[item["key"]], item["reason"])
     changed = bool(runtime_changes or file_changes or state_changes or modules_loaded)
     boot_files = dict((c[0], c[2]) for c in boot_changes)
-    return _result(
+    return txn, _result(
         # In check mode modules_loaded lists what a real run would load.
         changed=changed,
         applied=applied,
@@ -541,51 +721,51 @@ def profile_present(root, name, settings, persist=True, apply=True, file=None, u
         not_restored=not_restored,
         kernel=kernel,
         diff=_diff(runtime_changes, file_changes),
-        revert=revert if changed else None,
+        revert=revert,
         warnings=warnings,
     )
 
 
-def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=False, tree=None):
-    """Remove a profile's files and restore the saved runtime originals, unless another file now sets them."""
+def profile_absent(root, name, persist=True, apply=True, file=None, check_mode=False, tree=None, lock_timeout=files.LOCK_TIMEOUT):
+    """Remove a profile's files and restore the saved runtime originals, unless another file now sets them.
+
+    The state file goes last, once every value it could restore is back (see ``_commit``).
+    """
     path = files.dropin_path(name, file)
-    tree = tree or systree.SysctlTree(root)
-    kernel = systree.context(tree)
-    old_text = conf.read_text(root, path) if persist else None
-    if persist:
-        files.check_owned(path, old_text, "remove")
-    state = files.load_state(root, name)
-    originals = state["originals"] if state else {}
-    changes, not_restored, skipped = [], [], []
-    if apply:
-        changes, _done, not_restored, skipped = restore_plan(tree, originals, originals, conf.BootConfig(root, {path: None}))
-    # The saved originals are kept until they could be restored (a read-only /proc/sys restores nothing).
-    remove_state = apply and state is not None and kernel["proc_sys_writable"]
-    file_changes = []
-    if persist:
-        if old_text is not None:
-            file_changes.append((path, old_text, None, 0o644))
-        for boot_path in (files.modules_load_path(name), files.modprobe_path(name)):
-            change = files.boot_file_change(root, boot_path, None)
-            if change:
-                file_changes.append(change + (0o644,))
-    old_state_text = conf.read_text(root, files.state_path(name))
-    revert = _revert_doc(root, name, changes, file_changes, old_state_text, remove_state)
-    if not check_mode:
-        _commit(root, tree, name, changes, file_changes, (old_state_text, None) if remove_state else None)
-    restored = dict((k, {"before": b, "after": a}) for k, b, a in changes)
-    changed = bool(changes or file_changes or remove_state)
-    return _result(
-        changed=changed,
-        # applied: the keys restored, as before the restored result existed.
-        applied=restored,
-        restored=restored,
-        skipped_keys=skipped,
-        not_restored=not_restored,
-        kernel=kernel,
-        diff=_diff(changes, file_changes),
-        revert=revert if changed else None,
-    )
+
+    def planner(tree, state, settled, lock):
+        kernel = systree.context(tree)
+        old_text = files.read_owned(root, path, "remove") if persist else None
+        originals = state["originals"] if state else {}
+        changes, not_restored, skipped = [], [], []
+        if apply:
+            changes, _done, not_restored, skipped = restore_plan(tree, originals, originals, conf.BootConfig(root, {path: None}))
+        warnings = conf.config_warnings(root, "systemd", {path: None}) if apply else []
+        # The saved originals are kept until they could be restored (a read-only /proc/sys restores nothing).
+        remove_state = apply and state is not None and kernel["proc_sys_writable"]
+        file_changes = []
+        if persist:
+            if old_text is not None:
+                file_changes.append((path, old_text, None, 0o644))
+            for boot_path in (files.modules_load_path(name), files.modprobe_path(name)):
+                change = files.boot_file_change(root, boot_path, None)
+                if change:
+                    file_changes.append(change + (0o644,))
+        restored = dict((k, {"before": b, "after": a}) for k, b, a in changes)
+        txn = Transaction("absent", changes, file_changes, remove_state, None, {} if remove_state else originals)
+        return txn, _result(
+            changed=bool(changes or file_changes or remove_state),
+            # applied: the keys restored, as before the restored result existed.
+            applied=restored,
+            restored=restored,
+            skipped_keys=skipped,
+            not_restored=not_restored,
+            kernel=kernel,
+            diff=_diff(changes, file_changes),
+            revert=_revert_doc(root, name, changes, file_changes, settled, remove_state, lock.created),
+            warnings=warnings,
+        )
+    return _run(root, name, path, "absent", check_mode, lock_timeout, tree, planner)
 
 
 def _check_revert(name, file, revert):
@@ -637,37 +817,34 @@ def _emptied(root, directories, removed):
     return out
 
 
-def profile_reverted(root, name, revert, file=None, check_mode=False, tree=None):
+def profile_reverted(root, name, revert, file=None, check_mode=False, tree=None, lock_timeout=files.LOCK_TIMEOUT):
     """Put back exactly what one earlier run changed (its ``revert`` result): runtime values, files, state file."""
-    tree = tree or systree.SysctlTree(root)
-    kernel = systree.context(tree)
-    runtime, texts, state, directories = _check_revert(name, file, revert)
-    changes, _done, skipped = _put_back(tree, runtime)
-    file_changes = []
-    for path in sorted(texts):
-        current = conf.read_text(root, path)
-        files.check_owned(path, current)
-        if current != texts[path]:
-            file_changes.append((path, current, texts[path], 0o644))
-    old_state_text = conf.read_text(root, files.state_path(name))
-    state_changes = bool(state.get("changed")) and old_state_text != state.get("text")
-    # Directories the reverted run created go too, when nothing else has come to live in them.
-    removed = [path for path in texts if texts[path] is None]
-    if state_changes and state.get("text") is None:
-        removed.append(files.state_path(name))
-    empty = _emptied(root, directories, removed)
-    if not check_mode:
-        _commit(root, tree, name, changes, file_changes, (old_state_text, state.get("text")) if state_changes else None)
-        for directory in empty:
-            try:
-                os.rmdir(conf.host_path(root, directory))
-            except OSError:
-                pass  # something was put there meanwhile: keep it
-    restored = dict((k, {"before": b, "after": a}) for k, b, a in changes)
-    return _result(
-        changed=bool(changes or file_changes or state_changes or empty),
-        restored=restored,
-        skipped_keys=skipped,
-        kernel=kernel,
-        diff=_diff(changes, file_changes),
-    )
+    path = files.dropin_path(name, file)
+    runtime, texts, state_doc, directories = _check_revert(name, file, revert)
+
+    def planner(tree, state, settled, lock):
+        kernel = systree.context(tree)
+        changes, _done, skipped = _put_back(tree, runtime)
+        file_changes = []
+        for target in sorted(texts):
+            current = files.read_owned(root, target)
+            if current != texts[target]:
+                file_changes.append((target, current, texts[target], 0o644))
+        state_changes = bool(state_doc.get("changed")) and settled != state_doc.get("text")
+        # Directories the reverted run created go too, when nothing else has come to live in them (the lock file is
+        # removed last, with the state directory when it is empty then).
+        removed = [target for target in texts if texts[target] is None] + [files.LOCK_PATH]
+        if state_changes and state_doc.get("text") is None:
+            removed.append(files.state_path(name))
+        empty = _emptied(root, directories, removed)
+        restored = dict((k, {"before": b, "after": a}) for k, b, a in changes)
+        txn = Transaction("reverted", changes, file_changes, state_changes, state_doc.get("text"),
+                          files.state_text_originals(state_doc.get("text")), empty)
+        return txn, _result(
+            changed=bool(changes or file_changes or state_changes or empty),
+            restored=restored,
+            skipped_keys=skipped,
+            kernel=kernel,
+            diff=_diff(changes, file_changes),
+        )
+    return _run(root, name, path, "reverted", check_mode, lock_timeout, tree, planner)

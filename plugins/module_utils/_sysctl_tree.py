@@ -135,31 +135,30 @@ class SysctlTree(object):
         """
         found = set()
         want = 0o222 if writable else 0o444
-
-        def walk(base, parts, done):
+        # A stack, not recursion: a pattern's depth comes from its text.
+        todo = [(self.proc_sys, list(alternative), []) for alternative in keys.Pattern(pattern).prefixes()]
+        while todo:
+            base, parts, done = todo.pop()
             if not parts:
                 try:
                     mode = os.stat(base).st_mode
                 except OSError:
-                    return
+                    continue
                 if os.path.isfile(base) and mode & 0o444 and mode & want and os.access(base, os.R_OK):
                     found.add(keys.name(done))
-                return
+                continue
             head, rest = parts[0], parts[1:]
             if isinstance(head, str):
-                walk(os.path.join(base, head), rest, done + [head])
-                return
+                todo.append((os.path.join(base, head), rest, done + [head]))
+                continue
             try:
                 names = os.listdir(base)
             except OSError:
-                return
+                continue
             for entry in names:
                 # glob(3) never lets a wildcard match a leading dot; /proc/sys has no such entries anyway.
                 if not entry.startswith(".") and head.match(entry):
-                    walk(os.path.join(base, entry), rest, done + [entry])
-
-        for alternative in keys.Pattern(pattern).prefixes():
-            walk(self.proc_sys, alternative, [])
+                    todo.append((os.path.join(base, entry), rest, done + [entry]))
         return sorted(found)
 
 

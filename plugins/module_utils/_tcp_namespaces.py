@@ -105,7 +105,7 @@ def gather_all(backend="auto", processes=True, limit=200, budget=30.0, root="/",
         cause = exc.__cause__ if isinstance(exc, (NetnsError, KstatsError)) else exc
         with lock:
             if getattr(cause, "errno", None) in (errno.EPERM, errno.EACCES):
-                scan["not_permitted"] += 1
+                namespaces.not_permitted(scan, entry["path"])
             else:
                 # The container stopped between the scan and the dump: skipped and counted, never a failure.
                 scan["vanished"] += 1

@@ -7,7 +7,13 @@ entries that end up in a top-N list. IPv4-mapped IPv6 peers are merged into thei
 
 "Inbound" means the socket's local port is a port some socket of the same family listens on (its peer's
 port is then a client's ephemeral port and is aggregated away as ``port: null``; CLOSE_WAIT remotes keep
-the listening port as ``local_port``); every other socket is "outbound" and keeps its peer's port.
+the listening port as ``local_port``); every other socket is "outbound" and keeps its peer's port. TIME_WAIT is
+reported both ways: server side (inbound: this host closed a connection it accepted) and client side (outbound).
+
+A local port in the ephemeral range is held towards (src, dst, dport) by every socket using it except a
+TIME_WAIT socket the kernel would hand to a new connect() (tcp_twsk_unique() in net/ipv4/tcp_ipv4.c): one with
+timestamps (tcp_timestamps), with tcp_tw_reuse 1, or 2 and a loopback address at either end, and older than
+tcp_tw_reuse_delay (Linux 6.15+; one second before). A socket's age comes from the time left on its timer.
 """
 
 import array
@@ -21,24 +27,29 @@ import struct
 import sys
 import time
 
+from ansible_collections.linuxnet.tcp.plugins.module_utils._acceptors import rank as rank_holders
 from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import (
     read_conntrack,
     read_counters,
     read_port_range,
+    read_socket_sysctls,
     read_sysctls,
 )
 from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import entered, is_initial
-from ansible_collections.linuxnet.tcp.plugins.module_utils._owners import find_owners, netns_link
+from ansible_collections.linuxnet.tcp.plugins.module_utils._owners import find_owners, netns_link, program_of
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sockets import (
     AF_INET,
     AF_INET6,
     ALL_STATES,
     CLOSE_WAIT,
+    EXPIRES_OFFSET,
     FAMILY_SLOT,
     LISTEN,
     LISTEN_BIT,
     STATE_NAMES,
+    SYN_RECV,
     TIME_WAIT,
+    TIMEWAIT_MS,
     CollectError,
     NetlinkBackend,
     NetlinkRefused,
@@ -142,8 +153,15 @@ class Tally:
     (few, and whose owners are wanted) are read one by one.
     """
 
-    def __init__(self, port_range=None, detail=ALL_STATES):
+    def __init__(self, port_range=None, detail=ALL_STATES, settings=None):
         self.counts = [0] * 32
+        # Per-namespace sysctls (_kstats.read_socket_sysctls); without them every TIME_WAIT port counts as held.
+        self.settings = dict(settings or {})
+        delay = self.settings.get("tcp_tw_reuse_delay") or 1000
+        # A TIME_WAIT socket whose timer has more than this left (ms) entered TIME_WAIT less than the reuse delay
+        # ago: tcp_twsk_unique() refuses to reuse it yet. None when no setting was read.
+        self.young_after = TIMEWAIT_MS - delay if self.settings.get("tcp_tw_reuse") is not None else None
+        self.tw_young = (collections.Counter(), collections.Counter())  # [slot]: ephemeral TIME_WAIT keys, young
         self.detail = detail
         self.listen_ports = {AF_INET: set(), AF_INET6: set()}
         self.listeners = []
@@ -235,8 +253,37 @@ class Tally:
                         self._fold(family, state, list(itertools.compress(sports, select)), itertools.compress(keys, select))
                     if state == CLOSE_WAIT:
                         self._close_wait_rows(family, data, count, stride, select)
+                    elif state == TIME_WAIT and self.young_after is not None:
+                        if keys is None:
+                            keys = list(map(_FIRST, _keys_struct(stride).iter_unpack(view)))
+                        self._young_block(family, view, stride, select, sports, keys)
         finally:
             view.release()
+
+    def _young_block(self, family, view, stride, select, sports, keys):
+        """Count the TIME_WAIT messages of a block (``select``: 0/1 per message, None for all) still younger than
+        the reuse delay, from the time left on their timers (idiag_expires)."""
+        words = view.cast("I")
+        try:
+            expires = words[EXPIRES_OFFSET >> 2::stride >> 2].tolist()
+        finally:
+            words.release()
+        young = bytes(map(self.young_after.__lt__, expires))
+        if select is not None:
+            young = _both(young, select)
+        if young.count(1):
+            self._fold_young(family, list(itertools.compress(sports, young)), list(itertools.compress(keys, young)))
+
+    def _fold_young(self, family, sports, keys):
+        """Count young TIME_WAIT sockets by key, those holding an ephemeral port only."""
+        slot = FAMILY_SLOT[family]
+        kind = self._uniform_class(family, sports)
+        if kind is not None:
+            if kind == EPHEMERAL:
+                self.tw_young[slot].update(keys)
+            return
+        classes = bytes(map(self._class_table(family).__getitem__, sports))
+        self.tw_young[slot].update(itertools.compress(keys, classes.translate(_one(EPHEMERAL))))
 
     def add(self, family, batch):
         """Fold one batch of non-LISTEN records of ``family`` (counted already by the backend)."""
@@ -244,6 +291,10 @@ class Tally:
         for state in seen:
             part = batch if len(seen) == 1 else [rec for rec in batch if rec[0] == state]
             self._fold(family, state, list(map(_SPORT, part)), [sockid_key(rec[2], rec[3], rec[4]) for rec in part])
+            if state == TIME_WAIT and self.young_after is not None:
+                young = [rec for rec in part if len(rec) > 9 and rec[9] > self.young_after]
+                if young:
+                    self._fold_young(family, [rec[1] for rec in young], [sockid_key(rec[2], rec[3], rec[4]) for rec in young])
             if state == CLOSE_WAIT:
                 listen = self.listen_ports[family]
                 slot = FAMILY_SLOT[family]
@@ -318,37 +369,62 @@ class Tally:
         out["by_family"] = {"ipv4": sum(counts[1:12]), "ipv6": sum(counts[17:28])}
         return out
 
-    def report(self, top=10, owners=None, summary=False, wanted=ALL_STATES):
+    def report(self, top=10, owners=None, summary=False, wanted=ALL_STATES, acceptors=None, root="/"):
         owners = owners or {}
         cap = min(top, SUMMARY_LIST_CAP) if summary else top
         states = self.state_counts()
         return {
             "states": states,
             "time_wait": self._time_wait(states["TIME_WAIT"], cap),
-            "close_wait": self._close_wait(states["CLOSE_WAIT"], cap, owners, summary),
+            "close_wait": self._close_wait(states["CLOSE_WAIT"], cap, owners, summary, root),
             "peers": self._peers(cap, summary),
             "local_ports": self._local_ports(cap, summary),
-            "listeners": self._listeners(owners, cap if summary else None) if wanted & LISTEN_BIT else [],
+            "listeners": self._listeners(owners, cap if summary else None, acceptors) if wanted & LISTEN_BIT else [],
             "ephemeral_ports": self._ephemeral(),
         }
 
     def _time_wait(self, total, cap):
         remotes = {}
+        clients = {}
         for slot in (0, 1):
             for table in (self.ephemeral[slot][TIME_WAIT], self.fixed[slot][TIME_WAIT]):
                 for key, count in table.items():
                     remote = (address_text(slot, key[18:]), _U16BE.unpack_from(key)[0])
                     remotes[remote] = remotes.get(remote, 0) + count
             for raw, count in self.inbound[slot][TIME_WAIT].items():
-                remote = (address_text(slot, raw), None)
-                remotes[remote] = remotes.get(remote, 0) + count
-        return {
+                text = address_text(slot, raw)
+                remotes[(text, None)] = remotes.get((text, None), 0) + count
+                clients[text] = clients.get(text, 0) + count
+        out = {
             "total": total,
             "by_remote": [{"address": a, "port": p, "count": c} for (a, p), c in _top(remotes, cap)],
             "by_local_port": [{"port": p, "count": c} for p, c in _top_counts(self.lports[TIME_WAIT], cap)],
+            "server_side": None,
+            "client_side": None,
         }
+        if not self.detail & (1 << TIME_WAIT):
+            return out  # counted, not read: the sides are unknown
+        # Server side: the local port is a listening port (this host closed connections it had accepted). Each
+        # costs a minisocket and no port. Client side: every other TIME_WAIT socket, which holds its local port
+        # towards its destination.
+        server = sum(clients.values())
+        listening = {}
+        for slot, rec in self.listeners:
+            listening.setdefault(rec[1], address_text(slot, rec[3]))
+        ports = {port: count for port, count in self.lports[TIME_WAIT].items() if port in listening}
+        out["server_side"] = {
+            "total": server,
+            "by_local_port": [{"address": listening[p], "port": p, "count": c} for p, c in _top_counts(ports, cap)],
+            "by_client": [{"address": a, "count": c} for a, c in _top(clients, cap)],
+        }
+        out["client_side"] = {
+            "total": total - server,
+            "by_remote": [{"address": a, "port": p, "count": c} for (a, p), c in _top(
+                {key: count for key, count in remotes.items() if key[1] is not None}, cap)],
+        }
+        return out
 
-    def _close_wait(self, total, cap, owners, summary):
+    def _close_wait(self, total, cap, owners, summary, root="/"):
         procs = {}
         unowned = 0
         for inode, _uid, slot, raw, port, local_port in self.close_wait:
@@ -364,12 +440,32 @@ class Tally:
             # Inbound sockets: grouped by (address, listening port); their remote ports are clients' ephemeral ports.
             key = (address_text(slot, raw), port, local_port)
             entry["remotes"][key] = entry["remotes"].get(key, 0) + 1
-        ranked = sorted(procs.values(), key=lambda e: (-e["count"], e["pid"]))[:cap]
+        # Per program: the processes of one executable with one name in one cgroup for one user (the workers of a
+        # prefork server) add up, so that a leak spread thinly over many workers is seen whole. The name counts too:
+        # processes of one interpreter that name themselves differently are different programs.
+        programs = {}
+        for pid in sorted(procs):
+            entry = procs[pid]
+            exe, cgroup = program_of(root, pid)
+            key = (exe, entry["name"], cgroup, entry["user"])
+            program = programs.get(key)
+            if program is None:
+                program = programs[key] = {"name": entry["name"], "exe": exe, "cgroup": cgroup, "user": entry["user"],
+                                           "count": 0, "pids": [], "remotes": {}}
+            program["count"] += entry["count"]
+            program["pids"].append(pid)
+            for rkey, count in entry["remotes"].items():
+                program["remotes"][rkey] = program["remotes"].get(rkey, 0) + count
         remote_cap = 1 if summary else cap
-        for entry in ranked:
+        ranked = sorted(procs.values(), key=lambda e: (-e["count"], e["pid"]))[:cap]
+        by_program = sorted(programs.values(), key=lambda e: (-e["count"], e["pids"][0]))[:cap]
+        for entry in ranked + by_program:
             entry["remotes"] = [{"address": a, "port": p, "local_port": lp, "count": c}
                                 for (a, p, lp), c in _top(entry["remotes"], remote_cap)]
-        return {"total": total, "by_process": ranked, "unowned": unowned}
+        for program in by_program:
+            program["processes"] = len(program["pids"])
+            program["pids"] = program["pids"][:20]
+        return {"total": total, "by_process": ranked, "by_program": by_program, "unowned": unowned}
 
     def _peers(self, cap, summary):
         if not cap:
@@ -407,45 +503,120 @@ class Tally:
             rows.append({"port": port, "total": total, "states": _state_dict(row, summary)})
         return rows
 
-    def _listeners(self, owners, cap):
+    def _listeners(self, owners, cap, acceptors=None):
+        """Listener rows. ``acceptors``: {inode: (ranked holders, total)} for the listeners in trouble (see
+        _acceptors.rank): the row names the first, the one that should be accepting."""
+        acceptors = acceptors or {}
+        settings = self.settings
         rows = []
         for slot, rec in self.listeners:
-            _state, sport, _dport, src, _dst, rqueue, wqueue, _uid, inode = rec
-            holders = owners.get(inode) or [{"pid": None, "name": None, "user": None}]
-            rows.append({"address": address_text(slot, src), "port": sport, "queue": rqueue, "backlog": wqueue,
-                         "pid": holders[0]["pid"], "name": holders[0]["name"], "user": holders[0]["user"]})
+            _state, sport, _dport, src, _dst, rqueue, wqueue, _uid, inode = rec[:9]
+            ranked, held_by = acceptors.get(inode) or (None, None)
+            holders = ranked or owners.get(inode) or [{"pid": None, "name": None, "user": None}]
+            row = {"address": address_text(slot, src), "port": sport, "queue": rqueue, "backlog": wqueue,
+                   "pid": holders[0]["pid"], "name": holders[0]["name"], "user": holders[0]["user"],
+                   "syn_recv": self.lports[SYN_RECV].get(sport, 0)}
+            row.update(_syn_limit(wqueue, settings))
+            if ranked:
+                row["holders"] = [{key: holder.get(key) for key in ("pid", "name", "user", "state", "waits", "ppid")}
+                                  for holder in ranked]
+                row["holders_total"] = held_by
+            rows.append(row)
 
         def fill(row):
             return row["queue"] / row["backlog"] if row["backlog"] else float(row["queue"] > 0)
 
-        rows.sort(key=lambda r: (-fill(r), -r["queue"], r["port"], r["address"]))
+        rows.sort(key=lambda r: (-fill(r), -r["queue"], -r["syn_recv"], r["port"], r["address"]))
         return rows if cap is None else rows[:cap]
 
+    def _reusable(self, slot, key):
+        """Whether tcp_twsk_unique() may hand a TIME_WAIT socket of ``key`` (once old enough) to a new connect():
+        timestamps on, and tcp_tw_reuse 1, or 2 with a loopback address at either end."""
+        settings = self.settings
+        if not settings.get("tcp_timestamps"):
+            return False
+        mode = settings.get("tcp_tw_reuse")
+        if mode == 1:
+            return True
+        return mode == 2 and (_loopback(slot, key[2:18]) or _loopback(slot, key[18:34]))
+
     def _ephemeral(self):
+        empty = {"address": None, "port": None, "in_use": None, "utilisation": None}
         if not self.port_range:
-            return {"range": None, "size": None, "busiest": {"address": None, "port": None, "in_use": None,
-                                                             "utilisation": None}}
+            return {"range": None, "size": None, "busiest": dict(empty), "crowded": dict(empty),
+                    "reuse": self._reuse_note()}
         lo, hi = self.port_range
         size = max(hi - lo + 1, 0)
-        busiest = {"address": None, "port": None, "in_use": 0, "utilisation": 0.0}
-        best = None
+        best = crowded = None
         for slot in (0, 1):
             # Sockets of every state towards one (src, dst, dport) share the pool.
             pools = {}
             for table in self.ephemeral[slot]:
                 for key, count in table.items():
                     pools[key] = pools.get(key, 0) + count
+            waiting = self.ephemeral[slot][TIME_WAIT]
+            young = self.tw_young[slot]
+            judged = self.young_after is not None
             for key, count in pools.items():
-                # Most ports in use first; ties go to the lowest (family, dst, dport, src), whatever the
-                # order in which the dumps delivered them.
-                rank = (-count, slot, key[18:], key[:18])
+                tw = waiting.get(key, 0)
+                held_tw = young.get(key, 0) if tw and judged and self._reusable(slot, key) else tw
+                held = count - tw + held_tw
+                # Most ports held first; ties go to the lowest (family, dst, dport, src), whatever the order in
+                # which the dumps delivered them.
+                rank = (-held, slot, key[18:], key[:18])
                 if best is None or rank < best[0]:
-                    best = (rank, slot, key, count)
-        if best is not None:
-            _rank, slot, key, in_use = best
-            busiest = {"address": address_text(slot, key[18:]), "port": _U16BE.unpack_from(key)[0], "in_use": in_use,
-                       "utilisation": round(in_use / size, 4) if size else None}
-        return {"range": [lo, hi], "size": size, "busiest": busiest}
+                    best = (rank, slot, key, count, tw, held_tw)
+                rank = (-count, slot, key[18:], key[:18])
+                if crowded is None or rank < crowded[0]:
+                    crowded = (rank, slot, key, count, tw, held_tw)
+        out = {"range": [lo, hi], "size": size, "reuse": self._reuse_note()}
+        for name, found in (("busiest", best), ("crowded", crowded)):
+            if found is None:
+                out[name] = {"address": None, "port": None, "in_use": 0, "utilisation": 0.0, "sockets": 0,
+                             "connections": 0, "time_wait": 0, "time_wait_held": 0, "time_wait_reusable": 0}
+                continue
+            _rank, slot, key, count, tw, held_tw = found
+            held = count - tw + held_tw
+            out[name] = {"address": address_text(slot, key[18:]), "port": _U16BE.unpack_from(key)[0], "in_use": held,
+                         "utilisation": round(held / size, 4) if size else None, "sockets": count,
+                         "connections": count - tw, "time_wait": tw, "time_wait_held": held_tw,
+                         "time_wait_reusable": tw - held_tw}
+        return out
+
+    def _reuse_note(self):
+        """The settings that decide whether TIME_WAIT ports are reused, as read in the namespace (None: unknown)."""
+        settings = self.settings
+        return {"tcp_tw_reuse": settings.get("tcp_tw_reuse"), "tcp_tw_reuse_delay_ms": settings.get("tcp_tw_reuse_delay"),
+                "tcp_timestamps": settings.get("tcp_timestamps"), "judged": self.young_after is not None}
+
+
+def _loopback(slot, raw):
+    """Whether 16 raw address bytes are a loopback address (127/8, ::1, ::ffff:127.x.y.z)."""
+    if slot == 0:
+        return raw[0] == 127
+    return raw == _LOOPBACK6 or (raw[:12] == _MAPPED and raw[12] == 127)
+
+
+_LOOPBACK6 = b"\0" * 15 + b"\1"
+
+
+def _syn_limit(backlog, settings):
+    """How many connection requests a listener with ``backlog`` (its sk_max_ack_backlog, already capped by
+    net.core.somaxconn) keeps in SYN_RECV, and which setting bounds it (tcp_conn_request() in net/ipv4/tcp_input.c):
+    the queue counts as full above the backlog (inet_csk_reqsk_queue_is_full()), then SYN cookies answer (or the SYN
+    is dropped when tcp_syncookies is 0); only with cookies off, a request from a peer not proven alive is also
+    dropped once the queue passes three quarters of tcp_max_syn_backlog."""
+    if backlog is None:
+        return {"syn_limit": None, "syn_bound": None}
+    limit, bound = backlog + 1, "backlog"
+    if settings.get("somaxconn") is not None and backlog >= settings["somaxconn"]:
+        bound = "somaxconn"
+    msb = settings.get("tcp_max_syn_backlog")
+    if settings.get("tcp_syncookies") == 0 and msb is not None:
+        quarter = msb - (msb >> 2) + 1
+        if quarter < limit:
+            limit, bound = quarter, "tcp_max_syn_backlog"
+    return {"syn_limit": limit, "syn_bound": bound}
 
 
 def _top(table, cap):
@@ -483,9 +654,9 @@ def _state_dict(row, summary):
     return {name: row[num] for num, name in enumerate(STATE_NAMES) if name and (row[num] or not summary)}
 
 
-def _dump(backend, detail, port_range, sockstat=None):
+def _dump(backend, detail, port_range, sockstat=None, settings=None):
     """Read the socket table with ``backend`` into a new Tally."""
-    tally = Tally(port_range, detail & ~LISTEN_BIT)
+    tally = Tally(port_range, detail & ~LISTEN_BIT, settings)
     # LISTEN sockets are always read in detail: they are few, and they tell inbound from outbound.
     for family in (AF_INET, AF_INET6):
         tally.add_listeners(family, backend.listeners(family, tally.counts))
@@ -523,39 +694,50 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
     net = "proc/thread-self/net" if netns else "proc/net"
     with entered(netns, root):
         port_range = read_port_range(root)
+        settings = read_socket_sysctls(root)
         counters = read_counters(root, net)
+        counted = time.monotonic()
         conntrack = read_conntrack(root)
         values = read_sysctls(root, sysctls) if sysctls else None
         if backend == "proc":
             used = ProcBackend(root, net)
-            tally = _dump(used, wanted, port_range, counters.get("sockstat"))
+            tally = _dump(used, wanted, port_range, counters.get("sockstat"), settings)
         else:
             used = NetlinkBackend(parts=parts)
             try:
-                tally = _dump(used, wanted, port_range, counters.get("sockstat"))
+                tally = _dump(used, wanted, port_range, counters.get("sockstat"), settings)
             except NetlinkRefused as exc:
                 if backend == "netlink":
                     raise
                 fallback = str(exc)
                 used = ProcBackend(root, net)
-                tally = _dump(used, wanted, port_range, counters.get("sockstat"))
+                tally = _dump(used, wanted, port_range, counters.get("sockstat"), settings)
     privileged = os.geteuid() == 0
     owners = {}
     owner_info = None
     if processes:
-        # Required: CLOSE_WAIT sockets (the leak to explain) and listeners with a non-empty accept queue
-        # (who is not accepting). Other listeners are attributed while the scan stays cheap.
+        # Required: CLOSE_WAIT sockets (the leak to explain) and listeners with a non-empty accept queue or with
+        # connection requests in SYN_RECV (who is not accepting, which listener is flooded). Other listeners are
+        # attributed while the scan stays cheap.
         inodes = [row[0] for row in tally.close_wait]
         optional = []
         if wanted & LISTEN_BIT:
             for _slot, rec in tally.listeners:
-                if rec[5]:
-                    inodes.append(rec[8])
+                if rec[5] or tally.lports[SYN_RECV].get(rec[1]):
+                    inodes.append(rec[8])  # a queue, or connection requests: who should accept them
                 elif idle_owners:
                     optional.append(rec[8])
         uids = {rec[7] for _slot, rec in tally.listeners} | {row[1] for row in tally.close_wait}
         owners, owner_info = find_owners(inodes, root, netns_link(root, netns), uids, optional, table=table)
-    facts = tally.report(top, owners, summary, wanted)
+    acceptors = {}
+    if processes and wanted & LISTEN_BIT:
+        # A listener with a queue or with connection requests: name the holder that should accept, not the first
+        # one the walk met (after fork, a master and its workers hold the same socket).
+        for _slot, rec in tally.listeners:
+            if (rec[5] or tally.lports[SYN_RECV].get(rec[1])) and owners.get(rec[8]):
+                acceptors[rec[8]] = rank_holders(root, rec[8], owners[rec[8]], owner_info["fds"])
+    facts = tally.report(top, owners, summary, wanted, acceptors, root)
+    facts["rates"] = _rates(facts, counters, counted, netns, root, summary, net)
     facts["counters"] = counters
     facts["conntrack"] = conntrack
     if values is not None:
@@ -572,6 +754,39 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
         "summary": summary,
     }
     return facts
+
+
+# Counters whose rate tells what is happening now rather than since boot: port reuse under pressure, connection
+# attempts, and a SYN flood in progress.
+RATE_COUNTERS = ("TWRecycled", "ActiveOpens", "PassiveOpens", "AttemptFails", "SyncookiesSent", "TCPReqQFullDrop",
+                 "TCPReqQFullDoCookies", "ListenOverflows", "ListenDrops")
+RATE_WINDOW = 1.0
+
+
+def _rates(facts, counters, counted, netns, root, summary, net="proc/net"):
+    """Per-second rates of RATE_COUNTERS over at least RATE_WINDOW seconds since ``counters`` were read, or None.
+
+    Measured only where they change the diagnosis (the caller then waits up to a second): TIME_WAIT sockets take
+    half the ephemeral range towards one destination (are the ports being reused?), or a listener has connection
+    requests in SYN_RECV (is a flood going on?). Not in summary form (one per container namespace).
+    """
+    crowded = (facts.get("ephemeral_ports") or {}).get("crowded") or {}
+    size = (facts.get("ephemeral_ports") or {}).get("size") or 0
+    pressure = size and (crowded.get("sockets") or 0) * 2 >= size
+    flood = any(row.get("syn_recv") for row in facts.get("listeners") or [])
+    if summary or not (pressure or flood):
+        return None
+    wait = counted + RATE_WINDOW - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+    with entered(netns, root):
+        later = read_counters(root, net)
+    seconds = time.monotonic() - counted
+    out = {"window_s": round(seconds, 3)}
+    for name in RATE_COUNTERS:
+        before, after = counters.get(name), later.get(name)
+        out[name] = round((after - before) / seconds, 1) if before is not None and after is not None else None
+    return out
 
 
 def _owner_note(processes, privileged, info):

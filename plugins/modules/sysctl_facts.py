@@ -17,6 +17,9 @@ description:
   - Explains keys that are missing here (removed, module not loaded, global key inside a container network
     namespace, and so on) and reports runtime values that differ from what boot would apply.
   - Never writes anything.
+  - Only regular files are read in the sysctl.d directories - a FIFO, socket or device named C(*.conf) is skipped with a
+    warning, never opened. A glob line that expands beyond bounds (more than 1024 alternatives, or longer than 1024
+    characters) is skipped with a warning, as is a O(keys) pattern beyond them refused.
 author:
   - linuxnet.tcp maintainers (@linuxnet)
 extends_documentation_fragment:
@@ -78,7 +81,11 @@ ansible_facts:
       returned: always
       contains:
         values:
-          description: Runtime value per key, whitespace normalised to single spaces.
+          description:
+            - Runtime value per key, whitespace normalised to single spaces.
+            - In Jinja, write C(ansible_facts.sysctl['values']), because V(values) is also the name of a
+              dictionary method, which C(ansible_facts.sysctl.values) returns instead. JMESPath (the audit
+              rules) reads C(sysctl.values) as the key.
           type: dict
           returned: always
           sample: {"net.ipv4.tcp_fin_timeout": "60", "net.ipv4.ip_local_port_range": "32768 60999"}
@@ -93,8 +100,12 @@ ansible_facts:
         persisted:
           description:
             - Value boot applies per requested key (systemd-sysctl order) and the file that wins.
-            - An IPv4 interface key that no line sets but whose C(default) key boot writes gets that value (the kernel copies
-              a write of C(net.ipv4.conf.default.X) to interfaces never written), with C(via) naming the C(default) key.
+            - IPv4 interface keys follow the order of boot's writes as the kernel takes them. A write of
+              C(net.ipv4.conf.default.X) reaches every interface whose X was never written, except C(lo), which has an
+              address before systemd-sysctl runs; a value already there is not written, so such an interface stays open
+              to a later C(default) write; systemd's udev rule applies an interface's own lines again when it appears.
+              A value that comes from C(default) has C(via) naming the C(default) key. Keys boot leaves as they are
+              (C(lo) with only C(default) lines) are not listed.
           type: dict
           returned: always
           sample: {"net.core.somaxconn": {"value": "8192", "file": "/etc/sysctl.d/90-linuxnet-web.conf"}}
@@ -176,9 +187,14 @@ ansible_facts:
           sample: {"release": "6.18.44", "initial_netns": true, "proc_sys_writable": true, "proc_sys_net_writable": true}
 """
 
+import errno
+
 from ansible.module_utils.basic import AnsibleModule
 
+# First of the collection's imports: on an unsupported Python (2.7) it ends the module with a clear failure.
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _ipvs
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_conf
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_facts import gather_facts
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError
 
@@ -204,8 +220,13 @@ def main():
     )
     try:
         facts = gather_facts("/", module.params["keys"], module.params["persisted"])
+        warnings = _sysctl_conf.config_warnings("/") if module.params["persisted"] else []
     except SysctlError as exc:
         module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg="reading %s failed: %s (%s)" % (exc.filename, errno.errorcode.get(exc.errno, exc.errno), exc.strerror))
+    for warning in warnings:
+        module.warn(warning)
     facts["ipvs"] = ipvs_timeouts(module)
     module.exit_json(changed=False, ansible_facts={"sysctl": facts})
 

@@ -24,6 +24,17 @@ description:
   - Known-harmful values are refused unless O(allow_unsafe=true), see O(allow_unsafe).
   - The runtime values found before the first change are saved in C(/var/lib/linuxnet-tcp/sysctl-<name>.json)
     so O(state=absent) can restore them.
+  - Every run writes ahead - the state file, holding the original of every value the run may change, is on disk
+    (written atomically and synced) before the first runtime value or file changes, and it loses an original only
+    once that value is back. A run killed at any instant, or a host that crashes or loses power, leaves every original on disk,
+    and the next run (V(present) or V(absent)) finds the interrupted run's journal, takes the profile on from there
+    and reports it in RV(recovered).
+  - One run at a time per host - a run holds an exclusive lock (C(/var/lib/linuxnet-tcp/sysctl.lock), C(flock)) from
+    its plan to its last write, so two runs that share keys (two playbooks, AWX and a person) take turns. See
+    O(lock_timeout).
+  - A failed write (a full or read-only file system) fails the task after everything written was rolled back, with a
+    message naming the path, the error (C(ENOSPC), C(EROFS)) and what was rolled back, and the path and the error
+    name in C(error_path) and C(errno).
   - Kernel modules the keys need (O(modules)) are loaded now in the initial network namespace and at every boot
     through the profile's C(modules-load.d) file, so a profile of conntrack or IPVS keys applies in one run and
     survives a reboot.
@@ -39,7 +50,9 @@ attributes:
     details: Check mode predicts the exact runtime changes and file content. A value the catalogue accepts but
       the kernel rejects (for example an unavailable congestion-control algorithm) is only found by writing.
       Check mode does not load O(modules); keys that need a module a real run would load are reported as
-      V(module_not_loaded) with a note, and the run reports V(changed).
+      V(module_not_loaded) with a note, and the run reports V(changed). Check mode writes nothing, not even the lock file;
+      while a real run is under way it waits for it (a shared lock, up to O(lock_timeout)) so it never plans from a
+      transaction half done, and it holds a real run up only for as long as it plans.
   diff_mode:
     support: full
     details: The runtime values (C(key = value) lines for changed keys) and every file the run writes or removes
@@ -51,7 +64,8 @@ options:
   name:
     description:
       - Profile name. The drop-in file name and the state file name derive from it.
-      - 1 to 64 characters of letters, digits, V(_), V(-) and V(.), starting with a letter or digit.
+      - 1 to 64 characters of letters, digits, V(_), V(-) and V(.), starting with a letter or digit, without V(..).
+        Nothing else, not even a trailing newline.
     type: str
     required: true
   settings:
@@ -101,6 +115,8 @@ options:
     description:
       - Absolute path of the drop-in, overriding C(/etc/sysctl.d/90-linuxnet-<name>.conf). Must end in C(.conf).
         C(/etc/sysctl.conf) is refused.
+      - A normalised path (no V(..), V(//) or trailing V(/.)) without control characters (newline, NUL, ...), whose file
+        name does not start with V(.) (boot never reads hidden files, and this collection's temporary files are named so).
       - A file outside the sysctl.d directories is not applied at boot; the module warns about it.
     type: path
   unsupported:
@@ -163,6 +179,13 @@ options:
     type: list
     elements: str
     default: []
+  lock_timeout:
+    description:
+      - Seconds to wait for the host lock while another run of this module holds it (see the description). When they
+        pass, the task fails before any change, naming the lock file and the pid of the run that holds it.
+      - V(0) does not wait.
+    type: int
+    default: 60
   allow_unsafe:
     description:
       - Apply known-harmful settings anyway (with a warning). By default they are refused and reported in
@@ -177,6 +200,9 @@ options:
     default: false
 notes:
   - Check mode and diff mode are fully supported. A second identical run reports no change and writes nothing.
+  - The state directory C(/var/lib/linuxnet-tcp) exists only while a run holds the lock or a profile has saved
+    originals. A killed run can leave the lock file and temporary files (C(.<file>.<random>.lntcp-tmp)) in the directories
+    it writes to; the next run takes the lock over and removes them (the temporary files are listed in RV(recovered)).
   - Inside a container network namespace, global keys such as V(net.core.rmem_max) are skipped with
     classification V(global_in_child_netns); set them on the host.
   - Refused keys do not fail the task; they are reported in RV(refused) and as warnings.
@@ -408,12 +434,52 @@ revert:
       before the run (C(runtime)), the text of each file before the run or V(null) where it did not exist
       (C(files)), the state file before the run (C(state)), and the directories the run created for its files
       (C(directories), deepest first), which a revert removes when nothing else is in them.
-    - V(null) when the run changed nothing.
+    - V(null) when the run changed nothing. After an interrupted run (RV(recovered)) it undoes this run only, not the
+      interrupted one.
   returned: always
   type: dict
   sample: {"profile": "web", "runtime": {"net.core.somaxconn": "4096"},
            "files": {"/etc/sysctl.d/90-linuxnet-web.conf": null}, "state": {"changed": true, "text": null},
            "directories": ["/var/lib/linuxnet-tcp"]}
+recovered:
+  description:
+    - What this run found of an earlier run of the profile that was interrupted (killed, or the host crashed) and
+      cleaned up, or V(null) when there was nothing. The interrupted run's journal kept every original, so this run
+      simply converges - O(state=present) to its settings (for the same settings, that completes the interrupted run),
+      O(state=absent) restores every original - and its own changes are in the other results as usual.
+    - In check mode, what a real run would find.
+  returned: always
+  type: dict
+  contains:
+    action:
+      description: The O(state) of the interrupted run, or V(null) when only temporary files were found.
+      type: str
+      sample: present
+    pid:
+      description: Its process id.
+      type: int
+      sample: 4242
+    started:
+      description: When it wrote its journal (UTC).
+      type: str
+      sample: "2025-06-01T10:02:03Z"
+    runtime_written:
+      description: The runtime values it had written already, with the value before and its target.
+      type: dict
+      sample: {"net.ipv4.tcp_keepalive_time": {"before": "7200", "after": "600"}}
+    files_written:
+      description: The files it had written (or removed) already.
+      type: list
+      elements: str
+      sample: [/etc/sysctl.d/90-linuxnet-web.conf]
+    temporary_files:
+      description: Temporary files of a killed run (this collection's naming) that this run removed.
+      type: list
+      elements: str
+      sample: [/etc/sysctl.d/.90-linuxnet-web.conf.k2j4x9_a.lntcp-tmp]
+  sample: {"action": "present", "pid": 4242, "started": "2025-06-01T10:02:03Z",
+           "runtime_written": {"net.ipv4.tcp_keepalive_time": {"before": "7200", "after": "600"}},
+           "files_written": [], "temporary_files": []}
 not_restored:
   description: Saved keys left alone because another sysctl file now sets them (O(state=absent), or a key dropped from O(settings)).
   returned: always
@@ -422,8 +488,13 @@ not_restored:
   sample: [{"key": "net.ipv4.tcp_keepalive_time", "file": "/usr/lib/sysctl.d/60-vendor.conf", "value": "600"}]
 """
 
+import errno
+
 from ansible.module_utils.basic import AnsibleModule
 
+# First of the collection's imports: on an unsupported Python (2.7) it ends the module with a clear failure.
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_files import LockTimeout
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_profile import profile_absent, profile_present, profile_reverted
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_tree import ApplyError
@@ -446,6 +517,7 @@ def main():
             load_modules=dict(type="bool", default=True),
             reserve_listener_ports=dict(type="bool", default=False),
             force_owned_keys=dict(type="list", elements="str", default=[], no_log=False),
+            lock_timeout=dict(type="int", default=60),
         ),
         required_if=[("state", "present", ("settings",)), ("state", "reverted", ("revert",))],
         supports_check_mode=True,
@@ -462,16 +534,27 @@ def main():
                                      unsupported=p["unsupported"], allow_unsafe=p["allow_unsafe"], check_mode=module.check_mode,
                                      modules=p["modules"], module_options=p["module_options"], load=p["load_modules"],
                                      reserve_listener_ports=p["reserve_listener_ports"], modprobe=modprobe if modprobe_bin else None,
-                                     force_owned_keys=p["force_owned_keys"])
+                                     force_owned_keys=p["force_owned_keys"], lock_timeout=p["lock_timeout"])
         elif p["state"] == "absent":
             result = profile_absent("/", p["name"], persist=p["persist"], apply=p["apply"], file=p["file"],
-                                    check_mode=module.check_mode)
+                                    check_mode=module.check_mode, lock_timeout=p["lock_timeout"])
         else:
-            result = profile_reverted("/", p["name"], p["revert"], file=p["file"], check_mode=module.check_mode)
+            result = profile_reverted("/", p["name"], p["revert"], file=p["file"], check_mode=module.check_mode,
+                                      lock_timeout=p["lock_timeout"])
+    except LockTimeout as exc:
+        module.fail_json(msg="nothing changed: %s" % exc, lock=exc.path, lock_holder_pid=exc.pid)
     except SysctlError as exc:
         module.fail_json(msg="nothing changed: %s" % exc)
     except ApplyError as exc:
-        module.fail_json(msg=str(exc), key=exc.key, classification=exc.classification, rollback_failures=exc.rollback_failures)
+        # A CommitError (an OS error while writing) also names the path and the errno. Not as 'path', to which
+        # AnsibleModule adds that file's attributes.
+        module.fail_json(msg=str(exc), key=exc.key, classification=exc.classification, rollback_failures=exc.rollback_failures,
+                         error_path=getattr(exc, "path", None), errno=getattr(exc, "errno", None))
+    except OSError as exc:
+        # Not reached by the library's own reads and writes (they raise the errors above); kept so that nothing
+        # unforeseen ever ends in a traceback.
+        module.fail_json(msg="%s: %s (%s)" % (exc.filename, errno.errorcode.get(exc.errno, exc.errno), exc.strerror),
+                         error_path=exc.filename, errno=errno.errorcode.get(exc.errno))
     for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(**result)

@@ -38,14 +38,19 @@ options:
     default: auto
   states:
     description:
-      - TCP states to collect in detail for the peer, port, C(TIME_WAIT), C(CLOSE_WAIT) and listener views.
+      - TCP states to collect in detail for the peer, port, C(TIME_WAIT), C(CLOSE_WAIT) and listener views, from
+        V(ESTABLISHED), V(SYN_SENT), V(SYN_RECV), V(FIN_WAIT1), V(FIN_WAIT2), V(TIME_WAIT), V(CLOSE), V(CLOSE_WAIT),
+        V(LAST_ACK), V(LISTEN) and V(CLOSING) (case does not matter, and the C(ss) spellings such as V(time-wait) are
+        accepted too).
+      - Not set (the default, shown as V(null)) means every state in detail.
       - The counts of every state are always returned, whatever this list contains.
-      - An empty list returns counts, counters and the port range only. This is the fastest call.
+      - An empty list returns counts, counters and the port range only. This is the fastest call. In the key=value
+        form of C(ansible -a) write C(states=[]) or C(states=none) for it.
+      - In key=value form a list is C(states=TIME_WAIT,CLOSE_WAIT) or C(states=[TIME_WAIT,CLOSE_WAIT]).
       - C(LISTEN) sockets are always read, because they tell inbound sockets from outbound ones. The
         RV(ansible_facts.tcp.listeners) list is filled only when C(LISTEN) is in this list.
     type: list
     elements: str
-    choices: [ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING]
   top:
     description:
       - Number of entries in each top-N list (C(time_wait), C(close_wait), C(peers), C(local_ports)).
@@ -149,6 +154,9 @@ EXAMPLES = r"""
     states: []
     processes: false
 
+# The same from a shell: ansible all -m linuxnet.tcp.tcp_facts -a "states=[] processes=false"
+# (states=none says the same; states=TIME_WAIT,CLOSE_WAIT or states=[TIME_WAIT,CLOSE_WAIT] for a list)
+
 - name: Find which process leaks CLOSE_WAIT sockets
   linuxnet.tcp.tcp_facts:
     states: [CLOSE_WAIT]
@@ -199,9 +207,18 @@ ansible_facts:
               ports C(by_local_port) (C(port), C(count)).
             - A C(port) of V(null) in C(by_remote) groups inbound sockets, whose local port is a listening port. The
               remote ports of these sockets are the clients' ephemeral ports.
+            - C(server_side) counts the sockets whose local port is a listening port (this host closed connections it
+              had accepted; they hold no port), with C(total), C(by_local_port) (C(address) of the listener, C(port),
+              C(count)) and C(by_client) (C(address), C(count)). C(client_side) counts every other TIME_WAIT socket
+              (this host opened the connection and closed it first; each holds its local port towards its
+              destination), with C(total) and C(by_remote) (C(address), C(port), C(count)). Both are V(null) when
+              TIME_WAIT sockets were counted but not read (O(states) without V(TIME_WAIT)).
           type: dict
           returned: always
-          sample: {total: 30000, by_remote: [{address: 10.0.0.5, port: 3306, count: 29000}], by_local_port: [{port: 41234, count: 1}]}
+          sample: {total: 30000, by_remote: [{address: 10.0.0.5, port: 3306, count: 29000}], by_local_port: [{port: 41234, count: 1}],
+                   server_side: {total: 1000, by_local_port: [{address: 0.0.0.0, port: 80, count: 1000}],
+                                 by_client: [{address: 10.0.0.9, count: 1000}]},
+                   client_side: {total: 29000, by_remote: [{address: 10.0.0.5, port: 3306, count: 29000}]}}
         close_wait:
           description:
             - C(total), C(by_process) (C(pid), C(name), C(user), C(count), C(remotes)) and C(unowned), the number of
@@ -210,11 +227,19 @@ ansible_facts:
               its remote C(port), and C(local_port) is V(null). An inbound socket, whose local port is a listening
               port, has C(port) V(null) (the remote port is a client's ephemeral port) and the listening port in
               C(local_port); inbound sockets are grouped by address and C(local_port).
+            - C(by_program) adds the processes up per program - the same executable (C(exe), from C(/proc/PID/exe)) and
+              C(name), in the same cgroup (C(cgroup), the v2 path), for the same C(user) - so that the workers of a prefork server
+              (php-fpm, gunicorn, Apache, uWSGI) count as one. Each has C(name), C(exe), C(cgroup), C(user), C(count),
+              C(processes), C(pids) (at most 20) and C(remotes). C(exe) is V(null) where it cannot be read (another
+              user's process without root).
           type: dict
           returned: always
           sample: {total: 5, unowned: 0, by_process: [{pid: 812, name: java, user: app, count: 5,
                    remotes: [{address: 10.0.0.7, port: 8080, local_port: null, count: 3},
-                             {address: 10.0.0.9, port: null, local_port: 443, count: 2}]}]}
+                             {address: 10.0.0.9, port: null, local_port: 443, count: 2}]}],
+                   by_program: [{name: java, exe: /usr/lib/jvm/java-17-openjdk-amd64/bin/java, cgroup: /system.slice/app.service,
+                                 user: app, count: 5, processes: 1, pids: [812],
+                                 remotes: [{address: 10.0.0.7, port: 8080, local_port: null, count: 3}]}]}
         peers:
           description: Top remote addresses with C(total) and per-state counts in C(states). Listeners are not counted.
           type: list
@@ -230,19 +255,59 @@ ansible_facts:
         listeners:
           description:
             - Listening sockets, fullest accept queue first. C(queue) is the current accept queue length,
-              C(backlog) its limit (V(null) with the proc backend). C(pid), C(name) and C(user) name the
-              owner, or are V(null) when the owner was not found.
+              C(backlog) its limit (V(null) with the proc backend), already capped by C(net.core.somaxconn).
+              C(pid), C(name) and C(user) name the owner, or are V(null) when the owner was not found.
+            - C(syn_recv) is the number of connection requests in SYN_RECV on the listener's port. C(syn_limit) is how
+              many the kernel keeps before it answers with SYN cookies or drops (C(backlog) + 1), and C(syn_bound) the
+              setting that sets it - V(backlog), V(somaxconn) (the backlog asked for was capped), or
+              V(tcp_max_syn_backlog) when SYN cookies are off and three quarters of it is the smaller bound
+              (tcp_conn_request() in net/ipv4/tcp_input.c).
+            - For a listener with a queue or with requests in SYN_RECV, C(holders) lists the processes holding it (from
+              the first one found, its parent, children and siblings; at most 8), the one that should accept first, with
+              C(pid), C(name), C(user), C(state) (V(running), V(sleeping), V(stopped), ...), C(ppid) and C(waits) -
+              V(accept) (blocked in accept() on it), V(epoll) (an epoll set watches it) or V(none) (holds it without
+              waiting on it, such as a master that forked workers). C(holders_total) counts them. C(pid), C(name) and
+              C(user) of the row are those of the first holder.
           type: list
           elements: dict
           returned: always
-          sample: [{address: 0.0.0.0, port: 8080, queue: 129, backlog: 128, pid: 901, name: python3, user: app}]
+          sample: [{address: 0.0.0.0, port: 80, queue: 17, backlog: 16, pid: 902, name: nginx, user: www-data, syn_recv: 0,
+                    syn_limit: 17, syn_bound: backlog, holders_total: 2,
+                    holders: [{pid: 902, name: nginx, user: www-data, state: stopped, waits: epoll, ppid: 901},
+                              {pid: 901, name: nginx, user: root, state: sleeping, waits: none, ppid: 1}]}]
         ephemeral_ports:
           description:
-            - C(range) from C(net.ipv4.ip_local_port_range), its C(size), and the C(busiest) destination
-              (C(address), C(port), C(in_use) local ports towards it, C(utilisation) from 0 to 1).
+            - C(range) from C(net.ipv4.ip_local_port_range), its C(size), the C(busiest) destination (the most local
+              ports held) and the C(crowded) one (the most sockets), each with C(address), C(port), C(in_use) (local
+              ports held towards it), C(utilisation) (C(in_use) / C(size), from 0 to 1: a local port outside the range, bound explicitly, is not
+              counted, and sockets towards one destination from one local address hold distinct ports), C(sockets), C(connections) (not in
+              TIME_WAIT), C(time_wait), C(time_wait_held) and C(time_wait_reusable).
+            - A TIME_WAIT socket holds its port unless the kernel would hand it to a new connect() (tcp_twsk_unique()
+              in net/ipv4/tcp_ipv4.c) - C(tcp_timestamps) on, C(tcp_tw_reuse) 1 (or 2 with a loopback address at
+              either end), and older than C(tcp_tw_reuse_delay) (Linux 6.15+; 1 s before). Its age comes from the time
+              left on its timer (sock_diag C(idiag_expires), or C(tm->when) in /proc). C(reuse) gives the settings read
+              in the namespace (C(tcp_tw_reuse), C(tcp_tw_reuse_delay_ms), C(tcp_timestamps)) and C(judged), false
+              when they could not be read (then every TIME_WAIT socket counts as holding its port).
           type: dict
           returned: always
-          sample: {range: [32768, 60999], size: 28232, busiest: {address: 10.0.0.5, port: 3306, in_use: 29010, utilisation: 1.0276}}
+          sample: {range: [40000, 40999], size: 1000,
+                   reuse: {tcp_tw_reuse: 1, tcp_tw_reuse_delay_ms: 1000, tcp_timestamps: 1, judged: true},
+                   busiest: {address: 10.0.0.5, port: 3306, in_use: 651, utilisation: 0.651, sockets: 1000, connections: 1,
+                             time_wait: 999, time_wait_held: 650, time_wait_reusable: 349},
+                   crowded: {address: 10.0.0.5, port: 3306, in_use: 651, utilisation: 0.651, sockets: 1000, connections: 1,
+                             time_wait: 999, time_wait_held: 650, time_wait_reusable: 349}}
+        rates:
+          description:
+            - Per-second rates of C(TWRecycled), C(ActiveOpens), C(PassiveOpens), C(AttemptFails), C(SyncookiesSent),
+              C(TCPReqQFullDrop), C(TCPReqQFullDoCookies), C(ListenOverflows) and C(ListenDrops) over C(window_s)
+              seconds (at least 1), measured only when they tell what is happening now - TIME_WAIT sockets and
+              connections take half the ephemeral range towards one destination, or a listener has requests in
+              SYN_RECV (the module then waits up to a second). V(null) otherwise, and with O(summary).
+          type: dict
+          returned: always
+          sample: {window_s: 1.001, TWRecycled: 650.2, ActiveOpens: 650.2, PassiveOpens: 0.0, AttemptFails: 0.0,
+                   SyncookiesSent: 0.0, TCPReqQFullDrop: 0.0, TCPReqQFullDoCookies: 0.0, ListenOverflows: 0.0,
+                   ListenDrops: 0.0}
         counters:
           description:
             - Kernel counters from C(/proc/net/netstat) (C(TcpExt)) and C(/proc/net/snmp) (C(Tcp)), V(null) when the
@@ -278,12 +343,16 @@ ansible_facts:
           description:
             - With O(namespaces=all), what the scan saw - C(found) namespaces, C(reported), C(left_out) (over
               O(namespaces_limit) or past O(namespaces_budget), with C(timed_out)), C(vanished) (gone during the scan),
-              C(not_permitted) (namespaces or processes this user may not read), C(processes) looked at, C(privileged),
-              C(visibility) and C(duration_ms). V(null) otherwise.
+              C(stale) (C(ip netns) names whose namespace is gone - an empty file under C(/run/netns), skipped; C(ip
+              netns delete NAME) removes it), C(not_permitted) (namespaces or processes this user may not read or enter)
+              and C(not_permitted_paths) (the first 10 of them, a C(/proc/PID/ns/net) link or a namespace file, so that
+              a root run that counts one says which), C(processes) looked at, C(privileged), C(visibility) and
+              C(duration_ms). V(null) otherwise.
           type: dict
           returned: always
-          sample: {found: 51, reported: 51, left_out: 0, vanished: 0, not_permitted: 0, timed_out: false, processes: 412,
-                   privileged: true, visibility: every namespace, duration_ms: 1830.4, limit: 200}
+          sample: {found: 51, reported: 51, left_out: 0, vanished: 0, stale: 0, not_permitted: 1,
+                   not_permitted_paths: [/proc/4711/ns/net], timed_out: false, processes: 412, privileged: true,
+                   visibility: every namespace, duration_ms: 1830.4, limit: 200}
         collection:
           description:
             - How the facts were collected. C(backend) (V(netlink) or V(proc)), C(fallback_reason) (why
@@ -300,18 +369,43 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
+# First of the collection's imports: on an unsupported Python (2.7) it ends the module with a clear failure.
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import KstatsError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import NetnsError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sockets import STATE_NUMBERS, CollectError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_namespaces import gather_all
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_report import gather
 
+# The ss(8) names of the states that differ from the kernel's (after upper-casing and '-' to '_').
+SS_NAMES = {"FIN_WAIT_1": "FIN_WAIT1", "FIN_WAIT_2": "FIN_WAIT2", "SYN_RECEIVED": "SYN_RECV", "LISTENING": "LISTEN"}
+
+
+def parse_states(value):
+    """The states option as users write it, or the names that are not states.
+
+    Ansible splits a key=value string at commas only, so ``states=[TIME_WAIT,CLOSE_WAIT]`` arrives as
+    ``["[TIME_WAIT", "CLOSE_WAIT]"]`` and ``states=[]`` as ``["[]"]``: brackets, quotes and blanks around the names
+    are dropped. Nothing left, or the single word ``none``, is the empty list (counts only).
+    Returns (states or None, unknown names).
+    """
+    if value is None:
+        return None, []
+    names = []
+    for item in value:
+        for word in str(item).translate({ord(c): " " for c in "[]\"',"}).split():
+            word = word.upper().replace("-", "_")
+            names.append(SS_NAMES.get(word, word))
+    if names == ["NONE"]:
+        names = []
+    return names, [name for name in names if name not in STATE_NUMBERS]
+
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             backend=dict(type="str", default="auto", choices=["auto", "netlink", "proc"]),
-            states=dict(type="list", elements="str", choices=sorted(STATE_NUMBERS, key=STATE_NUMBERS.get)),
+            states=dict(type="list", elements="str"),
             top=dict(type="int", default=10),
             processes=dict(type="bool", default=True),
             netns=dict(type="path"),
@@ -323,6 +417,11 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    states, unknown = parse_states(params["states"])
+    if unknown:
+        module.fail_json(msg="states: %s %s not a TCP state; states are %s; write states=[] or states=none for counts only"
+                             % (", ".join(unknown), "is" if len(unknown) == 1 else "are",
+                                ", ".join(sorted(STATE_NUMBERS, key=STATE_NUMBERS.get))))
     if params["top"] < 0:
         module.fail_json(msg="top must be 0 or a positive integer, got %d" % params["top"])
     if params["netns"] and params["namespaces"] == "all":
@@ -331,7 +430,7 @@ def main():
         module.fail_json(msg="namespaces_limit must be 1 or more and namespaces_budget more than 0 seconds, got %s and %s"
                              % (params["namespaces_limit"], params["namespaces_budget"]))
     try:
-        facts = gather(backend=params["backend"], states=params["states"], top=params["top"],
+        facts = gather(backend=params["backend"], states=states, top=params["top"],
                        processes=params["processes"], netns=params["netns"], summary=params["summary"])
         facts["namespaces"], facts["namespaces_scan"] = [], None
         if params["namespaces"] == "all":

@@ -151,7 +151,18 @@ def host_summary(host, tcp, sysctl, findings, groups=()):
         },
         "namespaces": namespace_summaries(tcp.get("namespaces") or [], kept),
         "namespaces_scanned": len(tcp.get("namespaces") or []),
+        "namespace_states": namespace_states(tcp.get("namespaces") or []),
     }
+
+
+def namespace_states(docs):
+    """Sockets per state (and ``total``) summed over every container namespace read on the host."""
+    totals = {name: 0 for name in STATE_NAMES + ("total",)}
+    for doc in docs:
+        states = doc.get("states") or {}
+        for name in totals:
+            totals[name] += int(states.get(name) or 0)
+    return totals
 
 
 NAMESPACE_KEYS = ("label", "inode", "netns_name", "runtime", "container_id", "container_name", "pod_uid", "pod_name",
@@ -282,12 +293,19 @@ def fleet_view(summaries, missing, top=10, report_top=20, rule_order=()):
     leaders = {}
     for row in ns_tw[:top] + ns_cw[:top]:
         leaders.setdefault((row["host"], row["inode"] if row["inode"] is not None else row["label"]), row)
+    # Sockets of the hosts' own namespaces plus those of every container namespace read: what the headline counts,
+    # so that it agrees with the findings below it (a report from before namespace_states has none).
+    in_containers = {name: sum((s.get("namespace_states") or {}).get(name, 0) for s in summaries)
+                     for name in STATE_NAMES + ("total",)}
+    sockets = {name: totals[name] + in_containers[name] for name in STATE_NAMES + ("total",)}
+    sockets.update(hosts=totals["total"], containers=in_containers["total"])
     by_sockets = sorted(summaries, key=lambda s: (-s["total"], natural_key(s["host"])))
     rest_states = {name: sum(s["states"][name] for s in by_sockets[report_top:]) for name in STATE_NAMES}
     return {
         "hosts": len(summaries),
         "hosts_without_facts": sorted(missing, key=natural_key),
         "states": totals,
+        "sockets": sockets,
         "findings": finding_counts,
         "hosts_by_worst": by_worst,
         "by_rule": by_rule,
@@ -299,6 +317,7 @@ def fleet_view(summaries, missing, top=10, report_top=20, rule_order=()):
         "containers": {
             "hosts_scanned": sum(1 for s in summaries if s.get("namespaces_scanned")),
             "namespaces_scanned": sum(s.get("namespaces_scanned") or 0 for s in summaries),
+            "states": in_containers,
             "with_findings": with_findings[:report_top],
             "with_findings_rest": len(with_findings[report_top:]),
             "time_wait_leaders": ns_tw[:top],

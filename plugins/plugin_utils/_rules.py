@@ -59,7 +59,7 @@ def _require_jmespath():
 
 
 def _functions():
-    """Small helpers JMESPath lacks: ratios, iterating over dicts keyed by sysctl name, and joining two such
+    """Small helpers JMESPath lacks: ratios and differences, iterating over dicts keyed by sysctl name, and joining two such
     dicts on their keys (JMESPath 1.x has no variables, so a filter cannot look one object up by another's key).
     """
 
@@ -69,6 +69,12 @@ def _functions():
             if num is None or den is None or den == 0:
                 return None
             return num / den
+
+        @jmespath_functions.signature({"types": ["number", "null"]}, {"types": ["number", "null"]})
+        def _func_subtract(self, left, right):
+            if left is None or right is None:
+                return None
+            return left - right
 
         @jmespath_functions.signature({"types": ["object", "null"]})
         def _func_to_entries(self, obj):

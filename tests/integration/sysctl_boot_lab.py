@@ -11,11 +11,15 @@ What it touches, and why nothing of the host is applied:
 - tmpfs over every directory systemd-sysctl reads (/etc, /run, /usr/local/lib and /usr/lib ``sysctl.d``; /run
   and /usr/local/lib as a whole where the directory is missing) and a scratch file bind-mounted over
   /etc/sysctl.conf, all inside the private mount namespace, so the host's own files are neither read nor changed;
+- tmpfs over the udev rules directories too, so the facts see no rule that re-applies interface keys when an
+  interface appears (systemd's 99-systemd.rules): the probe runs systemd-sysctl once, over interfaces that exist;
 - every layout is applied in a NEW network namespace (``unshare -n``), and generated keys are only
   per-network-namespace ``net.ipv4.*`` keys; before each run ``systemd-sysctl --cat-config`` (the tool's own view
   of the files) must name nothing else, and the probe refuses to run outside a child network namespace.
 
-For each layout the probe reads every ``net.ipv4`` key, runs systemd-sysctl, reads them again and runs the real
+The probe first puts the namespace in the state boot leaves it in when systemd-sysctl.service runs: ``default`` holds
+the kernel's boot-time values (so interfaces, copies of it, hold them too), and ``lo`` is up with 127.0.0.1, which marks
+its values as set. Then it reads every ``net.ipv4`` key, runs systemd-sysctl, reads them again and runs the real
 ``linuxnet.tcp.sysctl_facts`` module (as Ansible runs it) over the same files. The result says, per key, what
 systemd-sysctl left and what the facts said boot applies.
 """
@@ -33,16 +37,20 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 COLLECTIONS = os.path.join(REPO, ".build", "collections")
+if COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_conf as conf  # noqa: E402  pylint: disable=wrong-import-position
 SYSTEMD_SYSCTL = next((p for p in ("/lib/systemd/systemd-sysctl", "/usr/lib/systemd/systemd-sysctl") if os.path.exists(p)), None)
 DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d")
 SYSCTL_CONF = "/etc/sysctl.conf"
+UDEV_RULES_DIRS = ("/etc/udev/rules.d", "/run/udev/rules.d", "/usr/local/lib/udev/rules.d", "/usr/lib/udev/rules.d",
+                   "/lib/udev/rules.d")
 # Interfaces of each probe's network namespace: names with dots, as VLAN and bond sub-interfaces have.
 INTERFACES = ("eth0.100", "bond0.20")
 # Keys the generator writes explicitly, with values every one of them accepts. No 'forwarding': writing
 # conf.all.forwarding changes every interface (devinet_sysctl_forward()), which no file-level model predicts.
 CONF_LEAVES = {"rp_filter": (0, 2), "send_redirects": (0, 1), "accept_redirects": (0, 1), "log_martians": (0, 1),
                "accept_source_route": (0, 1), "secure_redirects": (0, 1)}
-SENTINEL = 7
 TCP_KEYS = {"tcp_fin_timeout": (10, 120), "tcp_keepalive_time": (60, 7200), "tcp_keepalive_intvl": (10, 120),
             "tcp_keepalive_probes": (1, 20), "tcp_syn_retries": (3, 8), "tcp_synack_retries": (2, 6),
             "tcp_tw_reuse": (0, 2), "tcp_max_syn_backlog": (128, 4096)}
@@ -171,11 +179,35 @@ def isolate(scratch):
         os.makedirs(directory)
     if os.path.realpath("/lib/sysctl.d") not in [os.path.realpath(d) for d in DIRS] and os.path.isdir("/lib/sysctl.d"):
         subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/lib/sysctl.d"], check=True)
+    for directory in UDEV_RULES_DIRS:
+        if os.path.isdir(directory) and not os.path.islink(directory):
+            subprocess.run(["mount", "-t", "tmpfs", "tmpfs", directory], check=True)
     conf = os.path.join(scratch, "sysctl.conf")
     open(conf, "w").close()
     if os.path.exists(SYSCTL_CONF):
         subprocess.run(["mount", "--bind", conf, SYSCTL_CONF], check=True)
     return conf
+
+
+def _mounts_under(directory):
+    prefix = os.path.realpath(directory) + "/"
+    with open("/proc/self/mountinfo") as handle:
+        return [line.split()[4] for line in handle if line.split()[4].startswith(prefix)]
+
+
+def release(scratch):
+    """Unmount what :func:`isolate` mounted in the scratch directory, then remove it.
+
+    The scratch directory holds bind mounts of real host directories (``/run``, ``/usr/local/lib`` when they have no
+    sysctl.d): removing the tree through them would delete the host's own files, in every namespace. So every mount
+    under it is detached first, deepest first, and the tree is left in place if one remains."""
+    for point in sorted(_mounts_under(scratch), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+    if _mounts_under(scratch):
+        print("sysctl_boot_lab: %s still holds mounts %s; left in place" % (scratch, _mounts_under(scratch)),
+              file=sys.stderr)
+        return
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def install(layout):
@@ -254,22 +286,35 @@ def run_facts(patterns, python):
     return result["ansible_facts"]["sysctl"]
 
 
-def probe(python, out_path, sentinel=True):
-    """In this (fresh) network namespace: before, systemd-sysctl, after, facts."""
+def boot_state():
+    """Put this (fresh) network namespace where boot is when systemd-sysctl.service runs.
+
+    A new namespace copies ``default`` from the host's current values (devconf_inherit_init_net=0), not from the
+    kernel's: write the kernel's boot-time values (the model's table, which the VM tests check on real boots) to
+    ``default``, which the interfaces, never written, copy. Then ``lo`` comes up, as systemd brings it up before any
+    unit; its 127.0.0.1 marks all its values as set (devinet.c), so later ``default`` writes pass it by.
+    """
+    base = "/proc/sys/net/ipv4/conf/default"
+    for leaf in sorted(os.listdir(base)):
+        path = os.path.join(base, leaf)
+        if leaf in conf._NOT_COPIED_FROM_DEFAULT or not os.stat(path).st_mode & 0o200:  # pylint: disable=protected-access
+            continue
+        value = str(conf._DEVCONF_DEFAULT_AT_BOOT.get(leaf, 0))  # pylint: disable=protected-access
+        with open(path) as handle:
+            if handle.read().strip() == value:
+                continue
+        with open(path, "w") as handle:
+            handle.write(value + "\n")
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def probe(python, out_path):
+    """In this (fresh) network namespace: boot state, before, systemd-sysctl, after, facts."""
     if os.path.exists("/proc/sys/net/core/netdev_max_backlog"):
         raise SystemExit("sysctl_boot_lab probe: not in a child network namespace, refusing to run systemd-sysctl")
     if not os.path.isdir("/proc/sys/net/ipv4/conf/" + INTERFACES[0]):
         subprocess.run(["ip", "link", "add", INTERFACES[0], "type", "veth", "peer", "name", INTERFACES[1]], check=True)
-    # Start every interface key the layouts write from a value no layout writes (they write 0..2), through
-    # ``default`` so the interfaces copy it without being marked as written. systemd-sysctl skips a write
-    # that would not change the value (WRITE_STRING_FILE_SUPPRESS_REDUNDANT_VIRTUAL), and a skipped write
-    # leaves an interface open to a later copy from ``default``: an outcome that depends on the value the key
-    # had before boot, which no reading of the files can know (docs/sysctl.md). The sentinel keeps every
-    # write real, so the prediction can be exact.
-    for leaf in sorted(CONF_LEAVES) if sentinel else ():
-        for scope in ("default", "all"):
-            with open("/proc/sys/net/ipv4/conf/%s/%s" % (scope, leaf), "w") as handle:
-                handle.write("%d\n" % SENTINEL)
+    boot_state()
     bad = [k for k in cat_config_keys() if not k.startswith("net/ipv4/")]
     if bad:
         raise SystemExit("sysctl_boot_lab probe: refusing, the configuration names keys outside net.ipv4: %s" % bad[:5])
@@ -302,6 +347,20 @@ def dotted_interface_keys(result):
     return sum(1 for key in result["facts"]["persisted"] if "/" in key and key in compared)
 
 
+def skipped_interface_writes(layout, result):
+    """How many interface keys (not ``all``/``default``) some line of the layout assigns, in the ``.`` spelling
+    with a plain integer, the value the key already had before systemd-sysctl: writes it skipped."""
+    count = 0
+    for text in list(layout["files"].values()) + [layout["sysctl_conf"]]:
+        for raw in text.replace("\r", "\n").split("\n"):
+            key, sep, value = raw.strip().lstrip("-").partition("=")
+            parts = key.strip().split(".")
+            if sep and len(parts) == 5 and parts[:3] == ["net", "ipv4", "conf"] and parts[3] not in ("all", "default"):
+                name = ".".join(parts[:3] + [parts[3].replace(".", "/"), parts[4]])
+                count += result["before"].get(name) == value.strip()
+    return count
+
+
 def _same(runtime, configured):
     if runtime is None or configured is None:
         return runtime == configured
@@ -329,11 +388,12 @@ def run_random(seed, count, out_path, python):
             report.append({"seed": seed + index, "layout": layout, "mismatches": mismatches, "rc": result["rc"],
                            "keys": len(result["after"]), "persisted": len(result["facts"]["persisted"]),
                            "dotted_interface_keys": dotted_interface_keys(result),
+                           "skipped_interface_writes": skipped_interface_writes(layout, result),
                            "log": result["log"] if mismatches else ""})
         with open(out_path, "w") as handle:
             json.dump(report, handle, indent=1)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        release(scratch)
 
 
 def run_replay(sources, out_path, python):
@@ -351,10 +411,9 @@ def run_replay(sources, out_path, python):
                     with open(path, newline="") as handle:
                         layout["files"][os.path.join(target, entry)] = handle.read()
         install(layout)
-        subprocess.run(["unshare", "-n", python, __file__, "probe", "--no-sentinel", "--python", python, "--out", out_path],
-                       check=True)
+        subprocess.run(["unshare", "-n", python, __file__, "probe", "--python", python, "--out", out_path], check=True)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        release(scratch)
 
 
 def main(argv=None):
@@ -373,7 +432,6 @@ def main(argv=None):
     prb = sub.add_parser("probe", help="(internal) run inside unshare -n")
     prb.add_argument("--python", default=sys.executable)
     prb.add_argument("--out", required=True)
-    prb.add_argument("--no-sentinel", dest="sentinel", action="store_false")
     args = parser.parse_args(argv)
     if SYSTEMD_SYSCTL is None:
         raise SystemExit("systemd-sysctl is not installed")
@@ -385,7 +443,7 @@ def main(argv=None):
             raise SystemExit("replay: --dir targets must be among %s" % ", ".join(DIRS))
         run_replay(sources, args.out, args.python)
     else:
-        probe(args.python, args.out, args.sentinel)
+        probe(args.python, args.out)
 
 
 if __name__ == "__main__":

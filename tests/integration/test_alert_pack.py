@@ -80,3 +80,33 @@ def test_every_series_is_written_by_the_textfile_template():
     for rule in rules():
         used |= set(re.findall(r"\b(linuxnet_tcp_[a-z_]+)", rule["expr"]))
     assert used and used <= written, used - written
+
+
+def test_close_wait_alert_and_rule_share_threshold_and_grouping(tmp_path):
+    """LinuxnetTcpCloseWaitLeak and the audit's close_wait_leak rule judge the same thing: one value per program
+    (executable, name, cgroup, user: tcp_facts close_wait.by_program, one textfile series each) against the same
+    threshold. The suite proves it fires at the rule's min_count and not one below."""
+    with open(os.path.join(ROOT, "roles", "audit", "vars", "main.yml")) as handle:
+        builtin = {rule["id"]: rule for rule in yaml.safe_load(handle)["__tcp_audit_builtin_rules"]}
+    threshold = builtin["close_wait_leak"]["params"]["min_count"]
+    assert "tcp.close_wait.by_program" in builtin["close_wait_leak"]["query"]
+    (alert,) = [rule for rule in rules() if rule["alert"] == "LinuxnetTcpCloseWaitLeak"]
+    assert alert["expr"] == "linuxnet_tcp_close_wait_program_sockets >= %d" % threshold
+    with open(TEMPLATE) as handle:
+        line = [l for l in handle if l.startswith("linuxnet_tcp_close_wait_program_sockets{")][0]
+    assert sorted(re.findall(r"([a-z]+)=\"", line)) == ["cgroup", "exe", "program", "user"]
+    with open(TESTS) as handle:
+        text = handle.read()
+    # The same suite against a rule file whose alert sums per process name fails: the grouping is tested.
+    with open(RULES) as handle:
+        changed = handle.read().replace("expr: linuxnet_tcp_close_wait_program_sockets >= %d" % threshold,
+                                        "expr: sum by (instance, job, program, user) (linuxnet_tcp_close_wait_program_sockets) >= %d" % threshold)
+    (tmp_path / "linuxnet-tcp.rules.yml").write_text(changed)
+    (tmp_path / "linuxnet-tcp.rules.test.yml").write_text(text)
+    proc = promtool("test", "rules", "linuxnet-tcp.rules.test.yml", cwd=str(tmp_path))
+    assert proc.returncode != 0 and "LinuxnetTcpCloseWaitLeak" in proc.stdout + proc.stderr
+    (tmp_path / "linuxnet-tcp.rules.yml").write_text(changed.replace(
+        "sum by (instance, job, program, user) (linuxnet_tcp_close_wait_program_sockets) >= %d" % threshold,
+        "linuxnet_tcp_close_wait_program_sockets >= %d" % (threshold + 1)))
+    proc = promtool("test", "rules", "linuxnet-tcp.rules.test.yml", cwd=str(tmp_path))
+    assert proc.returncode != 0 and "LinuxnetTcpCloseWaitLeak" in proc.stdout + proc.stderr

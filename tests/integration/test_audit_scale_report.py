@@ -67,7 +67,7 @@ def runs(tmp_path_factory):
     names = {"new": clean[0], "fixed": storms[1], "grown": storms[2], "retired": clean[1]}
     changed = {names["new"]: "storm", names["fixed"]: "clean", names["grown"]: "storm_grown"}
     grown = json.loads(json.dumps(documents["storm"]))
-    for proc in grown["tcp"]["close_wait"]["by_process"]:
+    for proc in grown["tcp"]["close_wait"]["by_process"] + grown["tcp"]["close_wait"]["by_program"]:
         proc["count"] *= 2
     documents["storm_grown"] = grown
     second_plan = [(h, g, changed.get(h, k)) for h, g, k in hosts if h != names["retired"]]

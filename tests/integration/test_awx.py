@@ -217,11 +217,12 @@ def argument_spec(role, entry="main"):
 
 
 def playbook_argument_spec(playbook):
-    """The playbook's own variables, as its ansible.builtin.validate_argument_spec task checks them ({} if none)."""
+    """The playbook's own variables, as its first play checks them (tune.yml: the play variable __tcp_tune_spec, which
+    linuxnet.tcp.tcp_check_vars reads), or {} if it has none."""
     for play in load_yaml(os.path.join(ROOT, playbook)):
-        for task in play.get("tasks", []):
-            if "ansible.builtin.validate_argument_spec" in task:
-                return task["ansible.builtin.validate_argument_spec"]["argument_spec"]
+        for name, value in (play.get("vars") or {}).items():
+            if name.startswith("__") and name.endswith("_spec"):
+                return value
     return {}
 
 

@@ -154,6 +154,9 @@ def test_node_exporter_serves_every_series_with_the_audit_values(audited, scrape
     assert len(leak) == 1 and leak[0]["count"] == CLOSE_WAIT
     assert value(samples, "linuxnet_tcp_close_wait_process_sockets", pid=str(audited["storm_pid"]),
                  process=leak[0]["name"]) == CLOSE_WAIT
+    (program,) = [p for p in tcp["close_wait"]["by_program"] if audited["storm_pid"] in p["pids"]]
+    assert value(samples, "linuxnet_tcp_close_wait_program_sockets", program=program["name"], exe=program["exe"] or "",
+                 user=program["user"]) == program["count"] >= CLOSE_WAIT
     overflows = tcp["counters"]["ListenOverflows"]
     assert overflows > 0 and value(samples, "linuxnet_tcp_kernel_events_total", counter="ListenOverflows") == overflows
     busiest = tcp["ephemeral_ports"]["busiest"]
@@ -182,11 +185,14 @@ def test_alert_pack_fires_on_the_scraped_series(audited, scraped, tmp_path):
         start = "0x15 " if labels.get("counter") == "ListenOverflows" else ""
         series.append({"series": text, "values": "%s%sx40" % (start, repr(number))})
     tcp = audited["facts"]["tcp"]
-    leak = [p for p in tcp["close_wait"]["by_process"] if p["pid"] == audited["storm_pid"]][0]
+    leak = [p for p in tcp["close_wait"]["by_program"] if audited["storm_pid"] in p["pids"]][0]
+    # Per program, as the close_wait_leak rule counts (an empty label is no label in Prometheus).
+    program = {key: value for key, value in (("program", leak["name"]), ("exe", leak["exe"]), ("cgroup", leak["cgroup"]),
+                                             ("user", leak["user"])) if value}
     common = {"alertstate": "firing", "instance": "lab", "job": "node"}
     expected = [
         dict(common, alertname="LinuxnetTcpAcceptQueueOverflow", severity="warning", counter="ListenOverflows"),
-        dict(common, alertname="LinuxnetTcpCloseWaitLeak", severity="warning", process=leak["name"], user=leak["user"]),
+        dict(common, alertname="LinuxnetTcpCloseWaitLeak", severity="warning", **program),
         dict(common, alertname="LinuxnetTcpEphemeralPortPressure", severity="critical", address="127.0.0.1", port="3306"),
         dict(common, alertname="LinuxnetTcpTimeWaitStorm", severity="warning", state="TIME_WAIT"),
     ]

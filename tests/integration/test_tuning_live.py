@@ -80,8 +80,32 @@ def test_unknown_profile_fails_before_any_change(lab):
     before = lab.sysctl("net.ipv4.tcp_fin_timeout")
     rc, results = run_role(lab, {"tcp_tuning_profiles": ["api_gatway"], "tcp_tuning_custom_profiles": CUSTOM})
     assert rc != 0
-    failed = results["Every requested profile exists"]
-    assert failed.get("failed") and "unknown tuning profile(s) api_gatway" in failed["msg"], failed
+    failed = results["Stop on bad input, before any change"]
+    assert failed.get("failed") and "tcp_tuning_profiles: unknown tuning profile(s) api_gatway (did you mean " \
+                                    "api_gateway?)" in failed["msg"], failed
     assert "add your own with tcp_tuning_custom_profiles" in failed["msg"]
     assert "Apply the merged profile in one transaction" not in results
     assert lab.sysctl("net.ipv4.tcp_fin_timeout") == before and os.listdir(lab.etc) == []
+
+
+@skip_unless_root
+def test_misspelt_key_fails_before_any_change_with_the_real_one(lab):
+    """A key neither the catalogue nor this kernel knows (read from the namespace's /proc/sys) stops the run."""
+    before = lab.sysctl("net.ipv4.tcp_fin_timeout")
+    rc, results = run_role(lab, {"tcp_tuning_settings": {"net.ipv4.tcp_fin_timout": 30, "net.ipv4.tcp_ecn": 1}})
+    assert rc != 0
+    failed = results["Stop on bad input, before any change"]
+    assert failed.get("failed") and failed["msg"] == (
+        "linuxnet.tcp.tuning: tcp_tuning_settings: net.ipv4.tcp_fin_timout is not a sysctl of this host's kernel (%s) "
+        "nor one the collection knows (did you mean net.ipv4.tcp_fin_timeout?); for a key that only some kernels have, "
+        "set tcp_tuning_unknown_keys: warn; nothing was changed" % os.uname().release), failed
+    assert "Apply the merged profile in one transaction" not in results
+    assert lab.sysctl("net.ipv4.tcp_fin_timeout") == before and os.listdir(lab.etc) == []
+    # With warn, the key is reported and skipped, and net.ipv4.tcp_ecn (not in the catalogue, but on this kernel) applied.
+    rc, results = run_role(lab, {"tcp_tuning_settings": {"net.ipv4.tcp_fin_timout": 30, "net.ipv4.tcp_ecn": 1},
+                                 "tcp_tuning_unknown_keys": "warn"})
+    assert rc == 0, results
+    summary = results["Show the summary"]["tcp_tuning_summary"]
+    assert "skipped: net.ipv4.tcp_fin_timout [unknown_key]" in "\n".join(summary), summary
+    assert summary[-1].startswith("WARNING input: tcp_tuning_settings: net.ipv4.tcp_fin_timout is not a sysctl"), summary
+    assert lab.sysctl("net.ipv4.tcp_ecn") == "1"

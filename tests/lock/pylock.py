@@ -54,9 +54,8 @@ def read_lock(path):
     return pins
 
 
-def run(argv, **kwargs):
-    kwargs.setdefault("check", True)
-    return subprocess.run([str(a) for a in argv], **kwargs)
+def run(argv, check=True, **kwargs):
+    return subprocess.run([str(a) for a in argv], check=check, **kwargs)
 
 
 def interpreter_id(python):
@@ -91,6 +90,18 @@ def pip_install(python, args):
     run([python, "-m", "pip", "install", "-qq"] + list(args), env=quiet_pip_env())
 
 
+def pip_requirement(requirement_files):
+    """The pip to resolve with: the files' own ``pip`` line when they have one (the newest pip for an old Python,
+    ``pip<22`` on 3.6, which the venv's bundled pip cannot work out by itself), else the newest."""
+    for path in requirement_files:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                line = line.split("#", 1)[0].strip()
+                if re.match(r"pip\s*($|[<>=!~])", line):
+                    return line
+    return "pip"
+
+
 def stamp_of(lock, python_id):
     digest = hashlib.sha256()
     with open(lock, "rb") as handle:
@@ -106,7 +117,7 @@ def cmd_resolve(args):
         venv = os.path.join(workdir, "venv")
         run([args.python, "-m", "venv", venv])
         python = os.path.join(venv, "bin", "python")
-        pip_install(python, ["--upgrade", "pip"])
+        pip_install(python, ["--upgrade", pip_requirement(args.requirement)])
         requirements = []
         for req in args.requirement:
             requirements += ["-r", req]
@@ -144,7 +155,10 @@ def cmd_install(args):
         if os.path.exists(args.venv):
             shutil.rmtree(args.venv)
         run([args.python, "-m", "venv", args.venv])
-        pip_install(python, ["-c", lock, "pip", "setuptools"])
+        # pip and setuptools as the lock has them; a venv of Python 3.12 or later comes without setuptools, and
+        # a lock resolved on one has none either.
+        seeded = [name for name in ("pip", "setuptools") if name in read_lock(lock)]
+        pip_install(python, ["-c", lock] + seeded)
         with open(stamp, "w", encoding="utf-8") as handle:
             handle.write(want + "\n")
     requirements = []
@@ -183,7 +197,7 @@ def cmd_check(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command")
     sub.required = True
     resolve = sub.add_parser("resolve")

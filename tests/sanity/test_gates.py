@@ -9,12 +9,12 @@ import glob
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import sysconfig
 
 import pytest
+from ansible_test_env import copy_collection, seed_pip_bootstrap, tracked_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, ".build")
@@ -29,13 +29,6 @@ def run(argv, cwd=ROOT, env=None, timeout=1800):
                           text=True, timeout=timeout, check=False)
 
 
-def tracked_files():
-    """Files git would submit: tracked plus untracked-but-not-ignored (so local work is checked too)."""
-    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                         stdout=subprocess.PIPE).stdout.decode()
-    return sorted(p for p in out.split("\0") if p and os.path.isfile(os.path.join(ROOT, p)))
-
-
 def module_names():
     return sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "plugins", "modules", "*.py"))
                   if not os.path.basename(p).startswith("_"))
@@ -43,31 +36,12 @@ def module_names():
 
 @pytest.fixture(scope="module")
 def collection_copy():
-    """A copy (not a symlink: ansible-test refuses those) at .../ansible_collections/linuxnet/tcp."""
-    dest = os.path.join(BUILD, "sanity", "ansible_collections", "linuxnet", "tcp")
-    shutil.rmtree(dest, ignore_errors=True)
-    for rel in tracked_files():
-        target = os.path.join(dest, rel)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copy2(os.path.join(ROOT, rel), target)
-    # ansible-test lists a collection's files through git when it is a repository.
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
-    return dest
+    return copy_collection(os.path.join(BUILD, "sanity"))
 
 
 @pytest.fixture(scope="module")
 def offline_pip_bootstrap():
-    """Seed ansible-test's pip bootstrap cache, since its download host is unreachable here."""
-    import ansible_test._internal.python_requirements as requirements  # pylint: disable=import-outside-toplevel
-
-    with open(requirements.__file__, encoding="utf-8") as handle:
-        version = re.search(r"pip='([0-9.]+)'", handle.read()).group(1)
-    cache = os.path.expanduser("~/.ansible/test/cache/get_pip_%s.py" % version.replace(".", "_"))
-    if not os.path.exists(cache):
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        shutil.copy(os.path.join(ROOT, "tests", "sanity", "offline_get_pip.py"), cache)
-    return cache
+    seed_pip_bootstrap(sysconfig.get_paths()["purelib"])
 
 
 def test_sanity_ignore_files_are_empty():

@@ -11,6 +11,9 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "matrix"))
+import matrix  # noqa: E402  pylint: disable=wrong-import-position
+
 LOCK = os.path.join(ROOT, "requirements.lock")
 PYLOCK = os.path.join(ROOT, "tests", "lock", "pylock.py")
 
@@ -33,26 +36,45 @@ def test_the_lock_was_resolved_for_this_interpreter():
     assert (match.group(1), match.group(2)) == ("CPython", "%d.%d" % sys.version_info[:2]), match.group(0)
 
 
-@pytest.mark.parametrize("requirements", ["requirements.txt", "requirements-docs.txt", "requirements-test.txt"])
-def test_the_lock_satisfies_the_ranges(requirements):
-    """A range edited without `make lock` is caught here, before pip on the next machine meets the conflict."""
+def range_problems(lock_text, requirements):
+    """How the pins of a lock fail the ranges of a requirements file (``-r`` lines aside), and how many it checked."""
     from packaging.requirements import Requirement  # pylint: disable=import-outside-toplevel
 
     pins = {}
-    for line in read_lock().splitlines():
+    for line in lock_text.splitlines():
         if line and not line.startswith("#"):
             name, version = line.split("==")
             pins[re.sub(r"[-_.]+", "-", name).lower()] = version
-    with open(os.path.join(ROOT, requirements), encoding="utf-8") as handle:
+    with open(requirements, encoding="utf-8") as handle:
         lines = [line.split("#", 1)[0].strip() for line in handle]
-    checked = 0
+    problems, checked = [], 0
     for line in lines:
         if not line or line.startswith("-r"):
             continue
         requirement = Requirement(line)
         name = re.sub(r"[-_.]+", "-", requirement.name).lower()
-        assert name in pins, "%s: %s is not in requirements.lock (run `make lock`)" % (requirements, line)
-        assert requirement.specifier.contains(pins[name], prereleases=True), \
-            "%s: %s, but requirements.lock pins %s==%s (run `make lock`)" % (requirements, line, name, pins[name])
+        if name not in pins:
+            problems.append("%s is not in the lock" % line)
+        elif not requirement.specifier.contains(pins[name], prereleases=True):
+            problems.append("%s, but the lock pins %s==%s" % (line, name, pins[name]))
         checked += 1
+    return problems, checked
+
+
+@pytest.mark.parametrize("requirements", ["requirements.txt", "requirements-docs.txt", "requirements-test.txt"])
+def test_the_lock_satisfies_the_ranges(requirements):
+    """A range edited without `make lock` is caught here, before pip on the next machine meets the conflict."""
+    problems, checked = range_problems(read_lock(), os.path.join(ROOT, requirements))
+    assert not problems, "%s against requirements.lock (run `make lock`): %s" % (requirements, "; ".join(problems))
     assert checked, requirements
+
+
+@pytest.mark.parametrize("name,version", matrix.environments())
+def test_each_matrix_venv_has_a_lock_for_its_interpreter(name, version):
+    """The compatibility matrix's venvs are locked too: one lock per venv, resolved on the Python that venv uses,
+    pinning what its requirements file asks for (tests/matrix/test_matrix.py installs them through pylock.py)."""
+    with open(matrix.lock(name), encoding="utf-8") as handle:
+        text = handle.read()
+    assert re.search(r"^# Resolved on CPython %s " % re.escape(version), text, re.M), "%s: run `make lock`" % name
+    problems, checked = range_problems(text, matrix.requirements(name))
+    assert not problems and checked, "%s (run `make lock`): %s" % (name, "; ".join(problems))

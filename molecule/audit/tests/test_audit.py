@@ -77,10 +77,13 @@ def test_close_wait_leak_names_the_process_and_destination(report):
     assert leak["item"]["name"] == "leaky-app" and leak["item"]["count"] == 40
     # An outbound leak keeps the peer's port; local_port is only set for sockets that came in on a listener.
     assert leak["item"]["remotes"][0] == {"address": "127.0.0.1", "port": 9200, "local_port": None, "count": 40}
-    assert "leaky-app (pid %d, user root) holds 40 sockets in CLOSE_WAIT" % leak["item"]["pid"] in leak["message"]
+    # Judged per program (executable, cgroup, user): one process here.
+    (pid,) = leak["item"]["pids"]
+    assert "holds 40 sockets in CLOSE_WAIT over 1 process(es) (pid %d)" % pid in leak["message"]
+    assert leak["message"].startswith("leaky-app (") and "user root" in leak["message"]
     # The real state: that pid is leaky-app, and ss sees its 40 CLOSE_WAIT sockets towards 127.0.0.1:9200.
     host = box(STORM)
-    assert host.file(f"/proc/{leak['item']['pid']}/comm").content_string.strip() == "leaky-app"
+    assert host.file(f"/proc/{pid}/comm").content_string.strip() == "leaky-app"
     lines = host.check_output("ss -Htanp state close-wait").splitlines()
     leaked = [line for line in lines if "127.0.0.1:9200" in line and '"leaky-app"' in line]
     assert len(leaked) == 40, lines
@@ -88,9 +91,10 @@ def test_close_wait_leak_names_the_process_and_destination(report):
 
 def test_time_wait_storm_is_client_side_towards_the_database(report):
     (storm,) = by_id(report, STORM, "time_wait_storm_client")
-    assert storm["item"]["top"]["address"] == "127.0.0.1" and storm["item"]["top"]["port"] == 3306
-    assert storm["item"]["total"] >= 5000
-    assert "tcp_tw_reuse is 0" in storm["remedy"] and "net.ipv4.tcp_tw_reuse = 1 would let" in storm["remedy"]
+    # The item is the top destination (the finding's subject), the size that of the client side.
+    assert storm["item"]["address"] == "127.0.0.1" and storm["item"]["port"] == 3306
+    assert storm["item"]["count"] >= 5000 and "on the client side" in storm["message"]
+    assert "tcp_tw_reuse is 0" in storm["message"] and "net.ipv4.tcp_tw_reuse = 1 lets" in storm["remedy"]
     assert not by_id(report, STORM, "time_wait_storm_server")
     (ports,) = by_id(report, STORM, "ephemeral_port_exhaustion")
     assert ports["severity"] == "critical" and ports["item"]["port"] == 3306 and ports["item"]["size"] == 10000

@@ -55,8 +55,13 @@ def simulated_fleet(count, findings=True):
         tcp["time_wait"]["total"] = tcp["states"]["TIME_WAIT"]
         for remote in tcp["time_wait"]["by_remote"]:
             remote["count"] *= scale
+        for side, lists in (("client_side", ("by_remote",)), ("server_side", ("by_local_port", "by_client"))):
+            tcp["time_wait"][side]["total"] *= scale
+            for name in lists:
+                for row in tcp["time_wait"][side][name]:
+                    row["count"] *= scale
         tcp["close_wait"]["total"] = tcp["states"]["CLOSE_WAIT"]
-        for proc in tcp["close_wait"]["by_process"]:
+        for proc in tcp["close_wait"]["by_process"] + tcp["close_wait"]["by_program"]:
             proc["count"] *= scale
         key = (fixture, scale)
         if findings and key not in cache:

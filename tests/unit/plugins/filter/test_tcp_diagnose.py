@@ -20,12 +20,16 @@ CASES = [
     ("storm: TIME_WAIT, ports, CLOSE_WAIT, accept queue, drift", "storm", {}, {},
      ["ephemeral_port_exhaustion", "time_wait_storm_client", "close_wait_leak", "accept_queue_full",
       "listen_overflows", "sysctl_drift", "narrow_port_range"],
-     {"time_wait_storm_client": ["9000 sockets in TIME_WAIT", "client side", "towards 127.0.0.1:3306",
-                                 "tcp_tw_reuse is 0", "net.ipv4.tcp_tw_reuse = 1 would let"],
-      "ephemeral_port_exhaustion": ["9000 of 10000 local ports (90%)", "127.0.0.1:3306", "now 50000-59999"],
-      "close_wait_leak": ["leaky-app (pid", "holds 40 sockets in CLOSE_WAIT", "towards 127.0.0.1:9200 (40)",
-                          "no sysctl fixes"],
-      "accept_queue_full": ["Listener 127.0.0.1:8080 (slow-accept, pid", "backlog of 4", "somaxconn (now 4096)"],
+     {"time_wait_storm_client": ["9000 sockets in TIME_WAIT on the client side", "9000 of them towards 127.0.0.1:3306",
+                                 "tcp_tw_reuse is 0: every port waits the full 60 s", "net.ipv4.tcp_tw_reuse = 1 lets"],
+      "ephemeral_port_exhaustion": ["9000 of 10000 local ports (90%) are held towards 127.0.0.1:3306",
+                                    "0 by open connections and 9000 by TIME_WAIT sockets the kernel cannot reuse yet "
+                                    "(tcp_tw_reuse is 0)", "now 50000-59999", "net.ipv4.tcp_tw_reuse = 1 (now 0)"],
+      "close_wait_leak": ["leaky-app (", "holds 40 sockets in CLOSE_WAIT over 1 process(es) (pid ",
+                          "towards 127.0.0.1:9200 (40)", "no sysctl fixes"],
+      "accept_queue_full": ["Listener 127.0.0.1:8080 has 5 connections waiting", "backlog of 4",
+                            "It should be accepted by slow-accept (pid", "sleeping, not waiting on it",
+                            "somaxconn (now 4096)"],
       "listen_overflows": ["Full right now: 127.0.0.1:8080"],
       "sysctl_drift": ["net.ipv4.tcp_fin_timeout is 60 at runtime but /etc/sysctl.d/99-case.conf sets 30"]}),
     ("legacy settings and a TIME_WAIT bucket overflow", "legacy", {}, {},
@@ -38,23 +42,29 @@ CASES = [
      {"time_wait_storm_server": {"params": {"min_total": 500}}},
      ["time_wait_storm_server", "time_wait_bucket_overflow", "tcp_tw_recycle_configured", "fin_timeout_too_low",
       "tw_buckets_lowered", "syncookies_disabled", "tcp_timestamps_disabled", "somaxconn_low"],
-     {"time_wait_storm_server": ["1000 sockets in TIME_WAIT on the server side", "top local port 80",
-                                 "tcp_tw_reuse does not apply"]}),
-    ("client-side storm with tcp_tw_reuse already on", "storm", {"sysctl/values/net.ipv4.tcp_tw_reuse": "1"},
+     {"time_wait_storm_server": ["1000 sockets in TIME_WAIT on the server side", "1000 of them on local port 80",
+                                 "tcp_tw_reuse does not apply", "tcp_max_tw_buckets (now 1000)"]}),
+    # The namespace's own values (tcp_facts ephemeral_ports.reuse) decide what the storm rules say about reuse.
+    ("client-side storm with tcp_tw_reuse already on", "storm", {"tcp/ephemeral_ports/reuse/tcp_tw_reuse": 1},
      {"ephemeral_port_exhaustion": {"enabled": False}},
      ["time_wait_storm_client", "close_wait_leak", "accept_queue_full", "listen_overflows", "sysctl_drift",
       "narrow_port_range"],
-     {"time_wait_storm_client": ["tcp_tw_reuse is already on"]}),
-    ("client-side storm where timestamps block tcp_tw_reuse", "storm", {"sysctl/values/net.ipv4.tcp_timestamps": "0"},
+     {"time_wait_storm_client": ["tcp_tw_reuse is 1: a new connect() takes over", "tcp_tw_reuse is already 1"]}),
+    ("client-side storm where timestamps block tcp_tw_reuse", "storm",
+     {"tcp/ephemeral_ports/reuse/tcp_timestamps": 0, "sysctl/values/net.ipv4.tcp_timestamps": "0"},
      {"close_wait_leak": {"severity": "critical"}},
      ["ephemeral_port_exhaustion", "close_wait_leak", "time_wait_storm_client", "accept_queue_full",
       "listen_overflows", "sysctl_drift", "tcp_timestamps_disabled", "narrow_port_range"],
-     {"time_wait_storm_client": ["cannot help while tcp_timestamps is 0"]}),
+     {"time_wait_storm_client": ["tcp_timestamps is 0, so no TIME_WAIT port is ever reused",
+                                 "Turn net.ipv4.tcp_timestamps back on first"],
+      "ephemeral_port_exhaustion": ["(tcp_timestamps is 0)"]}),
     ("CLOSE_WAIT threshold above the leak", "storm", {}, {"close_wait_leak": {"params": {"min_count": 41}}},
      ["ephemeral_port_exhaustion", "time_wait_storm_client", "accept_queue_full", "listen_overflows",
       "sysctl_drift", "narrow_port_range"], {}),
     ("SYN cookies firing", "syncookies", {}, {}, ["syn_flood"],
-     {"syn_flood": ["SYN cookies were sent 300 times (300 came back valid", "tcp_syncookies = 1 (now 2)"]}),
+     {"syn_flood": ["No listener has connection requests in SYN_RECV now", "300 SYNs were answered with a SYN cookie",
+                    "300 cookies sent (300 came back valid", "tcp_syncookies = 1 (now 2)",
+                    "tcp_max_syn_backlog (now 2048) does not bind here"]}),
     ("conntrack near full (real document, count raised)", "clean",
      {"tcp/conntrack/count": 235930, "tcp/conntrack/utilisation": 0.9}, {}, ["conntrack_near_full"],
      {"conntrack_near_full": ["235930 of 262144 entries (90%)"]}),
@@ -69,7 +79,7 @@ CASES = [
      ["time_wait_bucket_overflow", "syncookies_disabled", "tw_buckets_lowered", "tcp_timestamps_disabled",
       "somaxconn_low"], {}),
     ("SYN_RECV backlog without counters", "clean", {"tcp/states/SYN_RECV": 300}, {}, ["syn_flood"],
-     {"syn_flood": ["300 connections are in SYN_RECV now"]}),
+     {"syn_flood": ["No listener has connection requests in SYN_RECV now", "0 SYNs were answered"]}),
 ]
 
 
@@ -102,8 +112,8 @@ def test_tcp_tw_recycle_on_an_old_kernel_is_critical():
 def test_close_wait_item_is_the_process_record():
     findings = plugin.tcp_diagnose(doc("storm"), builtin_rules())
     leak = next(f for f in findings if f["id"] == "close_wait_leak")
-    assert leak["item"]["name"] == "leaky-app" and leak["item"]["count"] == 40
-    assert leak["item"]["remotes"][0] == {"address": "127.0.0.1", "port": 9200, "count": 40}
+    assert leak["item"]["name"] == "leaky-app" and leak["item"]["count"] == 40 and leak["item"]["processes"] == 1
+    assert leak["item"]["remotes"][0] == {"address": "127.0.0.1", "port": 9200, "local_port": None, "count": 40}
 
 
 def test_custom_rule_params_functions_and_format_specs():

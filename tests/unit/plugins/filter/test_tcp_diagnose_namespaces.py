@@ -47,10 +47,11 @@ def test_rules_run_on_each_namespace_and_name_its_owner():
     # Rules about the sysctl files do not run on a container's namespace: its drift is not the host's.
     assert "sysctl_drift" not in ids
     leak = next(f for f in in_ns if f["id"] == "close_wait_leak")
-    assert leak["message"].startswith("In podman shop-api: leaky-app (pid")
+    assert leak["message"].startswith("In podman shop-api: leaky-app (")
+    assert "holds 40 sockets in CLOSE_WAIT over 1 process(es)" in leak["message"]
     assert leak["namespace"]["container_id"] == PODMAN_ID and leak["namespace"]["process"]["comm"] == "java"
     storm = next(f for f in in_ns if f["id"] == "time_wait_storm_client")
-    assert "tcp_tw_reuse is 0" in storm["remedy"]  # the namespace's own sysctl, not the host's
+    assert "tcp_tw_reuse is 0" in storm["message"]  # the namespace's own sysctl, not the host's
     assert not [f for f in findings if not f.get("namespace")]  # the host itself is clean
 
 
@@ -82,17 +83,20 @@ def test_a_namespace_keeps_every_counter_its_rules_read():
     host = doc("clean")
     ns = namespace("clean", 103, {"runtime": "podman", "container_id": PODMAN_ID, "container_name": "edge"})
     assert ns["counters"] == doc("clean")["tcp"]["counters"]
-    ns["counters"].update(TCPReqQFullDrop=40, SyncookiesSent=0)
+    # A full SYN queue with cookies off counts TCPReqQFullDrop and, on the way out, ListenDrops (tcp_conn_request()).
+    ns["counters"].update(TCPReqQFullDrop=40, SyncookiesSent=0, ListenDrops=ns["counters"]["ListenDrops"] + 40)
     host["tcp"]["namespaces"] = [ns]
     (flood,) = [f for f in _rules.diagnose(host, builtin_rules()) if f["id"] == "syn_flood"]
-    assert flood["namespace"]["inode"] == 103 and flood["item"]["dropped"] == 40
+    assert flood["namespace"]["inode"] == 103 and flood["item"]["qfull"] == 40
+    assert flood["item"]["dropped"] == 40 and flood["item"]["count"] == 40
 
 
 def test_a_namespace_whose_counters_cannot_be_read_is_skipped_and_counted(monkeypatch):
     entries = [{"inode": 7, "path": "/proc/77/ns/net", "netns_name": None, "pids": [77]}]
     monkeypatch.setattr(_tcp_namespaces.namespaces, "enumerate_netns",
                         lambda root, limit, budget, clock, table: (list(entries), None,
-                                                                   {"left_out": 0, "vanished": 0, "not_permitted": 0}))
+                                                                   {"left_out": 0, "vanished": 0, "not_permitted": 0,
+                                                                    "not_permitted_paths": []}))
     monkeypatch.setattr(_tcp_namespaces.namespaces, "owner", lambda root, entry, names, users: {})
 
     def gone(**_kwargs):

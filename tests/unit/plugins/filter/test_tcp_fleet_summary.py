@@ -169,10 +169,11 @@ def test_inbound_close_wait_names_the_local_port():
     """Facts of tcp_facts with local_port (inbound CLOSE_WAIT: the peer is a client, port is null) and without it
     (facts cached by an older collection)."""
     data = doc("storm")
-    proc = data["tcp"]["close_wait"]["by_process"][0]
-    proc["remotes"] = [{"address": "10.0.0.7", "port": None, "local_port": 8080, "count": 40}]
+    for proc in (data["tcp"]["close_wait"]["by_process"][0], data["tcp"]["close_wait"]["by_program"][0]):
+        proc["remotes"] = [{"address": "10.0.0.7", "port": None, "local_port": 8080, "count": 40}]
     data["findings"] = diagnose_plugin.tcp_diagnose(data, builtin_rules())
     older = copy.deepcopy(data)
+    del older["tcp"]["close_wait"]["by_program"]  # facts cached before tcp_facts gave by_program: judged per process
     del older["tcp"]["close_wait"]["by_process"][0]["remotes"][0]["local_port"]
     older["findings"] = diagnose_plugin.tcp_diagnose(older, builtin_rules())
     report = plugin.tcp_fleet_summary({"new": data, "old": older})

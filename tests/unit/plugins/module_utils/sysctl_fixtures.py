@@ -2,8 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Fake /proc/sys trees and file helpers shared by the sysctl engine's unit tests."""
-from __future__ import annotations
-
+import errno
 import os
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_tree import SysctlTree
@@ -135,3 +134,46 @@ def conntrack_host(tmp_path):
     files = dict((k, v) for k, v in HOST.items() if not k.startswith("net/netfilter/"))
     root = make_tree(tmp_path, files, modules=())
     return root, FakeModprobe(root, keys={"nf_conntrack": {"net/netfilter/nf_conntrack_tcp_timeout_established": "432000"}})
+
+
+class DiskFault(object):
+    """One directory of a fake root turned full (``ENOSPC``: write(2) into a file there fails) or read-only (``EROFS``:
+    creating, renaming, removing there fails), as a real file system does; installed with ``monkeypatch``.
+
+    The file a descriptor writes to is read from /proc/self/fd, so the fault hits the temporary files the code makes.
+    """
+
+    def __init__(self, monkeypatch, root, directory, err=errno.ENOSPC):
+        self.base = os.path.join(root, directory.strip("/")) + "/"
+        self.err, self.hits = err, []
+        real = dict((n, getattr(os, n)) for n in ("write", "open", "replace", "rename", "unlink", "mkdir", "rmdir"))
+
+        def inside(path):
+            return os.path.abspath(path).startswith(self.base)
+
+        def fail(path):
+            self.hits.append(path)
+            raise OSError(self.err, os.strerror(self.err), path)
+
+        def write(fd, data):
+            if self.err == errno.ENOSPC and inside(os.readlink("/proc/self/fd/%d" % fd)):
+                fail(os.readlink("/proc/self/fd/%d" % fd))
+            return real["write"](fd, data)
+
+        def open_(path, flags, *args, **kwargs):
+            if self.err == errno.EROFS and flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR) and inside(path):
+                fail(path)
+            return real["open"](path, flags, *args, **kwargs)
+
+        def path_op(name):
+            def op(path, *args, **kwargs):
+                targets = [path] + [a for a in args if isinstance(a, str)]
+                if self.err == errno.EROFS and any(inside(t) for t in targets):
+                    fail(path)
+                return real[name](path, *args, **kwargs)
+            return op
+
+        monkeypatch.setattr(os, "write", write)
+        monkeypatch.setattr(os, "open", open_)
+        for name in ("replace", "rename", "unlink", "mkdir", "rmdir"):
+            monkeypatch.setattr(os, name, path_op(name))

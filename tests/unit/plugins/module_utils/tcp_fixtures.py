@@ -1,6 +1,4 @@
 """Shared helpers for the tcp_facts unit tests: replay recorded netlink dumps, build fake /proc trees."""
-from __future__ import annotations
-
 import os
 import shutil
 import struct

@@ -1,8 +1,6 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Agent detection on recorded trees (tests/unit/fixtures/agents/<case>, see record_fixtures.py there)."""
-from __future__ import annotations
-
 import os
 import shutil
 

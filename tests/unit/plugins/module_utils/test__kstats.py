@@ -1,6 +1,4 @@
 """Kernel counter readers on fake /proc trees."""
-from __future__ import annotations
-
 import os
 
 import pytest

@@ -2,8 +2,6 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Namespace enumeration and attribution on fake trees; cgroup layouts as the runtimes write them."""
-from __future__ import annotations
-
 import json
 import os
 
@@ -110,3 +108,24 @@ def test_limit_and_time_budget(tmp_path):
     ticks = iter(range(100))
     _found, _own, scan = ns.enumerate_netns(root, budget=1.5, clock=lambda: next(ticks))
     assert scan["timed_out"] is True and scan["processes"] < 5
+
+
+def test_not_permitted_names_what_it_could_not_read(tmp_path, monkeypatch):
+    """A link the caller may not read is counted and named (the first NOT_PERMITTED_SHOWN), so a root run that
+    reports not_permitted says which process it was."""
+    root = str(tmp_path)
+    fake_host(root)
+    real = os.readlink
+
+    def guarded(path, *args, **kwargs):  # the scan's one walk of /proc (_owners.ProcessTable) reads the links
+        if path.endswith("/proc/900/ns/net"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(os, "readlink", guarded)
+    found, _own, scan = ns.enumerate_netns(root)
+    assert scan["not_permitted"] == 1 and scan["not_permitted_paths"] == ["/proc/900/ns/net"]
+    assert sorted(tuple(e["pids"]) for e in found) == [(), (700, 701)]
+    many = {"not_permitted": 0, "not_permitted_paths": []}
+    for pid in range(ns.NOT_PERMITTED_SHOWN + 5):
+        ns.not_permitted(many, "/proc/%d/ns/net" % pid)
+    assert many["not_permitted"] == ns.NOT_PERMITTED_SHOWN + 5 and len(many["not_permitted_paths"]) == ns.NOT_PERMITTED_SHOWN

@@ -1,6 +1,4 @@
 """Entering and leaving network namespaces."""
-from __future__ import annotations
-
 import os
 
 import pytest

@@ -1,6 +1,4 @@
 """inode -> process attribution on fake /proc trees."""
-from __future__ import annotations
-
 import os
 
 import pytest
@@ -61,12 +59,12 @@ def test_same_namespace_first(tree):
 def test_missing_inode_scans_everything(tree):
     owners, info = O.find_owners([999, 103], tree, netns="net:[2]")
     assert set(owners) == {103}
-    assert info == {"processes_scanned": 4, "processes_denied": 0, "fds_read": 10, "complete": False}
+    assert info == {"processes_scanned": 4, "processes_denied": 0, "fds_read": 10, "complete": False, "fds": {(103, 30): [2]}}
 
 
 def test_zero_and_empty_inodes_do_not_scan(tree):
     assert O.find_owners([0, 0], tree) == ({}, {"processes_scanned": 0, "processes_denied": 0, "fds_read": 0,
-                                                "complete": True})
+                                                "complete": True, "fds": {}})
 
 
 def test_denied_processes_are_counted(tree, monkeypatch):
@@ -145,3 +143,16 @@ def test_table_of_a_recorded_tree_and_of_refused_links(tmp_path, monkeypatch):
         return real(path, *args, **kwargs)
     monkeypatch.setattr(O.os, "readlink", readlink)
     assert [(pid, link) for pid, _name, _uid, link in O.ProcessTable(root).rows] == [(1, 13), (7, "net:[%d]" % inode)]
+
+
+def test_program_of(tmp_path):
+    base = tmp_path / "proc" / "9"
+    base.mkdir(parents=True)
+    os.symlink("/usr/sbin/php-fpm8.2 (deleted)", str(base / "exe"))
+    (base / "cgroup").write_text("0::/system.slice/php-fpm.service\n")
+    assert O.program_of(str(tmp_path), 9) == ("/usr/sbin/php-fpm8.2", "/system.slice/php-fpm.service")
+    v1 = tmp_path / "proc" / "10"
+    v1.mkdir()
+    (v1 / "cgroup").write_text("12:memory:/docker/abc\n1:name=systemd:/docker/abc\n")
+    assert O.program_of(str(tmp_path), 10) == (None, "/docker/abc")
+    assert O.program_of(str(tmp_path), 11) == (None, None)

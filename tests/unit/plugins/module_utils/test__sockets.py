@@ -1,6 +1,4 @@
 """Socket-table readers on recorded netlink dumps and /proc text from a real namespace (see fixtures/tcp)."""
-from __future__ import annotations
-
 import collections
 import errno
 import os
@@ -72,10 +70,11 @@ def test_both_backends_give_the_same_records(tmp_path):
     _c1, nl_listen, nl_recs = collect(S.NetlinkBackend(opener=FakeNetlink()))
     _c2, proc_listen, proc_recs = collect(S.ProcBackend(fake_proc(str(tmp_path))))
     for family in (S.AF_INET, S.AF_INET6):
-        assert sorted(nl_recs[family]) == sorted(proc_recs[family])
+        # /proc adds the time left on each socket's timer (tm->when) as a tenth field.
+        assert sorted(nl_recs[family]) == sorted(rec[:9] for rec in proc_recs[family])
         # /proc has no listener backlog limit (tx_queue is 0 for listeners): only that field differs.
-        strip = sorted(rec[:6] + rec[7:] for rec in nl_listen[family])
-        assert strip == sorted(rec[:6] + rec[7:] for rec in proc_listen[family])
+        strip = sorted(rec[:6] + rec[7:9] for rec in nl_listen[family])
+        assert strip == sorted(rec[:6] + rec[7:9] for rec in proc_listen[family])
         assert all(rec[6] is None for rec in proc_listen[family])
     full = [rec for rec in nl_listen[S.AF_INET] if rec[1] == 8080]
     assert [(rec[5], rec[6]) for rec in full] == [(3, 2)]  # accept queue 3, backlog 2: ss "LISTEN 3 2"
@@ -339,3 +338,11 @@ def test_the_legacy_request_is_probed_once_per_process(monkeypatch):
     assert first.compat is not None and second.compat == first.compat
     second.dump([(REST, 1)], Blocks())
     assert len(opener.opened) - opened == opened - 1  # the same dumps, without the probe
+
+
+def test_proc_records_carry_the_time_left_on_the_timer(tmp_path):
+    """tm->when (clock ticks) becomes milliseconds in the tenth field: 0x174A ticks left on a TIME_WAIT timer."""
+    _counts, _listeners, records = collect(S.ProcBackend(fake_proc(str(tmp_path))))
+    tw = sorted(rec[9] for rec in records[S.AF_INET] if rec[0] == S.TIME_WAIT)
+    tick_ms = 1000.0 / os.sysconf("SC_CLK_TCK")
+    assert int(0x174A * tick_ms) in tw and all(0 < ms <= S.TIMEWAIT_MS for ms in tw)

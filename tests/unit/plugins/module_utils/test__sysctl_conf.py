@@ -3,8 +3,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Configuration files as systemd-sysctl 252 reads them (tests/integration/test_sysctl_boot.py checks the
 same rules against the real binary on random layouts)."""
-from __future__ import annotations
-
 import os
 
 import pytest
@@ -103,8 +101,9 @@ def test_globs_and_exclusions(tmp_path):
     assert boot.effective("net.ipv4.conf.eth0.rp_filter")["value"] == "2"
     assert boot.effective("net.ipv4.conf.eth0/100.rp_filter")["value"] == "2"  # '*' matches the dot of eth0.100
     assert boot.effective("net.ipv4.conf.eth1.rp_filter")["value"] == "0"
-    # lo is excluded from the glob, but the glob also writes default, which the kernel copies to lo.
-    assert boot.effective("net.ipv4.conf.lo.rp_filter")["via"] == "net.ipv4.conf.default.rp_filter"
+    # lo is excluded from the glob; the glob also writes default, but lo has 127.0.0.1 when systemd-sysctl runs, so
+    # the kernel does not copy default to it: boot leaves lo's rp_filter as it was.
+    assert boot.effective("net.ipv4.conf.lo.rp_filter") is None
     # A glob applies only to keys that exist with a write bit.
     assert boot.effective("net.ipv4.conf.eth0.rp_filter", settable=lambda key: False) is None
     # The map's own entry of a key, in either spelling: the exclusion of lo; a glob is no entry of eth0.
@@ -112,6 +111,73 @@ def test_globs_and_exclusions(tmp_path):
         "norm": "net/ipv4/conf/lo/rp_filter", "key": "net.ipv4.conf.lo.rp_filter", "raw": None, "value": None,
         "ignore_failure": True, "glob": False, "exclude": True, "file": "/etc/sysctl.d/50-rp.conf"}
     assert boot.entry("net.ipv4.conf.eth0.rp_filter") is None
+
+
+HOOK = ('ACTION=="add", SUBSYSTEM=="net", KERNEL!="lo", RUN+="/lib/systemd/systemd-sysctl --prefix=/net/ipv4/conf/$name '
+        '--prefix=/net/ipv4/neigh/$name --prefix=/net/ipv6/conf/$name --prefix=/net/ipv6/neigh/$name"\n')
+
+
+@pytest.mark.parametrize("lines, key, hook, expected", [
+    # (a) default never reaches lo: it has 127.0.0.1 before systemd-sysctl runs, which marks all its values.
+    (["10:net.ipv4.conf.default.rp_filter = 2"], "net.ipv4.conf.lo.rp_filter", False, (None, None)),
+    (["10:net.ipv4.conf.default.rp_filter = 2", "20:net.ipv4.conf.lo.rp_filter = 1"], "net.ipv4.conf.lo.rp_filter", False, ("1", None)),
+    # Another interface has no address yet: the default write reaches it.
+    (["10:net.ipv4.conf.default.rp_filter = 2"], "net.ipv4.conf.eth0.rp_filter", False, ("2", "net.ipv4.conf.default.rp_filter")),
+    # (b) The interface's line writes the value it already has (0, the boot value): skipped, the interface stays
+    # unmarked, and the later default write overwrites it...
+    (["10:net.ipv4.conf.eth0.rp_filter = 0", "20:net.ipv4.conf.default.rp_filter = 2"], "net.ipv4.conf.eth0.rp_filter", False,
+     ("2", "net.ipv4.conf.default.rp_filter")),
+    # ...but not when the written text differs from the kernel's ("0x0" is written, and marks the value)...
+    (["10:net.ipv4.conf.eth0.rp_filter = 0x0", "20:net.ipv4.conf.default.rp_filter = 2"], "net.ipv4.conf.eth0.rp_filter", False,
+     ("0x0", None)),
+    # ...nor when the value differs from the boot value (accept_redirects boots as 1)...
+    (["10:net.ipv4.conf.eth0.accept_redirects = 0", "20:net.ipv4.conf.default.accept_redirects = 1"],
+     "net.ipv4.conf.eth0.accept_redirects", False, ("0", None)),
+    # ...nor after an earlier default write (two globs: an explicit default line would keep them off default)
+    # changed the value the interface line compares with.
+    (["05:net.ipv4.conf.d*.rp_filter = 1", "10:net.ipv4.conf.eth0.rp_filter = 0", "20:net.ipv4.conf.de*.rp_filter = 2"],
+     "net.ipv4.conf.eth0.rp_filter", False, ("0", None)),
+    # One glob writes default and the interface in sorted path order: default first, then eth0.
+    (["10:net.ipv4.conf.*.rp_filter = 2"], "net.ipv4.conf.eth0.rp_filter", False, ("2", None)),
+    # A repeated assignment of the same value keeps its first place: the interface's line stays before the default
+    # line, is skipped there, and the default write overwrites it (moved to the end, it would have been written last).
+    (["10:net.ipv4.conf.eth0.rp_filter = 0", "20:net.ipv4.conf.default.rp_filter = 2", "30:net.ipv4.conf.eth0.rp_filter = 0"],
+     "net.ipv4.conf.eth0.rp_filter", False, ("2", "net.ipv4.conf.default.rp_filter")),
+    # systemd's udev rule applies the interface's own lines again when it appears: they win whatever the order...
+    (["10:net.ipv4.conf.eth0.rp_filter = 0", "20:net.ipv4.conf.default.rp_filter = 2"], "net.ipv4.conf.eth0.rp_filter", True, ("0", None)),
+    # ...an interface without lines of its own takes default's final value (it copies default when created)...
+    (["10:net.ipv4.conf.default.rp_filter = 2"], "net.ipv4.conf.eth0/100.rp_filter", True, ("2", "net.ipv4.conf.default.rp_filter")),
+    # ...and the rule skips lo, which stays marked.
+    (["10:net.ipv4.conf.default.rp_filter = 2"], "net.ipv4.conf.lo.rp_filter", True, (None, None)),
+    # forwarding is not copied from default (devinet_sysctl_forward()).
+    (["10:net.ipv4.conf.default.forwarding = 1"], "net.ipv4.conf.eth0.forwarding", False, (None, None)),
+])
+def test_interface_keys_replay_the_kernel(tmp_path, lines, key, hook, expected):
+    root = str(tmp_path)
+    for item in lines:
+        prefix, line = item.split(":", 1)
+        put(root, "/usr/lib/sysctl.d/%s-x.conf" % prefix, line + "\n")
+    if hook:
+        put(root, "/usr/lib/udev/rules.d/99-systemd.rules", "# comment\n" + HOOK)
+    boot = conf.BootConfig(root)
+    assert boot.interface_hook is hook
+    eff = boot.effective(key)
+    assert ((eff or {}).get("value"), (eff or {}).get("via")) == expected
+
+
+def test_interface_hook_needs_the_net_rule_with_the_interface_prefix(tmp_path):
+    root = str(tmp_path)
+    assert not conf.interface_hook(root)
+    put(root, "/etc/udev/rules.d/50-bridge.rules", 'ACTION=="add", SUBSYSTEM=="module", KERNEL=="br_netfilter", '
+        'RUN+="/lib/systemd/systemd-sysctl --prefix=/net/bridge"\n# SUBSYSTEM=="net" systemd-sysctl --prefix=/net/ipv4/conf/$name\n')
+    assert not conf.interface_hook(root)
+    put(root, "/etc/udev/rules.d/99-systemd.rules", HOOK)
+    assert conf.interface_hook(root)
+
+
+@pytest.mark.parametrize("text, value", [("1", 1), (" 0x1f\n", 31), ("010", 8), ("-3", -3), ("08", None), ("1 2", None), ("", None)])
+def test_kernel_int_parses_as_proc_dointvec(text, value):
+    assert conf.kernel_int(text) == value
 
 
 @pytest.mark.parametrize("lines, key, expected", [
@@ -227,3 +293,56 @@ def test_modprobe_options_and_live_parameters(tmp_path):
     got = [(r["param"], r["live"], r["needs_module_reload"]) for r in rows]
     assert got == [("expect_hashsize", "1024", False), ("hashsize", "65536", True)]
     assert all(not r["needs_module_reload"] for r in conf.module_options_state(root, lambda module: False, options))
+
+
+def _special_files(root):
+    """A FIFO, a socket and a character device named *.conf in /etc/sysctl.d, as any package could leave them."""
+    import socket
+    import stat
+
+    base = os.path.join(root, "etc", "sysctl.d")
+    os.makedirs(base, exist_ok=True)
+    os.mkfifo(os.path.join(base, "10-fifo.conf"))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    here = os.getcwd()
+    os.chdir(base)  # a relative name: a socket's path is limited to 107 bytes
+    try:
+        sock.bind("20-socket.conf")
+    finally:
+        os.chdir(here)
+    os.mknod(os.path.join(base, "30-zero.conf"), 0o644 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero: endless
+    os.symlink("10-fifo.conf", os.path.join(base, "40-link-to-fifo.conf"))
+    put(root, "/etc/sysctl.d/50-real.conf", "net.core.somaxconn = 8192\n")
+    return sock
+
+
+def test_special_files_are_skipped_with_a_warning_never_opened(tmp_path):
+    root = str(tmp_path)
+    sock = _special_files(root)
+    try:
+        # A read would block on the FIFO (no writer) or never end on /dev/zero: reaching the asserts proves none is opened.
+        assert [path for path, _text in conf.config_files(root)] == ["/etc/sysctl.d/50-real.conf"]
+        assert conf.BootConfig(root).effective("net.core.somaxconn")["value"] == "8192"
+        assert conf.read_text(root, "/etc/sysctl.d/10-fifo.conf") is None
+        assert conf.config_warnings(root, "systemd") == [
+            "/etc/sysctl.d/10-fifo.conf is a FIFO, not a regular file: skipped, never opened",
+            "/etc/sysctl.d/20-socket.conf is a socket, not a regular file: skipped, never opened",
+            "/etc/sysctl.d/30-zero.conf is a character device, not a regular file: skipped, never opened",
+            "/etc/sysctl.d/40-link-to-fifo.conf is a FIFO, not a regular file: skipped, never opened",
+        ]
+    finally:
+        sock.close()
+
+
+def test_hostile_glob_line_is_skipped_with_a_warning(tmp_path):
+    """One line of ~1,100 brace groups and a '*' in any file must not stop boot resolution for the host."""
+    root = str(tmp_path)
+    hostile = "net.ipv4." + "{a,b}" * 1100 + "* = 1"
+    put(root, "/usr/lib/sysctl.d/50-pkg.conf", "net.ipv4.tcp_fin_timeout = 30\n%s\nnet.ipv4.conf.*.rp_filter = 2\n" % hostile)
+    entries = conf.parse_conf(open(os.path.join(root, "usr/lib/sysctl.d/50-pkg.conf")).read(), "/usr/lib/sysctl.d/50-pkg.conf")
+    assert [e["key"] for e in entries] == ["net.ipv4.tcp_fin_timeout", "net.ipv4.conf.*.rp_filter"]
+    boot = conf.BootConfig(root)
+    assert boot.effective("net.ipv4.conf.eth0.rp_filter")["value"] == "2"
+    assert conf.config_warnings(root) == [
+        "/usr/lib/sysctl.d/50-pkg.conf line 2 skipped: pattern 'net/ipv4/{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{'... is longer than "
+        "1024 characters"]

@@ -1,8 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-from __future__ import annotations
-
 import errno
 import os
 
@@ -126,3 +124,12 @@ def test_boot_report_of_a_key_only_a_pattern_names(tmp_path):
     # A key of a module not loaded now exists once modules-load.d has loaded it at boot.
     conntrack = boot["net.netfilter.nf_conntrack_tcp_timeout_established"]
     assert conntrack["applies"] is True and conntrack["module_loaded_by"] == "modules-load.d: /etc/modules-load.d/nf.conf"
+
+
+def test_facts_never_hang_on_a_fifo_in_sysctl_d(tmp_path):
+    root = make_tree(tmp_path)
+    os.makedirs(os.path.join(root, "etc", "sysctl.d"))
+    os.mkfifo(os.path.join(root, "etc", "sysctl.d", "x.conf"))
+    put(root, "/etc/sysctl.d/y.conf", "net.core.somaxconn = 8192\n" + "net.ipv4." + "{a,b}" * 1100 + "* = 1\n")
+    facts = sysctl_facts.gather_facts(root, ["net.core.somaxconn"])
+    assert facts["persisted"]["net.core.somaxconn"] == {"value": "8192", "file": "/etc/sysctl.d/y.conf"}

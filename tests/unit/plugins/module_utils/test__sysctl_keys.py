@@ -1,8 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-from __future__ import annotations
-
 import pytest
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_keys as keys
@@ -170,3 +168,68 @@ def test_parse_setting_rejects(key, raw, words):
     with pytest.raises(SysctlError) as err:
         keys.parse_setting(key, raw)
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize("text, expanded", [
+    ("net.ipv4.conf.{lo,eth0}.rp_filter", ["net.ipv4.conf.lo.rp_filter", "net.ipv4.conf.eth0.rp_filter"]),
+    ("x{a,{b,c}d}y{1,2}", ["xay1", "xay2", "xbdy1", "xbdy2", "xcdy1", "xcdy2"]),
+    ("x{a}y{1,2", ["x{a}y{1,2"]),  # no comma, or never closed: literal, as in glibc
+    ("{,a}b", ["b", "ab"]),
+    ("a{b,c}{d}{e,f}", ["ab{d}e", "ab{d}f", "ac{d}e", "ac{d}f"]),
+])
+def test_brace_expand(text, expanded):
+    assert keys.brace_expand(text) == expanded
+
+
+@pytest.mark.parametrize("pattern, words", [
+    # The issue's line: about 1,100 groups and a '*' (its expansion would be 2**1100 patterns).
+    ("net.ipv4." + "{a,b}" * 1100 + "*", "longer than 1024 characters"),
+    ("net.ipv4." + "{a,b}" * 11 + "*", "more than 1024 alternatives"),
+    # Growth hidden inside one alternative of one group.
+    ("net.{x" + "{a,b}" * 20 + ",y}.*", "more than 1024 alternatives"),
+])
+def test_hostile_patterns_are_refused(pattern, words):
+    with pytest.raises(SysctlError) as err:
+        keys.Pattern(pattern)
+    assert words in str(err.value)
+
+
+def test_patterns_never_recurse_on_their_input(tmp_path):
+    """Nesting and component counts come from the text: none of them may cost a Python stack frame each."""
+    from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_tree import SysctlTree
+    import inspect
+    import sys
+
+    nested = "net.ipv4.conf." + "{a," * 250 + "b" + "}" * 250 + "*"
+    deep = "net." + ".".join(["x*"] * 300)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 40)
+    try:
+        assert len(keys.brace_expand(nested)) == 251
+        assert keys.Pattern(nested).matches(["net", "ipv4", "conf", "ab"])
+        assert SysctlTree(str(tmp_path)).expand(deep) == []
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+@pytest.mark.parametrize("glob, name, matches", [
+    ("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", "a" * 60, False),  # exponential for a backtracking regex
+    ("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", "a" * 60 + "b", True),
+    ("eth[0-9]*", "eth12", True),
+    ("eth[!0-9]*", "eth12", False),
+    ("[]x]y", "]y", True),
+    ("[!]x]y", "zy", True),
+    ("a[", "a[", True),  # a set that never closes is a literal '['
+    (r"a\*", "a*", True),
+    (r"a\*", "ab", False),
+    ("?", "", False),
+    ("**", "", True),
+])
+def test_glob_component(glob, name, matches):
+    assert keys.Pattern("net." + glob).matches(["net", name]) is matches
+
+
+@pytest.mark.parametrize("key", ["net.core.somaxconn\x00", "net.core.somaxconn\nx", "a" * 1025])
+def test_canonical_key_full_match(key):
+    with pytest.raises(SysctlError):
+        keys.canonical_key(key)

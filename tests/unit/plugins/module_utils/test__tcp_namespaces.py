@@ -4,7 +4,6 @@
 """The scan of every namespace on a fake host: one walk of /proc, each namespace read once by one of the threads,
 failures counted, a failure to come back stopping the scan. The socket table and the namespaces themselves are
 read for real by tests/integration/test_tcp_facts_namespaces.py (against ss)."""
-from __future__ import annotations
 
 import errno
 import threading

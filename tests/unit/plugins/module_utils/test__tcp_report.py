@@ -1,6 +1,4 @@
 """Aggregates built from the recorded socket table; gather() end to end on fake trees."""
-from __future__ import annotations
-
 import os
 import random
 import struct
@@ -13,7 +11,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R
 
 TOP_KEYS = {"states", "time_wait", "close_wait", "peers", "local_ports", "listeners", "ephemeral_ports", "counters",
-            "conntrack", "collection"}
+            "conntrack", "collection", "rates"}
 
 
 def cw_inodes(root):
@@ -45,9 +43,12 @@ def test_gather_full(facts_root):
     assert len(tw["by_local_port"]) == 7 and all(row["count"] == 1 for row in tw["by_local_port"])
     cw = facts["close_wait"]
     user = cw["by_process"][0]["user"]
+    remotes = [{"address": "127.0.0.1", "port": 9090, "local_port": None, "count": 2}]
     assert cw == {"total": 2, "unowned": 0, "by_process": [
-        {"pid": 700, "name": "leaky", "user": user, "count": 2,
-         "remotes": [{"address": "127.0.0.1", "port": 9090, "local_port": None, "count": 2}]}]}
+        {"pid": 700, "name": "leaky", "user": user, "count": 2, "remotes": remotes}],
+        # The fake tree has no exe link or cgroup file: the program is known by its name.
+        "by_program": [{"name": "leaky", "exe": None, "cgroup": None, "user": user, "count": 2, "pids": [700],
+                        "processes": 1, "remotes": remotes}]}
     # The accept-queue-full listener comes first, owned by pid 700 in this fake tree.
     first = facts["listeners"][0]
     assert (first["address"], first["port"], first["queue"], first["pid"]) == ("127.0.0.1", 8080, 3, 700)
@@ -61,8 +62,13 @@ def test_gather_full(facts_root):
         {name: 0 for name in R.STATE_ORDER}, ESTABLISHED=4, TIME_WAIT=3)}
     assert facts["local_ports"][0]["port"] == 9090 and facts["local_ports"][0]["states"]["LISTEN"] == 1
     # Outbound sockets towards 127.0.0.1:9090 hold 8 local ports: 2 ESTABLISHED + 4 TIME_WAIT + 2 CLOSE_WAIT.
-    assert facts["ephemeral_ports"] == {"range": [32768, 60999], "size": 28232, "busiest": {
-        "address": "127.0.0.1", "port": 9090, "in_use": 8, "utilisation": round(8 / 28232, 4)}}
+    # The fake tree has no tcp_tw_reuse: reuse is not judged, and every TIME_WAIT socket counts as holding its port.
+    pool = {"address": "127.0.0.1", "port": 9090, "in_use": 8, "utilisation": round(8 / 28232, 4), "sockets": 8,
+            "connections": 4, "time_wait": 4, "time_wait_held": 4, "time_wait_reusable": 0}
+    assert facts["ephemeral_ports"] == {"range": [32768, 60999], "size": 28232, "busiest": pool, "crowded": pool,
+                                        "reuse": {"tcp_tw_reuse": None, "tcp_tw_reuse_delay_ms": None,
+                                                  "tcp_timestamps": None, "judged": False}}
+    assert facts["rates"] is None
     assert facts["counters"]["ListenOverflows"] == 5
     col = facts["collection"]
     assert col["backend"] == backend and col["fallback_reason"] is None and col["initial_netns"] is None
@@ -78,7 +84,8 @@ def test_backends_agree(facts_root):
     for facts in (one, two):
         facts.pop("collection")
         for row in facts["listeners"]:
-            row.pop("backlog")
+            for key in ("backlog", "syn_limit", "syn_bound"):
+                row.pop(key)
     assert one == two
 
 
@@ -100,7 +107,7 @@ def test_counts_only(facts_root):
     facts = R.gather(backend=backend, states=[], root=root)
     assert facts["states"]["TIME_WAIT"] == 7 and facts["time_wait"]["total"] == 7
     assert facts["time_wait"]["by_remote"] == [] and facts["peers"] == [] and facts["listeners"] == []
-    assert facts["close_wait"] == {"total": 2, "by_process": [], "unowned": 0}
+    assert facts["close_wait"] == {"total": 2, "by_process": [], "by_program": [], "unowned": 0}
     assert facts["collection"]["owners"]["fds_read"] == 0
 
 
@@ -144,8 +151,9 @@ def test_inbound_time_wait_groups_remote_ports():
 
 def test_no_port_range():
     facts = R.Tally(None).report()
-    assert facts["ephemeral_ports"] == {"range": None, "size": None, "busiest": {
-        "address": None, "port": None, "in_use": None, "utilisation": None}}
+    empty = {"address": None, "port": None, "in_use": None, "utilisation": None}
+    assert facts["ephemeral_ports"] == {"range": None, "size": None, "busiest": empty, "crowded": empty, "reuse": {
+        "tcp_tw_reuse": None, "tcp_tw_reuse_delay_ms": None, "tcp_timestamps": None, "judged": False}}
 
 
 @pytest.mark.parametrize("slot, raw, text", [
@@ -293,3 +301,128 @@ def test_idle_listener_owners_can_be_left_out(facts_root, monkeypatch):
     assert len(optional) == 2 and lean_optional == [] and lean_required == required  # the two idle IPv6 listeners
     assert lean["listeners"][0]["pid"] == full["listeners"][0]["pid"] == 700  # the one with a queue
     assert lean["close_wait"] == full["close_wait"]
+
+
+ME4 = b"\x0a\0\0\x01" + b"\0" * 12
+DB4 = b"\x0a\0\0\x05" + b"\0" * 12
+LO4 = b"\x7f\0\0\x01" + b"\0" * 12
+REUSE_ON = {"tcp_tw_reuse": 1, "tcp_tw_reuse_delay": 1000, "tcp_timestamps": 1}
+
+
+def pool_tally(settings, dst=DB4, src=ME4):
+    """Towards dst:3306: 2 connections open, 5 TIME_WAIT sockets 0.5 s old (59500 ms left), 5 30 s old."""
+    tally = R.Tally((32768, 60999), S.ALL_STATES, settings)
+    tally.add(S.AF_INET, [(S.ESTABLISHED, 40000 + n, 3306, src, dst, 0, 0, 0, 90 + n, 0) for n in range(2)])
+    tally.add(S.AF_INET, [(S.TIME_WAIT, 41000 + n, 3306, src, dst, 0, 0, 0, 0, 59500 if n < 5 else 30000)
+                          for n in range(10)])
+    return tally.report()["ephemeral_ports"]
+
+
+@pytest.mark.parametrize("settings, dst, held", [
+    (REUSE_ON, DB4, 7),                                   # the 5 young TIME_WAIT sockets hold, the old 5 are reusable
+    (dict(REUSE_ON, tcp_tw_reuse=0), DB4, 12),           # reuse off: every TIME_WAIT socket holds its port
+    (dict(REUSE_ON, tcp_tw_reuse=2), DB4, 12),           # 2 = loopback only
+    (dict(REUSE_ON, tcp_tw_reuse=2), LO4, 7),
+    (dict(REUSE_ON, tcp_timestamps=0), DB4, 12),         # no timestamps, no reuse (ts_recent_stamp is 0)
+    (dict(REUSE_ON, tcp_tw_reuse_delay=100), DB4, 2),    # 0.5 s old is old enough for a 100 ms delay
+    (dict(REUSE_ON, tcp_tw_reuse_delay=None), DB4, 7),   # before 6.15: a second
+    ({}, DB4, 12),                                       # settings unknown: not judged, all held
+])
+def test_ports_held_follow_tcp_twsk_unique(settings, dst, held):
+    ports = pool_tally(settings, dst, src=LO4 if dst == LO4 else ME4)
+    busiest = ports["busiest"]
+    assert (busiest["in_use"], busiest["sockets"], busiest["connections"], busiest["time_wait"]) == (held, 12, 2, 10)
+    assert busiest["time_wait_held"] == held - 2 and busiest["time_wait_reusable"] == 12 - held
+    assert busiest["utilisation"] == round(held / 28232, 4) and ports["crowded"] == busiest
+    assert ports["reuse"]["judged"] is (settings.get("tcp_tw_reuse") is not None)
+
+
+def test_busiest_is_by_ports_held_crowded_by_sockets():
+    """Many reusable TIME_WAIT sockets towards one destination, fewer sockets but all held towards another."""
+    tally = R.Tally((32768, 60999), S.ALL_STATES, REUSE_ON)
+    tally.add(S.AF_INET, [(S.TIME_WAIT, 41000 + n, 80, ME4, DB4, 0, 0, 0, 0, 1000) for n in range(50)])
+    tally.add(S.AF_INET, [(S.ESTABLISHED, 45000 + n, 3306, ME4, DB4, 0, 0, 0, 500 + n, 0) for n in range(20)])
+    ports = tally.report()["ephemeral_ports"]
+    assert (ports["busiest"]["port"], ports["busiest"]["in_use"]) == (3306, 20)
+    assert (ports["crowded"]["port"], ports["crowded"]["sockets"], ports["crowded"]["in_use"]) == (80, 50, 0)
+
+
+def tw_message(family, sport, dport, src, dst, expires):
+    data = DIAG.pack(96, 18, 2, 1, 0) + BODY.pack(family, S.TIME_WAIT, 3, 0, sport, dport, src, dst)
+    data += TAIL.pack(0, expires, 0, 0, 0, 0)
+    return data + b"\0" * (96 - len(data))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_young_time_wait_same_from_blocks_and_records(seed):
+    """Netlink (idiag_expires read from the message column) and /proc (tm->when in the record) judge the same ages."""
+    rng = random.Random(seed)
+    rows = [(S.AF_INET, rng.choice((rng.randint(32768, 60999), 443)), rng.choice((3306, 5432)), ME4,
+             rng.choice((DB4, LO4)), rng.randint(0, 60000)) for _n in range(rng.randint(50, 600))]
+    listen = [(S.LISTEN, 443, 0, ME4, b"\0" * 16, 0, 128, 0, 1)]
+    settings = dict(REUSE_ON, tcp_tw_reuse=2)
+    blocks, records = R.Tally((32768, 60999), S.ALL_STATES, settings), R.Tally((32768, 60999), S.ALL_STATES, settings)
+    for tally in (blocks, records):
+        tally.add_listeners(S.AF_INET, listen)
+    data = b"".join(tw_message(*row) for row in rows)
+    blocks.block(bytearray(data), len(data), 96)
+    records.counts[S.TIME_WAIT] += len(rows)
+    records.add(S.AF_INET, [(S.TIME_WAIT, sport, dport, src, dst, 0, 0, 0, 0, expires)
+                            for _f, sport, dport, src, dst, expires in rows])
+    assert blocks.report() == records.report()
+    young = sum(1 for _f, sport, _d, _s, dst, expires in rows if sport != 443 and expires > 59000)
+    assert sum(sum(counter.values()) for counter in blocks.tw_young) == young
+
+
+def test_time_wait_sides():
+    """Server side: the local port is a listening port; client side: any other."""
+    tally = R.Tally((32768, 60999), S.ALL_STATES)
+    client = b"\x0a\0\0\x07" + b"\0" * 12
+    tally.add_listeners(S.AF_INET, [(S.LISTEN, 80, 0, ME4, b"\0" * 16, 0, 511, 0, 11)])
+    tally.add(S.AF_INET, [(S.TIME_WAIT, 80, 40000 + n, ME4, client, 0, 0, 0, 0, 0) for n in range(4)])
+    tally.add(S.AF_INET, [(S.TIME_WAIT, 50000 + n, 3306, ME4, DB4, 0, 0, 0, 0, 0) for n in range(3)])
+    tally.counts[S.TIME_WAIT] += 7
+    tw = tally.report()["time_wait"]
+    assert tw["server_side"] == {"total": 4, "by_local_port": [{"address": "10.0.0.1", "port": 80, "count": 4}],
+                                 "by_client": [{"address": "10.0.0.7", "count": 4}]}
+    assert tw["client_side"] == {"total": 3, "by_remote": [{"address": "10.0.0.5", "port": 3306, "count": 3}]}
+    counted_only = R.Tally((32768, 60999), S.states_mask([S.CLOSE_WAIT]))
+    counted_only.counts[S.TIME_WAIT] = 5
+    assert counted_only.report()["time_wait"]["server_side"] is None  # not read: the sides are unknown
+
+
+@pytest.mark.parametrize("backlog, settings, expected", [
+    (16, {"somaxconn": 4096, "tcp_syncookies": 1, "tcp_max_syn_backlog": 2048}, (17, "backlog")),
+    (16, {"somaxconn": 4096, "tcp_syncookies": 0, "tcp_max_syn_backlog": 2048}, (17, "backlog")),
+    (4096, {"somaxconn": 4096, "tcp_syncookies": 1, "tcp_max_syn_backlog": 16}, (4097, "somaxconn")),
+    # Cookies off: past max - max/4 a peer not proven alive is refused (tcp_conn_request()).
+    (128, {"somaxconn": 4096, "tcp_syncookies": 0, "tcp_max_syn_backlog": 16}, (13, "tcp_max_syn_backlog")),
+    (None, {}, (None, None)),
+])
+def test_syn_limit(backlog, settings, expected):
+    found = R._syn_limit(backlog, settings)
+    assert (found["syn_limit"], found["syn_bound"]) == expected
+
+
+def test_close_wait_adds_up_per_program(tmp_path):
+    """Workers of one executable in one cgroup are one program; a process of the same name elsewhere is another."""
+    root = str(tmp_path)
+    procs = {11: ("/usr/sbin/php-fpm8.2", "/system.slice/php-fpm.service"),
+             12: ("/usr/sbin/php-fpm8.2", "/system.slice/php-fpm.service"),
+             13: ("/opt/other/php-fpm8.2", "/system.slice/other.service")}
+    for pid, (exe, cgroup) in procs.items():
+        os.makedirs(os.path.join(root, "proc", str(pid)))
+        os.symlink(exe, os.path.join(root, "proc", str(pid), "exe"))
+        with open(os.path.join(root, "proc", str(pid), "cgroup"), "w") as handle:
+            handle.write("0::%s\n" % cgroup)
+    tally = R.Tally((32768, 60999), S.ALL_STATES)
+    rows = [(S.CLOSE_WAIT, 40000 + n, 9200, ME4, DB4, 0, 0, 0, 100 + n, 0) for n in range(15)]
+    tally.add(S.AF_INET, rows)
+    owners = {100 + n: [{"pid": (11, 12, 13)[n % 3], "name": "php-fpm8.2", "user": "www-data"}] for n in range(15)}
+    cw = tally.report(owners=owners, root=root)["close_wait"]
+    assert [(p["pid"], p["count"]) for p in cw["by_process"]] == [(11, 5), (12, 5), (13, 5)]
+    first, second = cw["by_program"]
+    assert (first["exe"], first["cgroup"], first["count"], first["pids"], first["processes"]) == (
+        "/usr/sbin/php-fpm8.2", "/system.slice/php-fpm.service", 10, [11, 12], 2)
+    assert (second["exe"], second["count"], second["pids"]) == ("/opt/other/php-fpm8.2", 5, [13])
+    assert first["remotes"] == [{"address": "10.0.0.5", "port": 9200, "local_port": None, "count": 10}]

@@ -6,12 +6,10 @@
 The output format is ipvsadm 1.31's ``printf("Timeout (tcp tcpfin udp): %d %d %d\\n")`` (Debian 12 package
 ipvsadm 1:1.31-1+b1, checked in the binary's strings).
 """
-from __future__ import annotations
-
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from module_args import patch_module_args
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _ipvs
 from ansible_collections.linuxnet.tcp.plugins.modules import ipvs_timeouts

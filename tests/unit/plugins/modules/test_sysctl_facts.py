@@ -1,14 +1,12 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-from __future__ import annotations
-
 import json
 import os
 import sys
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from module_args import patch_module_args
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_facts
 from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_facts
@@ -69,3 +67,23 @@ def test_ipvs_timeouts_read_with_ipvsadm(tmp_path, monkeypatch, capsys):
     fake.write_text("#!/bin/sh\necho 'Can not initialize ipvs' >&2; exit 2\n")
     out = run({"keys": ["net.core.somaxconn"]}, capsys)
     assert out["ansible_facts"]["sysctl"]["ipvs"] is None and "cannot be read" in json.dumps(out["warnings"])
+
+
+def test_special_files_and_hostile_lines_are_warned_about(tmp_path, monkeypatch, capsys):
+    base = make_tree(tmp_path)
+    os.makedirs(os.path.join(base, "etc", "sysctl.d"))
+    os.mkfifo(os.path.join(base, "etc", "sysctl.d", "x.conf"))
+    with open(os.path.join(base, "etc", "sysctl.d", "y.conf"), "w") as handle:
+        handle.write("net.ipv4." + "{a,b}" * 1100 + "* = 1\n")
+    monkeypatch.setattr(sysctl_facts._ipvs, "available", lambda: False)
+    monkeypatch.setattr(sysctl_facts, "gather_facts", lambda _root, *a: _sysctl_facts.gather_facts(base, *a))
+    real = sysctl_facts._sysctl_conf.config_warnings
+    monkeypatch.setattr(sysctl_facts._sysctl_conf, "config_warnings", lambda _root: real(base))
+    out = run({"keys": ["net.core.somaxconn"]}, capsys)
+    assert out["ansible_facts"]["sysctl"]["values"] == {"net.core.somaxconn": "4096"}
+    # ansible-core 2.19 returns each warning as an event, earlier releases as a string.
+    said = [w if isinstance(w, str) else w["event"]["msg"] for w in out["warnings"]]
+    assert said[0] == "/etc/sysctl.d/x.conf is a FIFO, not a regular file: skipped, never opened"
+    assert said[1].startswith("/etc/sysctl.d/y.conf line 1 skipped: pattern 'net/ipv4/{a,b}")
+    bad = run({"keys": ["net.ipv4.{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}*"]}, capsys)
+    assert bad["failed"] is True and "expands to more than 1024 alternatives" in bad["msg"]

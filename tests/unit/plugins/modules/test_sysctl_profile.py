@@ -2,20 +2,19 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Whole-module tests: the real module and library on a fake root (the module always uses '/')."""
-from __future__ import annotations
-
+import errno
 import json
 import os
 import sys
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from module_args import patch_module_args
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_profile
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_files, _sysctl_profile
 from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_profile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
-from sysctl_fixtures import make_tree, raw  # noqa: E402  pylint: disable=wrong-import-position
+from sysctl_fixtures import DiskFault, make_tree, raw  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.fixture
@@ -58,6 +57,10 @@ def test_present_check_then_real_then_idempotent(root, capsys):
     ({"name": "../x", "settings": {"net.core.somaxconn": 1}}, "nothing changed: name"),
     ({"name": "web", "settings": {"net.ipv4.tcp_tw_recycle": 1}, "unsupported": "fail"}, "removed"),
     ({"name": "web", "settings": {"net.core.somaxconn": 1}, "file": "/etc/sysctl.conf"}, "never edits"),
+    ({"name": "fz0\n", "settings": {"net.core.somaxconn": 1}}, "nothing changed: name 'fz0\\n' must be 1-64 characters"),
+    ({"name": "web", "settings": {"net.core.somaxconn": 1}, "file": "/etc/sysctl.d/x\x00.conf"}, "must not contain a NUL byte"),
+    ({"name": "web", "settings": {"net.core.somaxconn": 1}, "file": "/etc/sysctl.d/.x.conf"}, "hidden file name"),
+    ({"name": "web", "settings": {"net.core.somaxconn": 1}, "lock_timeout": -1}, "lock_timeout must be a number of seconds"),
 ])
 def test_bad_input_fails_cleanly(root, capsys, args, words):
     out = run(args, capsys)
@@ -88,3 +91,21 @@ def test_module_options_reach_the_engine(root, capsys):
     assert run(args, capsys)["changed"] is False
     bad = run(dict(args, modules=["nf conntrack"]), capsys)
     assert bad["failed"] is True and bad["msg"].startswith("nothing changed: modules:")
+
+
+def test_a_held_lock_fails_with_its_path_and_holder(root, capsys):
+    with _sysctl_files.HostLock(root):
+        out = run({"name": "web", "settings": {"net.core.somaxconn": 8192}, "lock_timeout": 0}, capsys)
+    assert out["failed"] is True and out["msg"].startswith("nothing changed: another run of linuxnet.tcp.sysctl_profile holds "
+                                                           "the lock /var/lib/linuxnet-tcp/sysctl.lock (pid %d)" % os.getpid())
+    assert out["lock"] == "/var/lib/linuxnet-tcp/sysctl.lock" and out["lock_holder_pid"] == os.getpid()
+    assert raw(root, "net/core/somaxconn") == "4096\n"
+
+
+def test_a_full_disk_fails_with_the_path_and_errno_never_a_traceback(root, capsys, monkeypatch):
+    os.makedirs(os.path.join(root, "etc/sysctl.d"))
+    DiskFault(monkeypatch, root, "/etc/sysctl.d", errno.ENOSPC)
+    out = run({"name": "web", "settings": {"net.core.somaxconn": 8192}}, capsys)
+    assert out["failed"] is True and out["error_path"] == "/etc/sysctl.d/90-linuxnet-web.conf" and out["errno"] == "ENOSPC"
+    assert "rolled back 1 runtime value(s)" in out["msg"] and "Traceback" not in json.dumps(out)
+    assert raw(root, "net/core/somaxconn") == "4096\n"

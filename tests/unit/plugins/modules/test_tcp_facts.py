@@ -1,12 +1,10 @@
 """Whole-module tests: arguments, check mode, failures and the facts document shape."""
-from __future__ import annotations
-
 import json
 import os
 import sys
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from module_args import patch_module_args
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R
@@ -61,7 +59,8 @@ def test_summary_is_smaller(capsys):
 
 @pytest.mark.parametrize("args, message", [
     ({"top": -1}, "top must be 0 or a positive integer"),
-    ({"states": ["ESTABLISHED", "BOGUS"]}, "value of states must be one or more of: ESTABLISHED"),
+    ({"states": ["ESTABLISHED", "BOGUS"]}, "states: BOGUS is not a TCP state; states are ESTABLISHED, SYN_SENT"),
+    ({"states": "[TIME_WAIT,CLOSE_WIAT]"}, "states: CLOSE_WIAT is not a TCP state"),
     ({"backend": "ss"}, "value of backend must be one of: auto, netlink, proc"),
     ({"netns": "/etc/hostname"}, "netns: /etc/hostname is not a namespace file"),
     ({"netns": "/proc/self/ns/uts"}, "netns: /proc/self/ns/uts is a namespace but not a network namespace"),
@@ -69,6 +68,37 @@ def test_summary_is_smaller(capsys):
 def test_bad_options(capsys, args, message):
     code, out = run(args, capsys)
     assert code == 1 and out["failed"] is True and message in out["msg"]
+
+
+# What users type: YAML lists, and the key=value strings of `ansible -a` (which Ansible splits at commas only).
+@pytest.mark.parametrize("given, states", [
+    (None, None),
+    ([], []),
+    (["TIME_WAIT", "CLOSE_WAIT"], ["TIME_WAIT", "CLOSE_WAIT"]),
+    ("TIME_WAIT,CLOSE_WAIT", ["TIME_WAIT", "CLOSE_WAIT"]),
+    ("[TIME_WAIT]", ["TIME_WAIT"]),
+    ("[TIME_WAIT,CLOSE_WAIT]", ["TIME_WAIT", "CLOSE_WAIT"]),
+    ("[TIME_WAIT, CLOSE_WAIT]", ["TIME_WAIT", "CLOSE_WAIT"]),
+    ("['TIME_WAIT', \"LISTEN\"]", ["TIME_WAIT", "LISTEN"]),
+    ("time-wait,fin-wait-2,listening", ["TIME_WAIT", "FIN_WAIT2", "LISTEN"]),
+    ("[]", []),
+    ("", []),
+    ("none", []),
+    ("None", []),
+])
+def test_states_as_users_write_them(capsys, given, states):
+    args = {} if given is None else {"states": given}
+    with patch_module_args(args):
+        module = tcp_facts.AnsibleModule(argument_spec={"states": {"type": "list", "elements": "str"}})
+    assert tcp_facts.parse_states(module.params["states"]) == (states, [])
+
+
+def test_counts_only_in_key_value_form(capsys):
+    """states=[] (as `ansible -a` passes it: the string "[]") gives the same facts as the YAML empty list."""
+    listed = run({"states": [], "processes": False}, capsys)[1]["ansible_facts"]["tcp"]
+    typed = run({"states": "[]", "processes": "false"}, capsys)[1]["ansible_facts"]["tcp"]
+    assert listed["peers"] == typed["peers"] == [] and listed["time_wait"] == typed["time_wait"]
+    assert listed["states"] == typed["states"]
 
 
 def test_netlink_refused_fails_only_when_forced(capsys, monkeypatch):
