@@ -94,11 +94,12 @@ recorder = load("linuxnet_tcp_record_fixtures", os.path.join(ROOT, "tests", "uni
 chromium = load("linuxnet_tcp_chromium", os.path.join(ROOT, "tests", "integration", "_chromium.py"))
 
 
-def record_documents():
-    """{storm, quiet} facts recorded in real namespaces made for the purpose (removed afterwards)."""
+def record_documents(prefix):
+    """{storm, quiet} facts recorded in real namespaces made for the purpose (``prefix``..., removed afterwards)."""
     quiet = {"sysctl": {}, "boot": "",
              "storms": [["established", "--port", "8443", "--name", "app-server", "--count", "25", "--duration", "60"]]}
-    return {"storm": recorder.record("bench-storm", recorder.CASES["storm"]), "quiet": recorder.record("bench-quiet", quiet)}
+    return {"storm": recorder.record("bench-storm", recorder.CASES["storm"], prefix),
+            "quiet": recorder.record("bench-quiet", quiet, prefix)}
 
 
 def load_text():
@@ -293,6 +294,7 @@ def main(argv=None):
     parser.add_argument("--gather-hosts", type=int, default=100,
                         help="also audit this many hosts with tcp_audit_gather: true (each runs the two fact modules on "
                              "this machine over the local connection: the per-host task a gathering run costs); 0: no")
+    parser.add_argument("--prefix", default="lntcp-audit-rec-", help="name prefix of the two namespaces it records in")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("run as root: the facts are recorded in network namespaces")
@@ -300,7 +302,7 @@ def main(argv=None):
     others = busiest_others()
     print("machine: %s, %d CPUs, load %s; busiest other processes: %s" % (
         platform.node(), os.cpu_count(), load_text(), ", ".join(others) or "none"), flush=True)
-    documents = record_documents()
+    documents = record_documents(args.prefix)
     print("recorded: storm %d sockets (TIME_WAIT %d), quiet %d sockets" % (
         documents["storm"]["tcp"]["states"]["total"], documents["storm"]["tcp"]["states"]["TIME_WAIT"],
         documents["quiet"]["tcp"]["states"]["total"]), flush=True)

@@ -54,6 +54,7 @@ class ProcessTable(object):
         self.proc = os.path.join(root, "proc")
         self.rows = []  # (pid, name, uid, "net:[N]" or errno), in pid order
         self._nfds = None
+        self._kept = {}
         for entry in os.scandir(self.proc):
             name = entry.name
             if not name.isdigit():
@@ -90,6 +91,18 @@ class ProcessTable(object):
             order.append((prio, nfds, pid, name, uid))
         order.sort()
         return order
+
+    def pids_in(self, netns):
+        """The pids whose network namespace is ``netns`` (``net:[N]``)."""
+        return {pid for pid, _name, _uid, ns in self.rows if ns == netns}
+
+    def kept(self, key, compute):
+        """``compute()``, computed on the first call for ``key`` and kept for the rest of the scan (a map of every
+        process's parent for _acceptors: one read of /proc per scan, not one per listener in trouble). Threads that
+        race compute the same thing; either result is kept."""
+        if key not in self._kept:
+            self._kept[key] = compute()
+        return self._kept[key]
 
 
 def _netns_of(path):

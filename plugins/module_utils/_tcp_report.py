@@ -29,6 +29,7 @@ import time
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._acceptors import rank as rank_holders
 from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import (
+    SOCKET_SYSCTLS,
     read_conntrack,
     read_counters,
     read_port_range,
@@ -698,7 +699,7 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
         counters = read_counters(root, net)
         counted = time.monotonic()
         conntrack = read_conntrack(root)
-        values = read_sysctls(root, sysctls) if sysctls else None
+        values = _sysctl_values(root, sysctls, settings, port_range) if sysctls else None
         if backend == "proc":
             used = ProcBackend(root, net)
             tally = _dump(used, wanted, port_range, counters.get("sockstat"), settings)
@@ -728,14 +729,15 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
                 elif idle_owners:
                     optional.append(rec[8])
         uids = {rec[7] for _slot, rec in tally.listeners} | {row[1] for row in tally.close_wait}
-        owners, owner_info = find_owners(inodes, root, netns_link(root, netns), uids, optional, table=table)
+        link = netns_link(root, netns)
+        owners, owner_info = find_owners(inodes, root, link, uids, optional, table=table)
     acceptors = {}
     if processes and wanted & LISTEN_BIT:
         # A listener with a queue or with connection requests: name the holder that should accept, not the first
         # one the walk met (after fork, a master and its workers hold the same socket).
         for _slot, rec in tally.listeners:
             if (rec[5] or tally.lports[SYN_RECV].get(rec[1])) and owners.get(rec[8]):
-                acceptors[rec[8]] = rank_holders(root, rec[8], owners[rec[8]], owner_info["fds"])
+                acceptors[rec[8]] = rank_holders(root, rec[8], owners[rec[8]], owner_info["fds"], table, link)
     facts = tally.report(top, owners, summary, wanted, acceptors, root)
     facts["rates"] = _rates(facts, counters, counted, netns, root, summary, net)
     facts["counters"] = counters
@@ -754,6 +756,16 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
         "summary": summary,
     }
     return facts
+
+
+def _sysctl_values(root, keys, settings, port_range):
+    """``{key: text}`` of the sysctls ``keys`` (dotted names), those read already for the socket table taken from
+    ``settings`` and ``port_range`` rather than read again."""
+    known = dict(("net.%s.%s" % parts, settings.get(name)) for name, parts in SOCKET_SYSCTLS)
+    known["net.ipv4.ip_local_port_range"] = "%d %d" % port_range if port_range else None
+    values = read_sysctls(root, [key for key in keys if key not in known])
+    values.update((key, str(known[key])) for key in keys if known.get(key) is not None)
+    return values
 
 
 # Counters whose rate tells what is happening now rather than since boot: port reuse under pressure, connection
