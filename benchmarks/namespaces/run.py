@@ -51,11 +51,40 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as so
 from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import entered  # noqa: E402
 
 
+# `ss -tan` state names -> tcp_facts state names
+SS_STATES = {"ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECV", "FIN-WAIT-1": "FIN_WAIT1",
+             "FIN-WAIT-2": "FIN_WAIT2", "TIME-WAIT": "TIME_WAIT", "UNCONN": "CLOSE", "CLOSE-WAIT": "CLOSE_WAIT",
+             "LAST-ACK": "LAST_ACK", "LISTEN": "LISTEN", "CLOSING": "CLOSING"}
+
+
 def run(argv, env=None):
-    """Run one command, which must succeed (its CPU time counts in RUSAGE_CHILDREN)."""
+    """Run one command, which must succeed (its CPU time counts in RUSAGE_CHILDREN); returns its stdout."""
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if proc.returncode:
         raise SystemExit("%s failed: %s" % (" ".join(argv[:4]), (proc.stderr or proc.stdout)[-2000:]))
+    return proc.stdout
+
+
+def ss_states(text):
+    """Per-state counts of `ss -tan` output (header skipped)."""
+    counts = {}
+    for line in text.splitlines()[1:]:
+        state = SS_STATES.get(line.split()[0]) if line.strip() else None
+        if state:
+            counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def differences(docs, loop):
+    """The namespaces whose per-state counts in the module's documents (``docs``: name -> states) differ from those
+    of `ss` run inside them (``loop``: name -> counts), as {name: {state: (module, ss)}}."""
+    out = {}
+    for name, counts in loop.items():
+        states = dict((state, count) for state, count in docs[name].items() if state != "total" and count)
+        if states != counts:
+            out[name] = dict((state, (states.get(state, 0), counts.get(state, 0)))
+                             for state in set(states) | set(counts) if states.get(state, 0) != counts.get(state, 0))
+    return out
 
 
 def module(args, env, args_path):
@@ -130,7 +159,8 @@ def measure(count, rounds, prefix, storm, own_hash=0, baseline=None):
         args_path = os.path.join(work, "args.json")
         limit = 5000  # every namespace of the lab, and whatever else the host has
         load_before = os.getloadavg()
-        scan = counted = None
+        scan = counted = states = None
+        unequal = []  # per round: namespaces whose counts differ from ss run inside them
         modes = {"current": {}, "all": {"namespaces": "all", "namespaces_limit": limit},
                  "all, proc": {"namespaces": "all", "namespaces_limit": limit, "backend": "proc"},
                  "before": {"namespaces": "all", "namespaces_limit": limit}}
@@ -142,10 +172,15 @@ def measure(count, rounds, prefix, storm, own_hash=0, baseline=None):
                     continue
                 if kind == "ss loop":
                     started, before = time.monotonic(), cpu_children()
-                    for name in lab.names:
-                        run(["ip", "netns", "exec", name, "ss", "-tan"], env)
+                    outputs = [run(["ip", "netns", "exec", name, "ss", "-tan"], env) for name in lab.names]
                     results[kind].append(time.monotonic() - started)
                     cpu[kind].append(cpu_children() - before)
+                    # Right after namespaces=all (the storms were renewed before both, and TIME_WAIT lasts 60 s).
+                    differ = differences(states, dict((name, ss_states(text)) for name, text in zip(lab.names, outputs)))
+                    unequal.append(len(differ))
+                    if differ:
+                        print("namespaces=all and ss differ in %d namespaces, e.g. %s" % (
+                            len(differ), sorted(differ.items())[:3]), flush=True)
                     continue
                 if kind == "floor":
                     elapsed, used = kernel_floor(lab.names)
@@ -162,6 +197,7 @@ def measure(count, rounds, prefix, storm, own_hash=0, baseline=None):
                     if len(ours) != count:
                         raise SystemExit("namespaces=all reported %d of the %d namespaces made" % (len(ours), count))
                     counted = sum(doc["states"]["total"] for doc in ours)
+                    states = dict((doc["netns_name"], doc["states"]) for doc in ours)
         load_after = os.getloadavg()
     med = dict((kind, statistics.median(values)) for kind, values in results.items())
     med_cpu = dict((kind, statistics.median(values)) for kind, values in cpu.items())
@@ -196,13 +232,16 @@ def measure(count, rounds, prefix, storm, own_hash=0, baseline=None):
                 "ss loop / namespaces=all %.1fx (target at least %.0fx at 250): %s" % (
         med["ss loop"] / med["all"], TARGET_LOOP_RATIO, "met" if med["ss loop"] / med["all"] >= TARGET_LOOP_RATIO else "NOT met"),
                 "peak RSS %.0f MB (target under %.0f MB): %s" % (
-        rss["all"] / 2**20, TARGET_RSS_MB, "met" if rss["all"] / 2**20 < TARGET_RSS_MB else "NOT met")]
+        rss["all"] / 2**20, TARGET_RSS_MB, "met" if rss["all"] / 2**20 < TARGET_RSS_MB else "NOT met"),
+                "per-state counts equal to `ss -tan` inside each namespace, run right after: %s" % (
+        "in all %d namespaces, every round" % count if not any(unequal) else
+        "NOT in %s of %d namespaces (per round)" % (unequal, count))]
     print("\n".join(verdicts))
     return {"namespaces": count, "own_hash": own_hash, "read": read, "sockets": counted, "rounds": rounds, "median": med,
             "median_cpu": med_cpu,
             "min": dict((kind, min(values)) for kind, values in results.items()), "per_namespace_ms":
             dict((kind, value * 1000) for kind, value in per.items()), "peak_rss": rss,
-            "load_before": load_before, "load_after": load_after}
+            "load_before": load_before, "load_after": load_after, "unequal_to_ss": unequal}
 
 
 def main():

@@ -120,7 +120,7 @@ def gather_all(backend="auto", processes=True, limit=200, budget=30.0, root="/",
             try:
                 facts = gather(backend=backend, top=TOP, processes=processes, netns=entry["path"], summary=True,
                                root=root, idle_owners=False,  # compact() keeps the listeners with a queue only
-                               parts=1, table=table, sysctls=SYSCTLS)
+                               parts=1, table=table, sysctls=SYSCTLS, conntrack=False)
             except NetnsReturnError as exc:
                 stop.append(exc)
                 return

@@ -678,14 +678,15 @@ def _dump(backend, detail, port_range, sockstat=None, settings=None):
 
 
 def gather(backend="auto", states=None, top=10, processes=True, netns=None, summary=False, root="/", idle_owners=True,
-           parts=None, table=None, sysctls=()):
+           parts=None, table=None, sysctls=(), conntrack=True):
     """Collect the ``tcp`` facts. Raises CollectError, KstatsError or NetnsError with a clear message.
 
     ``idle_owners``: also attribute listeners with an empty accept queue, while the scan stays cheap (False
     where only the listeners with a queue are kept, as in the per-namespace documents). For a scan of every
     namespace (``_tcp_namespaces``): ``parts`` concurrent dumps of the table (default by CPUs; 1 there, where
     namespaces are read side by side), ``table`` the scan's one walk of /proc (``_owners.ProcessTable``) and
-    ``sysctls`` names of sysctls to read while inside, returned as ``sysctl_values``.
+    ``sysctls`` names of sysctls to read while inside, returned as ``sysctl_values``; ``conntrack`` False leaves
+    the conntrack counters unread (None), which the per-namespace documents do not carry.
     Safe to call from several threads: the namespace is entered by the calling thread only."""
     started = time.monotonic()
     wanted = ALL_STATES if states is None else states_mask(STATE_ORDER.index(s) + 1 for s in states)
@@ -698,7 +699,7 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
         settings = read_socket_sysctls(root)
         counters = read_counters(root, net)
         counted = time.monotonic()
-        conntrack = read_conntrack(root)
+        conntrack = read_conntrack(root) if conntrack else None
         values = _sysctl_values(root, sysctls, settings, port_range) if sysctls else None
         if backend == "proc":
             used = ProcBackend(root, net)
