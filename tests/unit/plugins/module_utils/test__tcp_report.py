@@ -7,6 +7,7 @@ import pytest
 from tcp_fixtures import FakeNetlink, fake_proc, ss_counts
 from test__owners import make_proc
 
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _kstats as K
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R
 
@@ -430,8 +431,6 @@ def test_close_wait_adds_up_per_program(tmp_path):
 
 def test_sysctl_values_reuse_what_the_socket_table_read(tmp_path):
     """A scan of every namespace reads each sysctl once: the values it reports equal a fresh read of every key."""
-    from ansible_collections.linuxnet.tcp.plugins.module_utils import _kstats as K
-
     files = {"ipv4/tcp_tw_reuse": "2", "ipv4/tcp_timestamps": "1", "ipv4/tcp_syncookies": "1", "core/somaxconn": "4096",
              "ipv4/tcp_max_syn_backlog": "512", "ipv4/ip_local_port_range": "32768\t60999", "ipv4/tcp_fin_timeout": "60"}
     for name, text in files.items():
