@@ -118,23 +118,32 @@ def _waits(proc, pid, fds):
     return "none"
 
 
-def rank(root, inode, holders, fds):
+def rank(root, inode, holders, fds, table=None, netns=None):
     """The holders of listening socket ``inode``, completed and ranked: those that wait on it first (accept or
     epoll), then the others; a stopped or traced one after the running ones of the same rank; then by pid.
 
     ``holders`` are the ``{pid, name, user}`` found by _owners.find_owners(), ``fds`` its ``{(inode, pid): [fd]}``.
+    In a scan of every namespace, ``table`` is the scan's _owners.ProcessTable and ``netns`` the ``net:[N]`` of the
+    socket's namespace: the parents are read once for the scan, and only relatives in that namespace are looked
+    at (fork keeps the namespace; on a node where every container's processes are children of one runtime, the
+    siblings in other namespaces would otherwise have their descriptors read for each listener in trouble).
     Returns ``(ranked, total)``: at most HOLDERS_CAP dicts ``{pid, name, user, state, waits, ppid}``, and how many
     processes hold the socket.
     """
     proc = os.path.join(root, "proc")
     known = {holder["pid"]: dict(holder) for holder in holders}
     socket_fds = {pid: list(fds.get((inode, pid)) or []) for pid in known}
-    parents = _parents(proc)
+    if table is None:
+        parents, peers = _parents(proc), None
+    else:
+        parents, peers = table.kept("parents", lambda: _parents(proc)), table.pids_in(netns)
     users = {}
     # Relatives of the holders found: their parent, children and siblings (not the children of init or of pid 0).
     for _round in range(2):
         ups = {parents.get(pid) for pid in known} - {None, 0, 1}
         candidates = {pid for pid, ppid in parents.items() if ppid in known or ppid in ups or pid in ups}
+        if peers is not None:
+            candidates &= peers
         new = False
         for pid in sorted(candidates - set(known)):
             found = _socket_fds(proc, pid, inode)

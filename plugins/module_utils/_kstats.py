@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Kernel TCP counters: /proc/net/sockstat{,6}, /proc/net/netstat (TcpExt), /proc/net/snmp (Tcp), conntrack.
 
-All readers take ``root`` so tests run them on fake trees. They only read. Paths under /proc/net and
-/proc/sys/net resolve in the network namespace of the reading thread, so call them inside the namespace
-being inspected.
+All readers take ``root`` so tests run them on fake trees. They only read. Paths under /proc/sys/net resolve in
+the network namespace of the reading thread; /proc/net (a link to /proc/self/net) in that of the process's main
+thread, so a thread that entered another namespace reads ``net="proc/thread-self/net"`` instead. Call them inside
+the namespace being inspected.
 """
 
 import os
@@ -62,16 +63,16 @@ def parse_sockstat(text, proto="TCP"):
     return {}
 
 
-def read_sockstat(root="/"):
+def read_sockstat(root="/", net="proc/net"):
     """TCP line of /proc/net/sockstat, with TCP6 ``inuse`` added from sockstat6 when present.
 
     ``inuse`` (and ``tw`` on recent kernels) are per network namespace; ``orphan``, ``alloc`` and
     ``mem`` (pages) are host-wide (net/ipv4/proc.c sockstat_seq_show).
     """
-    tcp = parse_sockstat(_read(root, "proc", "net", "sockstat"))
+    tcp = parse_sockstat(_read(root, net, "sockstat"))
     out = {name: tcp.get(name) for name in SOCKSTAT_FIELDS}
     try:
-        tcp6 = parse_sockstat(_read(root, "proc", "net", "sockstat6"), "TCP6")
+        tcp6 = parse_sockstat(_read(root, net, "sockstat6"), "TCP6")
     except KstatsError:
         tcp6 = {}  # no IPv6 in this kernel or namespace
     if out["inuse"] is not None and "inuse" in tcp6:
@@ -79,15 +80,13 @@ def read_sockstat(root="/"):
     return out
 
 
-def read_counters(root="/"):
+def read_counters(root="/", net="proc/net"):
     """Flat dict of the TcpExt and Tcp counters named above (None when this kernel lacks one)."""
-    path = os.path.join(root, "proc", "net", "netstat")
-    ext = parse_pairs(_read(root, "proc", "net", "netstat"), "TcpExt", path)
-    path = os.path.join(root, "proc", "net", "snmp")
-    tcp = parse_pairs(_read(root, "proc", "net", "snmp"), "Tcp", path)
+    ext = parse_pairs(_read(root, net, "netstat"), "TcpExt", os.path.join(root, net, "netstat"))
+    tcp = parse_pairs(_read(root, net, "snmp"), "Tcp", os.path.join(root, net, "snmp"))
     out = {name: ext.get(name) for name in TCPEXT_COUNTERS}
     out.update((name, tcp.get(name)) for name in TCP_COUNTERS)
-    out["sockstat"] = read_sockstat(root)
+    out["sockstat"] = read_sockstat(root, net)
     return out
 
 
@@ -106,6 +105,17 @@ def read_conntrack(root="/"):
         return {"count": None, "max": limit, "utilisation": None}
     util = round(count / limit, 4) if limit else None
     return {"count": count, "max": limit, "utilisation": util}
+
+
+def read_sysctls(root, keys):
+    """``{key: value}`` of the ``keys`` (dotted names under /proc/sys) that can be read, whitespace folded."""
+    out = {}
+    for key in keys:
+        try:
+            out[key] = " ".join(_read(root, "proc", "sys", *key.split(".")).split())
+        except KstatsError:
+            continue
+    return out
 
 
 # Per-namespace sysctls that decide what the socket table means (net.* under /proc/sys/net): whether a TIME_WAIT

@@ -29,7 +29,7 @@ import os
 import re
 import time
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._owners import user_name
+from ansible_collections.linuxnet.tcp.plugins.module_utils._owners import ProcessTable, user_name
 
 NETNS_DIRS = ("/run/netns", "/var/run/netns")
 _ID = r"([0-9a-f]{64})"
@@ -167,7 +167,7 @@ def not_permitted(scan, path):
         scan["not_permitted_paths"].append(path)
 
 
-def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic):
+def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic, table=None):
     """Every network namespace other than the caller's, with the processes and names that tell whose it is.
 
     Returns ``(namespaces, own_inode, scan)``: ``namespaces`` a list of
@@ -175,7 +175,8 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic):
     pids in it sorted), ``scan`` counts of ``processes`` looked at, ``not_permitted`` (links the caller may not
     read; the first NOT_PERMITTED_SHOWN of them in ``not_permitted_paths``), ``vanished`` (processes that exited
     during the scan), ``stale`` (ip netns names left behind by a namespace that is gone) and ``left_out`` (namespaces
-    beyond ``limit`` or found after ``budget`` seconds).
+    beyond ``limit`` or found after ``budget`` seconds). The processes come from ``table`` (an
+    ``_owners.ProcessTable``, the one walk of /proc of a scan), read now when not given.
     """
     start = clock()
     scan = {"processes": 0, "not_permitted": 0, "not_permitted_paths": [], "vanished": 0, "stale": 0, "left_out": 0,
@@ -183,21 +184,7 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic):
     own_dev, own = ns_inode(root, "/proc/self/ns/net")
     found = {}
 
-    def note(path, pid=None, name=None):
-        try:
-            dev, inode = ns_inode(root, path)
-        except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EPERM):
-                not_permitted(scan, path)
-            else:
-                scan["vanished"] += 1
-            return
-        if inode == own or dev != own_dev:
-            # The caller's own namespace, or a file that is no namespace (an ip netns name whose namespace is gone
-            # leaves an empty file behind): namespaces all live on the one nsfs device.
-            if dev != own_dev:
-                scan["stale"] += 1
-            return
+    def add(inode, path, pid=None, name=None):
         entry = found.get(inode)
         if entry is None:
             entry = found[inode] = {"inode": inode, "path": path, "netns_name": None, "pids": []}
@@ -213,17 +200,39 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic):
         except OSError:
             continue
         for name in names:
-            note("%s/%s" % (directory, name), name=name)
+            path = "%s/%s" % (directory, name)
+            try:
+                dev, inode = ns_inode(root, path)
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EPERM):
+                    not_permitted(scan, path)
+                else:
+                    scan["vanished"] += 1
+                continue
+            if dev != own_dev:
+                # A file that is no namespace (an ip netns name whose namespace is gone leaves an empty file
+                # behind): namespaces all live on the one nsfs device.
+                scan["stale"] += 1
+            elif inode != own:
+                add(inode, path, name=name)
     try:
-        pids = sorted(int(p) for p in os.listdir(_host(root, "/proc")) if p.isdigit())
+        rows = (table or ProcessTable(root)).rows
     except OSError:
-        pids = []
-    for pid in pids:
+        rows = []
+    for pid, _name, _uid, link in rows:
         if budget is not None and clock() - start > budget:
             scan["timed_out"] = True
             break
         scan["processes"] += 1
-        note("/proc/%d/ns/net" % pid, pid=pid)
+        if not isinstance(link, str):
+            if link in (errno.EACCES, errno.EPERM):
+                not_permitted(scan, "/proc/%d/ns/net" % pid)
+            else:
+                scan["vanished"] += 1
+            continue
+        inode = int(link[5:-1])  # net:[N]
+        if inode != own:
+            add(inode, "/proc/%d/ns/net" % pid, pid=pid)
     namespaces = sorted(found.values(), key=lambda e: (e["pids"][0] if e["pids"] else 1 << 30, e["inode"]))
     if len(namespaces) > limit:
         scan["left_out"] = len(namespaces) - limit

@@ -31,6 +31,9 @@ class NetnsReturnError(NetnsError):
     """Coming back to the original network namespace failed: nothing else may run, the process must stop."""
 
 
+_LIBC = []  # the ctypes handle of libc, loaded on the first setns() of a process without os.setns
+
+
 def _setns(fd):
     if hasattr(os, "setns"):  # Python 3.12+
         os.setns(fd, CLONE_NEWNET)
@@ -39,8 +42,9 @@ def _setns(fd):
     # CDLL(None) is the running program, whose symbols include libc's setns().
     import ctypes  # pylint: disable=import-outside-toplevel
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    if _LIBC[0].setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 

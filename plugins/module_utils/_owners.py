@@ -12,6 +12,7 @@ within each group, processes with fewer open descriptors first.
 TIME_WAIT, SYN_RECV and orphaned FIN_WAIT2 sockets have inode 0: they have no owner and are never asked for.
 """
 
+import errno
 import os
 import pwd
 
@@ -38,47 +39,95 @@ def _comm(proc, pid):
         return None
 
 
-def _scan_order(proc, netns, uids):
-    """Numeric /proc entries as (priority, fd count, pid, name, uid), most promising and cheapest first.
+class ProcessTable(object):
+    """One walk of /proc: each process's pid, owner uid and network namespace (and, on the first lookup, its
+    descriptor count).
 
-    Within a priority, processes with fewer descriptors come first (shortest job first): a small process
-    costs little to rule in or out, and the wanted sockets are often held by one of them. The count is the
-    st_size of /proc/PID/fd (Linux 6.2+, commit f1f1f2569901 "fs/proc: add st_size support for /proc/<pid>/fd");
-    older kernels report 0 and the order falls back to pid order.
+    A scan of every namespace of a host walks /proc once: the namespaces are found from this table
+    (``_namespaces.enumerate_netns``) and each namespace's owner lookup is ordered from it (``order()``); a
+    lookup for one namespace reads its own. The descriptors themselves are read by ``find_owners`` when it needs
+    them, never kept. The namespace is the ``net:[N]`` text of /proc/PID/ns/net, or the errno that refused it
+    (EACCES for an unprivileged caller, ENOENT for a process that exited).
     """
-    order = []
-    for entry in os.scandir(proc):
-        name = entry.name
-        if not name.isdigit():
-            continue
-        try:
-            uid = entry.stat().st_uid
-        except OSError:
-            continue  # the process exited
-        prio = 2
-        if netns is not None:
+
+    def __init__(self, root="/"):
+        self.proc = os.path.join(root, "proc")
+        self.rows = []  # (pid, name, uid, "net:[N]" or errno), in pid order
+        self._nfds = None
+        self._kept = {}
+        for entry in os.scandir(self.proc):
+            name = entry.name
+            if not name.isdigit():
+                continue
             try:
-                if os.readlink(os.path.join(proc, name, "ns", "net")) == netns:
-                    prio = 0 if uid in uids else 1
+                uid = entry.stat().st_uid
             except OSError:
-                pass
-        try:
-            nfds = os.stat(os.path.join(proc, name, "fd")).st_size
-        except OSError:
-            nfds = 0
-        order.append((prio, nfds, int(name), name, uid))
-    order.sort()
-    return order
+                continue  # the process exited
+            self.rows.append((int(name), name, uid, _netns_of(os.path.join(self.proc, name, "ns", "net"))))
+        self.rows.sort()
+
+    def order(self, netns, uids):
+        """Rows as (priority, fd count, pid, name, uid), most promising and cheapest first.
+
+        ``netns`` is the ``net:[N]`` text of the inspected namespace. Within a priority, processes with fewer
+        descriptors come first (shortest job first): a small process costs little to rule in or out, and the
+        wanted sockets are often held by one of them. The count is the st_size of /proc/PID/fd (Linux 6.2+,
+        commit f1f1f2569901 "fs/proc: add st_size support for /proc/<pid>/fd"); older kernels report 0 and
+        the order falls back to pid order. It is read once per table, on the first lookup.
+        """
+        if self._nfds is None:
+            counts = []  # complete before it is shared: lookups may run in several threads
+            for _pid, name, _uid, _netns in self.rows:
+                try:
+                    counts.append(os.stat(os.path.join(self.proc, name, "fd")).st_size)
+                except OSError:
+                    counts.append(0)
+            self._nfds = counts
+        order = []
+        for (pid, name, uid, ns), nfds in zip(self.rows, self._nfds):
+            prio = 2
+            if netns is not None and ns == netns:
+                prio = 0 if uid in uids else 1
+            order.append((prio, nfds, pid, name, uid))
+        order.sort()
+        return order
+
+    def pids_in(self, netns):
+        """The pids whose network namespace is ``netns`` (``net:[N]``)."""
+        return {pid for pid, _name, _uid, ns in self.rows if ns == netns}
+
+    def kept(self, key, compute):
+        """``compute()``, computed on the first call for ``key`` and kept for the rest of the scan (a map of every
+        process's parent for _acceptors: one read of /proc per scan, not one per listener in trouble). Threads that
+        race compute the same thing; either result is kept."""
+        if key not in self._kept:
+            self._kept[key] = compute()
+        return self._kept[key]
 
 
-def find_owners(inodes, root="/", netns=None, uids=(), optional=(), budget=10000):
+def _netns_of(path):
+    """``net:[N]`` of a /proc/PID/ns/net link, or the errno that refused it. A plain file (a recorded tree)
+    gives its inode, as the link's target names the inode of the namespace file."""
+    try:
+        return os.readlink(path)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            return exc.errno
+    try:
+        return "net:[%d]" % os.stat(path).st_ino
+    except OSError as exc:
+        return exc.errno
+
+
+def find_owners(inodes, root="/", netns=None, uids=(), optional=(), budget=10000, table=None):
     """Owners of ``inodes`` (required) and, while it stays cheap, of ``optional`` inodes.
 
     The walk goes on until every required inode is found. Once only optional inodes are left, a process is
     read only if the descriptors read so far plus its own stay within ``budget``, so a host with hundreds of
     thousands of sockets does not pay a full descriptor walk for owners nobody is asking about.
     ``netns`` is the ``net:[N]`` link text of the inspected namespace and ``uids`` the socket owners' uids
-    from the socket table (both only order the scan).
+    from the socket table (both only order the scan). ``table``: a ProcessTable read earlier (one for a scan of
+    every namespace); by default one is read now.
     Returns ``(owners, info)``: ``owners`` maps inode -> list of ``{pid, name, user}`` (several processes
     share a socket after fork; all holders met before the walk ends are listed), ``info`` is
     ``{processes_scanned, processes_denied, fds_read, complete, fds}`` where ``complete`` tells whether every
@@ -98,7 +147,7 @@ def find_owners(inodes, root="/", netns=None, uids=(), optional=(), budget=10000
     missing = set(required)
     extra = wanted - required
     readlink = os.readlink
-    for _prio, nfds, pid, name, uid in _scan_order(proc, netns, set(uids)):
+    for _prio, nfds, pid, name, uid in (table or ProcessTable(root)).order(netns, set(uids)):
         if not missing and (not extra or info["fds_read"] + nfds > budget):
             if not extra or not nfds:
                 break

@@ -60,24 +60,29 @@ LISTEN_BIT = 1 << LISTEN
 MINISOCK_STATES = (1 << TIME_WAIT) | (1 << SYN_RECV) | (1 << FIN_WAIT2)
 
 
-def dump_plan(mask, full, mini, parts):
+def dump_plan(mask, full, mini, parts, walked=None):
     """The dumps to run for ``mask``: (state mask, number of higher-port ranges) pairs, from the number of
     full sockets and of minisockets expected (sockstat ``inuse`` and ``tw``) and the ranges allowed.
 
     Each dump walks the whole established hash in the kernel, about 0.2 us per socket on 6.18; building a
-    message costs about 0.8 us for a full socket and 0.17 us for a minisocket. Hence:
+    message costs about 0.8 us for a full socket and 0.17 us for a minisocket. The hash holds the sockets of
+    every network namespace: ``walked`` is how many a walk visits (default ``full + mini``, a host whose own
+    namespace holds nearly all; more where containers hold many, which makes each extra walk dearer). Hence:
 
-    * full sockets and minisockets are dumped apart only when the smaller kind exceeds 0.2 % of the table:
-      a datagram holds about 300 messages, so below that few datagrams are mixed, and mixed ones, walked
-      message by message in Python, cost less than another walk;
+    * full sockets and minisockets are dumped apart only when the datagrams that mix them cost more than
+      another walk: a datagram holds about 300 messages, so when the smaller kind is rare few are mixed, and
+      mixed ones, walked message by message in Python, cost about 0.33 us a message. On a host's own table
+      this is when the smaller kind exceeds 0.2 % of it;
     * a dump is cut into ``parts`` ranges only when the messages it builds cost more than the walk each
-      range adds: for full sockets on their own when they are the larger kind, for a dump of both kinds
-      when full sockets outnumber 0.6 times the minisockets. A TIME_WAIT storm is one walk.
+      range adds: for full sockets on their own when they outnumber the rest of what a walk visits, for a
+      dump of both kinds when full sockets outnumber 0.6 times the minisockets (and what else a walk
+      visits). A TIME_WAIT storm is one walk.
     """
     total = full + mini
-    if total and min(full, mini) * 500 > total:
-        return [(mask & ~MINISOCK_STATES, parts if full > mini else 1), (mask & MINISOCK_STATES, 1)]
-    return [(mask, parts if full * 5 > mini * 3 else 1)]
+    others = max((walked or 0) - total, 0)
+    if total and min(total, 300 * min(full, mini)) * 5 > (total + others) * 3:
+        return [(mask & ~MINISOCK_STATES, parts if full > mini + others else 1), (mask & MINISOCK_STATES, 1)]
+    return [(mask, parts if full * 5 > mini * 3 + others * 5 else 1)]
 
 
 AF_UNSPEC = socket.AF_UNSPEC
@@ -488,11 +493,12 @@ class ProcBackend:
     name = "proc"
     _CHUNK = 1 << 20
 
-    def __init__(self, root="/"):
+    def __init__(self, root="/", net="proc/net"):
         self.root = root
+        self.net = net  # "proc/thread-self/net" in a thread that entered another namespace (see _kstats)
 
     def path(self, family):
-        return os.path.join(self.root, "proc", "net", "tcp" if family == AF_INET else "tcp6")
+        return os.path.join(self.root, self.net, "tcp" if family == AF_INET else "tcp6")
 
     def _chunks(self, family):
         """Yield lists of complete lines (bytes), header removed, ~1 MiB at a time."""

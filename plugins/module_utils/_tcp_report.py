@@ -29,10 +29,12 @@ import time
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._acceptors import rank as rank_holders
 from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import (
+    SOCKET_SYSCTLS,
     read_conntrack,
     read_counters,
     read_port_range,
     read_socket_sysctls,
+    read_sysctls,
 )
 from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import entered, is_initial
 from ansible_collections.linuxnet.tcp.plugins.module_utils._owners import find_owners, netns_link, program_of
@@ -663,8 +665,10 @@ def _dump(backend, detail, port_range, sockstat=None, settings=None):
     if isinstance(backend, NetlinkBackend):
         # sockstat counts the full sockets (inuse) and the minisockets (tw) without a dump; it decides how
         # the table is cut, never what is counted.
+        # Each walk visits the sockets of every namespace: ``alloc`` counts the full ones of the whole host.
         sockstat = sockstat or {}
-        plan = dump_plan(rest, sockstat.get("inuse") or 0, sockstat.get("tw") or 0, backend.parts)
+        plan = dump_plan(rest, sockstat.get("inuse") or 0, sockstat.get("tw") or 0, backend.parts,
+                         walked=(sockstat.get("alloc") or 0) + (sockstat.get("tw") or 0))
         backend.dump(plan, tally.block, port_range)
     else:
         for family in (AF_INET, AF_INET6):
@@ -673,33 +677,42 @@ def _dump(backend, detail, port_range, sockstat=None, settings=None):
     return tally
 
 
-def gather(backend="auto", states=None, top=10, processes=True, netns=None, summary=False, root="/", idle_owners=True):
+def gather(backend="auto", states=None, top=10, processes=True, netns=None, summary=False, root="/", idle_owners=True,
+           parts=None, table=None, sysctls=(), conntrack=True):
     """Collect the ``tcp`` facts. Raises CollectError, KstatsError or NetnsError with a clear message.
 
     ``idle_owners``: also attribute listeners with an empty accept queue, while the scan stays cheap (False
-    where only the listeners with a queue are kept, as in the per-namespace documents)."""
+    where only the listeners with a queue are kept, as in the per-namespace documents). For a scan of every
+    namespace (``_tcp_namespaces``): ``parts`` concurrent dumps of the table (default by CPUs; 1 there, where
+    namespaces are read side by side), ``table`` the scan's one walk of /proc (``_owners.ProcessTable``) and
+    ``sysctls`` names of sysctls to read while inside, returned as ``sysctl_values``; ``conntrack`` False leaves
+    the conntrack counters unread (None), which the per-namespace documents do not carry.
+    Safe to call from several threads: the namespace is entered by the calling thread only."""
     started = time.monotonic()
     wanted = ALL_STATES if states is None else states_mask(STATE_ORDER.index(s) + 1 for s in states)
     fallback = None
     initial = is_initial(root, netns)
+    # /proc/net follows the main thread's namespace, /proc/thread-self/net the caller's (see _kstats).
+    net = "proc/thread-self/net" if netns else "proc/net"
     with entered(netns, root):
         port_range = read_port_range(root)
         settings = read_socket_sysctls(root)
-        counters = read_counters(root)
+        counters = read_counters(root, net)
         counted = time.monotonic()
-        conntrack = read_conntrack(root)
+        conntrack = read_conntrack(root) if conntrack else None
+        values = _sysctl_values(root, sysctls, settings, port_range) if sysctls else None
         if backend == "proc":
-            used = ProcBackend(root)
+            used = ProcBackend(root, net)
             tally = _dump(used, wanted, port_range, counters.get("sockstat"), settings)
         else:
-            used = NetlinkBackend()
+            used = NetlinkBackend(parts=parts)
             try:
                 tally = _dump(used, wanted, port_range, counters.get("sockstat"), settings)
             except NetlinkRefused as exc:
                 if backend == "netlink":
                     raise
                 fallback = str(exc)
-                used = ProcBackend(root)
+                used = ProcBackend(root, net)
                 tally = _dump(used, wanted, port_range, counters.get("sockstat"), settings)
     privileged = os.geteuid() == 0
     owners = {}
@@ -717,18 +730,21 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
                 elif idle_owners:
                     optional.append(rec[8])
         uids = {rec[7] for _slot, rec in tally.listeners} | {row[1] for row in tally.close_wait}
-        owners, owner_info = find_owners(inodes, root, netns_link(root, netns), uids, optional)
+        link = netns_link(root, netns)
+        owners, owner_info = find_owners(inodes, root, link, uids, optional, table=table)
     acceptors = {}
     if processes and wanted & LISTEN_BIT:
         # A listener with a queue or with connection requests: name the holder that should accept, not the first
         # one the walk met (after fork, a master and its workers hold the same socket).
         for _slot, rec in tally.listeners:
             if (rec[5] or tally.lports[SYN_RECV].get(rec[1])) and owners.get(rec[8]):
-                acceptors[rec[8]] = rank_holders(root, rec[8], owners[rec[8]], owner_info["fds"])
+                acceptors[rec[8]] = rank_holders(root, rec[8], owners[rec[8]], owner_info["fds"], table, link)
     facts = tally.report(top, owners, summary, wanted, acceptors, root)
-    facts["rates"] = _rates(facts, counters, counted, netns, root, summary)
+    facts["rates"] = _rates(facts, counters, counted, netns, root, summary, net)
     facts["counters"] = counters
     facts["conntrack"] = conntrack
+    if values is not None:
+        facts["sysctl_values"] = values
     facts["collection"] = {
         "backend": used.name,
         "fallback_reason": fallback,
@@ -743,6 +759,16 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
     return facts
 
 
+def _sysctl_values(root, keys, settings, port_range):
+    """``{key: text}`` of the sysctls ``keys`` (dotted names), those read already for the socket table taken from
+    ``settings`` and ``port_range`` rather than read again."""
+    known = dict(("net.%s.%s" % parts, settings.get(name)) for name, parts in SOCKET_SYSCTLS)
+    known["net.ipv4.ip_local_port_range"] = "%d %d" % port_range if port_range else None
+    values = read_sysctls(root, [key for key in keys if key not in known])
+    values.update((key, str(known[key])) for key in keys if known.get(key) is not None)
+    return values
+
+
 # Counters whose rate tells what is happening now rather than since boot: port reuse under pressure, connection
 # attempts, and a SYN flood in progress.
 RATE_COUNTERS = ("TWRecycled", "ActiveOpens", "PassiveOpens", "AttemptFails", "SyncookiesSent", "TCPReqQFullDrop",
@@ -750,7 +776,7 @@ RATE_COUNTERS = ("TWRecycled", "ActiveOpens", "PassiveOpens", "AttemptFails", "S
 RATE_WINDOW = 1.0
 
 
-def _rates(facts, counters, counted, netns, root, summary):
+def _rates(facts, counters, counted, netns, root, summary, net="proc/net"):
     """Per-second rates of RATE_COUNTERS over at least RATE_WINDOW seconds since ``counters`` were read, or None.
 
     Measured only where they change the diagnosis (the caller then waits up to a second): TIME_WAIT sockets take
@@ -767,7 +793,7 @@ def _rates(facts, counters, counted, netns, root, summary):
     if wait > 0:
         time.sleep(wait)
     with entered(netns, root):
-        later = read_counters(root)
+        later = read_counters(root, net)
     seconds = time.monotonic() - counted
     out = {"window_s": round(seconds, 3)}
     for name in RATE_COUNTERS:

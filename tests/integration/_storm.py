@@ -15,7 +15,8 @@ Table built (IPv4 unless noted):
   listener, i.e. IPv4-mapped server sockets);
 - a listener on 8080 with ``listen(--backlog)`` that never accepts, and ``--queued`` clients: the accept
   queue fills (backlog + 1 entries) and the rest stay in SYN_SENT.
-When ready it prints one JSON line: {"pid": N, "ready": true, ...}.
+When ready it prints one JSON line: {"pid": N, "ready": true, ...}. A line ``again`` on stdin makes the TIME_WAIT
+storm once more (TIME_WAIT lasts 60 s: a benchmark renews it before each round) and prints the ready line again.
 """
 from __future__ import annotations
 
@@ -47,6 +48,16 @@ def time_wait(server, family, addr, count):
         srv.close()
 
 
+def storm(args, mysql, pg):
+    """The client-side TIME_WAIT storm of ``--time-wait`` connections; returns its duration in seconds."""
+    started = time.monotonic()
+    two_thirds = args.time_wait * 2 // 3
+    time_wait(mysql, socket.AF_INET, ("127.0.0.1", 3306), two_thirds)
+    time_wait(pg, socket.AF_INET, ("127.0.0.1", 5432), args.time_wait - two_thirds)
+    time_wait(mysql, socket.AF_INET6, ("::1", 3306), 100 if args.time_wait else 0)
+    return time.monotonic() - started
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--time-wait", type=int, default=0)
@@ -66,12 +77,7 @@ def main(argv=None):
     full = listener(socket.AF_INET, ("127.0.0.1", 8080), args.backlog)
     leaky = listener(socket.AF_INET, ("127.0.0.1", 7000), 4096)
     keep += [mysql, pg, app, full, leaky]
-    started = time.monotonic()
-    two_thirds = args.time_wait * 2 // 3
-    time_wait(mysql, socket.AF_INET, ("127.0.0.1", 3306), two_thirds)
-    time_wait(pg, socket.AF_INET, ("127.0.0.1", 5432), args.time_wait - two_thirds)
-    time_wait(mysql, socket.AF_INET6, ("::1", 3306), 100 if args.time_wait else 0)
-    storm_seconds = time.monotonic() - started
+    storm_seconds = storm(args, mysql, pg)
     for _n in range(args.close_wait):
         cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         cli.connect(("127.0.0.1", 5432))
@@ -97,8 +103,13 @@ def main(argv=None):
     deadline = time.monotonic() + args.hold
     while time.monotonic() < deadline:
         ready, _w, _x = select.select([sys.stdin], [], [], max(0.0, min(1.0, deadline - time.monotonic())))
-        if ready and not sys.stdin.readline():
-            break
+        if ready:
+            line = sys.stdin.readline()
+            if not line:
+                break
+            if line.strip() == "again":
+                print(json.dumps({"pid": os.getpid(), "ready": True, "storm_seconds": round(storm(args, mysql, pg), 2)}),
+                      flush=True)
     for sock in keep:
         sock.close()
 

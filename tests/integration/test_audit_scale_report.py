@@ -290,3 +290,36 @@ def test_a_play_level_value_reaches_every_host_when_the_first_has_its_own(tmp_pa
                for host in failed)
     assert {host: result["stats"][host]["failures"] for host in ("web1", "web2", "db1", "db2")} == {
         "web1": 0, "web2": 1, "db1": 1, "db2": 0}
+
+
+WAYS = {
+    "roles": "  roles:\n    - linuxnet.tcp.audit\n",
+    "include_role": "  tasks:\n    - name: Audit\n      ansible.builtin.include_role:\n        name: linuxnet.tcp.audit\n",
+}
+
+
+@pytest.mark.parametrize("way", sorted(WAYS))
+def test_bad_variables_fail_naming_them_however_the_role_is_included(tmp_path, way):
+    """Included with Ansible's argument check (roles:, include_role; docs/audit.md "Ways to include the role"), a bad
+    value fails on the host that has it, naming the variable, before anything is written: a play-wide one on every
+    host, one host's own (its inventory) on that host only. tcp_audit_rules, unset by default (the built-in rules then
+    apply, and the per-host check does not template them), is checked when it is set."""
+    small_fleet(tmp_path, {"db2": "tcp_audit_top=many"})
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("- name: Audit\n  hosts: all\n  gather_facts: false\n" + WAYS[way], encoding="utf-8")
+    done, result = play(tmp_path, playbook, tcp_audit_rules=5)
+    assert done.returncode == 2, json.dumps(result["stats"])
+    check = host_results(result, "Validating arguments against arg spec 'main' - Diagnose TCP state and sysctl settings "
+                                 "with JMESPath rules and write a fleet report")
+    assert sorted(check) == ["db1", "db2", "web1", "web2"] and all(res.get("failed") for res in check.values())
+    for res in check.values():
+        assert "option 'tcp_audit_rules' is of type str and we were unable to convert to dict" in res["msg"], res["msg"]
+    assert "'tcp_audit_top' is of type str and we were unable to convert to int" in check["db2"]["msg"], check["db2"]["msg"]
+    assert not any("tcp_audit_top" in check[host]["msg"] for host in ("db1", "web1", "web2"))
+    assert not (tmp_path / "report").exists(), "nothing is written"
+    # Unset, tcp_audit_rules is the built-in rules: the same play without the bad values finds the storm host's trouble.
+    small_fleet(tmp_path, {})
+    done, result = play(tmp_path, playbook)
+    assert done.returncode == 0, json.dumps(result["stats"])
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert "ephemeral_port_exhaustion" in [f["id"] for f in doc["hosts"][0]["findings"]]

@@ -6,7 +6,7 @@
 Two podman containers from the test images (one with a CLOSE_WAIT leak held by a process named leaky-app, one
 clean) and two `ip netns` namespaces (one with a client-side TIME_WAIT storm, one empty) are created; the real
 module, run as Ansible runs it, must attribute each to its owner and give exactly what `ss` counts inside each
-namespace (`nsenter -n -t PID`, `ip netns exec`). Then the audit role, run for real with tcp_audit_namespaces: all,
+namespace (`nsenter -n -t PID`, `ip netns exec`), with either backend. Then the audit role, run for real with tcp_audit_namespaces: all,
 must name the leaking container (by its id) in report.json and in the textfile, and find nothing in the clean
 ones. Every storm is bounded, on loopback, and stops by itself; teardown removes everything.
 """
@@ -97,12 +97,18 @@ def lab():
             fleet.down()
 
 
-def test_every_namespace_attributed_and_equal_to_ss(lab):
-    tcp = run_module({"namespaces": "all", "top": 5})
+@pytest.mark.parametrize("backend", ["netlink", "proc"])
+def test_every_namespace_attributed_and_equal_to_ss(lab, backend):
+    """Both backends, each namespace read by one of the scan's threads: netlink sockets opened by the thread inside
+    the namespace, /proc/thread-self/net/tcp{,6} for the /proc fallback."""
+    # namespaces_limit: other namespaces on a shared host must not push the test's own out of the scan.
+    tcp = run_module({"namespaces": "all", "top": 5, "backend": backend, "namespaces_limit": 1000})
     scan = tcp["namespaces_scan"]
     assert scan["privileged"] is True and scan["reported"] >= 4 and scan["found"] >= scan["reported"]
     by_inode = dict((doc["inode"], doc) for doc in tcp["namespaces"])
+    assert set(lab["inodes"].values()) <= set(by_inode), scan
     docs = dict((name, by_inode[inode]) for name, inode in lab["inodes"].items())
+    assert set(doc["collection"]["backend"] for doc in docs.values()) == {backend}
     # Whose each namespace is, from the host alone.
     for name in (lab["leaky"], lab["clean"]):
         owner = docs[name]["owner"]

@@ -94,7 +94,9 @@ def test_a_namespace_keeps_every_counter_its_rules_read():
 def test_a_namespace_whose_counters_cannot_be_read_is_skipped_and_counted(monkeypatch):
     entries = [{"inode": 7, "path": "/proc/77/ns/net", "netns_name": None, "pids": [77]}]
     monkeypatch.setattr(_tcp_namespaces.namespaces, "enumerate_netns",
-                        lambda root, limit, budget, clock: (list(entries), None, {"left_out": 0, "vanished": 0, "not_permitted": 0, "not_permitted_paths": []}))
+                        lambda root, limit, budget, clock, table: (list(entries), None,
+                                                                   {"left_out": 0, "vanished": 0, "not_permitted": 0,
+                                                                    "not_permitted_paths": []}))
     monkeypatch.setattr(_tcp_namespaces.namespaces, "owner", lambda root, entry, names, users: {})
 
     def gone(**_kwargs):

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _acceptors as A
+from ansible_collections.linuxnet.tcp.plugins.module_utils._owners import ProcessTable
 
 LISTENER = 555
 
@@ -74,3 +75,26 @@ def test_unreadable_files_count_as_not_waiting(tmp_path):
     root = make(str(tmp_path), {400: ("app", 1, "S", {5: "socket:[%d]" % LISTENER}, {}, None)})
     ranked, total = A.rank(root, LISTENER, [{"pid": 400, "name": "app", "user": "u"}], {})
     assert total == 1 and ranked[0]["waits"] == "none" and ranked[0]["state"] == "sleeping"
+
+
+def test_in_a_scan_of_every_namespace_relatives_come_from_the_scan_and_its_namespace(nginx, monkeypatch):
+    """With the scan's process table, parents are read once for the scan, and only relatives in the socket's
+    namespace are looked at: a sibling in another namespace (here the running worker, 102) is not."""
+    for pid in (100, 101, 102, 300):
+        os.makedirs(os.path.join(nginx, "proc", str(pid), "ns"))
+    with open(os.path.join(nginx, "proc", "100", "ns", "net"), "w") as handle:
+        handle.write("netns")
+    os.link(os.path.join(nginx, "proc", "100", "ns", "net"), os.path.join(nginx, "proc", "101", "ns", "net"))
+    for pid in (102, 300):
+        with open(os.path.join(nginx, "proc", str(pid), "ns", "net"), "w") as handle:
+            handle.write("other")
+    table = ProcessTable(nginx)
+    netns = "net:[%d]" % os.stat(os.path.join(nginx, "proc", "100", "ns", "net")).st_ino
+    walks = []
+    real = A._parents
+    monkeypatch.setattr(A, "_parents", lambda proc: walks.append(proc) or real(proc))
+    for _round in range(2):
+        ranked, total = A.rank(nginx, LISTENER, [{"pid": 100, "name": "nginx", "user": "root"}],
+                               {(LISTENER, 100): [6]}, table, netns)
+        assert total == 2 and [(r["pid"], r["waits"]) for r in ranked] == [(101, "epoll"), (100, "none")]
+    assert len(walks) == 1

@@ -1,4 +1,6 @@
 """Kernel counter readers on fake /proc trees."""
+import os
+
 import pytest
 from tcp_fixtures import fake_proc
 
@@ -30,6 +32,25 @@ def test_read_counters(tmp_path):
     assert set(K.TCPEXT_COUNTERS + K.TCP_COUNTERS + ("sockstat",)) == set(out)
     # TCP inuse of sockstat plus TCP6 inuse of sockstat6
     assert out["sockstat"] == {"inuse": 29, "orphan": 1, "tw": 7, "alloc": 30, "mem": 4}
+
+
+def test_a_thread_in_another_namespace_reads_its_own_net(tmp_path):
+    """/proc/net follows the main thread's namespace: a thread that entered another one reads thread-self."""
+    root = fake_proc(str(tmp_path))
+    os.makedirs(os.path.join(root, "proc", "thread-self"))
+    os.rename(os.path.join(root, "proc", "net"), os.path.join(root, "proc", "thread-self", "net"))
+    assert K.read_counters(root, "proc/thread-self/net")["ListenOverflows"] == 5
+    with pytest.raises(K.KstatsError, match="proc/net/netstat"):
+        K.read_counters(root)
+
+
+def test_read_sysctls(tmp_path):
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "proc", "sys", "net", "ipv4"))
+    with open(os.path.join(root, "proc", "sys", "net", "ipv4", "ip_local_port_range"), "w", encoding="ascii") as handle:
+        handle.write("32768\t60999\n")
+    assert K.read_sysctls(root, ("net.ipv4.ip_local_port_range", "net.core.somaxconn")) == {
+        "net.ipv4.ip_local_port_range": "32768 60999"}
 
 
 def test_sockstat6_is_optional(tmp_path):

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _namespaces as ns
+from ansible_collections.linuxnet.tcp.plugins.module_utils._owners import ProcessTable
 
 PODMAN_ID = "86bef0b4fed8a9ae2e55fc52a42c174e290e914a14e452d6bd01985fc872ccef"
 DOCKER_ID = "4c01db0b339c3f0f0f1d2a6b6a3c1e8f7d5b3a2c1e0f9d8c7b6a5f4e3d2c1b0a"
@@ -92,6 +93,13 @@ def test_enumerate_and_attribute(tmp_path):
     assert ns.label(ns.owner(root, by_pids[()], names, users)) == "netns lab"
 
 
+def test_the_scan_s_process_table_finds_the_same(tmp_path):
+    """namespaces=all walks /proc once (an _owners.ProcessTable) for the namespaces and every owner lookup."""
+    root = str(tmp_path)
+    fake_host(root)
+    assert ns.enumerate_netns(root, table=ProcessTable(root)) == ns.enumerate_netns(root)
+
+
 def test_limit_and_time_budget(tmp_path):
     root = str(tmp_path)
     fake_host(root)
@@ -107,13 +115,13 @@ def test_not_permitted_names_what_it_could_not_read(tmp_path, monkeypatch):
     reports not_permitted says which process it was."""
     root = str(tmp_path)
     fake_host(root)
-    real = ns.ns_inode
+    real = os.readlink
 
-    def guarded(root_, path):
-        if path == "/proc/900/ns/net":
+    def guarded(path, *args, **kwargs):  # the scan's one walk of /proc (_owners.ProcessTable) reads the links
+        if path.endswith("/proc/900/ns/net"):
             raise PermissionError(13, "Permission denied", path)
-        return real(root_, path)
-    monkeypatch.setattr(ns, "ns_inode", guarded)
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(os, "readlink", guarded)
     found, _own, scan = ns.enumerate_netns(root)
     assert scan["not_permitted"] == 1 and scan["not_permitted_paths"] == ["/proc/900/ns/net"]
     assert sorted(tuple(e["pids"]) for e in found) == [(), (700, 701)]

@@ -113,10 +113,36 @@ def test_optional_inodes_only_within_budget(tree, monkeypatch, budget, found):
 
 def test_fewest_descriptors_first(tree, monkeypatch):
     fake_fd_counts(monkeypatch, {"20": 50, "30": 3, "1": 9, "40": 1})
-    assert [row[2] for row in O._scan_order(os.path.join(tree, "proc"), None, set())] == [40, 30, 1, 20]
+    assert [row[2] for row in O.ProcessTable(tree).order(None, set())] == [40, 30, 1, 20]
     # pid 30 (3 descriptors) is read before pid 20 (50): 101 is found there first.
     owners, _info = O.find_owners([101], tree)
     assert [h["pid"] for h in owners[101]] == [30]
+
+
+def test_one_table_serves_every_namespace(tree):
+    """A scan of every namespace walks /proc once: lookups ordered from that table find what fresh walks find."""
+    table = O.ProcessTable(tree)
+    assert [(pid, link) for pid, _name, _uid, link in table.rows] == [
+        (1, "net:[1]"), (20, "net:[2]"), (30, "net:[2]"), (40, "net:[1]")]
+    for inodes, netns in (([101, 103, 104], "net:[2]"), ([500], "net:[1]"), ([999, 103], "net:[2]")):
+        assert O.find_owners(inodes, tree, netns=netns, table=table) == O.find_owners(inodes, tree, netns=netns)
+
+
+def test_table_of_a_recorded_tree_and_of_refused_links(tmp_path, monkeypatch):
+    """A plain file for ns/net (a recorded tree) gives its inode; a link the caller may not read, the errno."""
+    root = make_proc(str(tmp_path), {1: ("init", "net:[1]", [])})
+    os.makedirs(os.path.join(root, "proc", "7", "ns"))
+    with open(os.path.join(root, "proc", "7", "ns", "net"), "w", encoding="ascii") as handle:
+        handle.write("netns")
+    inode = os.stat(os.path.join(root, "proc", "7", "ns", "net")).st_ino
+    real = os.readlink
+
+    def readlink(path, *args, **kwargs):
+        if path.endswith("/1/ns/net"):
+            raise PermissionError(13, "Permission denied")
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(O.os, "readlink", readlink)
+    assert [(pid, link) for pid, _name, _uid, link in O.ProcessTable(root).rows] == [(1, 13), (7, "net:[%d]" % inode)]
 
 
 def test_program_of(tmp_path):

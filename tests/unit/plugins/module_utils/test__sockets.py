@@ -194,6 +194,13 @@ def test_dump_plan():
     assert S.dump_plan(REST, 1000, 1, 2) == [(REST, 2)]
     assert S.dump_plan(REST, 214000, 16000, 1) == [(full, 1), (mini, 1)]
     assert S.dump_plan(REST, 0, 0, 2) == [(REST, 1)]
+    # Every walk visits the sockets of every namespace: where the host holds many more than this table (a
+    # container's namespace next to others' TIME_WAIT storms), another walk costs more than it saves.
+    assert S.dump_plan(REST, 40, 2000, 2) == [(full, 1), (mini, 1)]
+    assert S.dump_plan(REST, 40, 2000, 2, walked=102000) == [(REST, 1)]
+    assert S.dump_plan(REST, 1000, 1, 2, walked=102000) == [(REST, 1)]
+    assert S.dump_plan(REST, 214000, 16000, 2, walked=231000) == [(full, 2), (mini, 1)]
+    assert S.dump_plan(REST, 214000, 16000, 2, walked=100) == [(full, 2), (mini, 1)]  # never below the table
 
 
 def test_mixed_datagrams_become_uniform_blocks(monkeypatch):

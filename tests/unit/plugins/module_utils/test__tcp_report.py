@@ -7,6 +7,7 @@ import pytest
 from tcp_fixtures import FakeNetlink, fake_proc, ss_counts
 from test__owners import make_proc
 
+from ansible_collections.linuxnet.tcp.plugins.module_utils import _kstats as K
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R
 
@@ -291,9 +292,9 @@ def test_idle_listener_owners_can_be_left_out(facts_root, monkeypatch):
     asked = []
     real = R.find_owners
 
-    def spy(inodes, *args):
+    def spy(inodes, *args, **kwargs):
         asked.append((list(inodes), list(args[-1])))
-        return real(inodes, *args)
+        return real(inodes, *args, **kwargs)
     monkeypatch.setattr(R, "find_owners", spy)
     full = R.gather(backend=backend, root=root)
     lean = R.gather(backend=backend, root=root, idle_owners=False)
@@ -426,3 +427,18 @@ def test_close_wait_adds_up_per_program(tmp_path):
         "/usr/sbin/php-fpm8.2", "/system.slice/php-fpm.service", 10, [11, 12], 2)
     assert (second["exe"], second["count"], second["pids"]) == ("/opt/other/php-fpm8.2", 5, [13])
     assert first["remotes"] == [{"address": "10.0.0.5", "port": 9200, "local_port": None, "count": 10}]
+
+
+def test_sysctl_values_reuse_what_the_socket_table_read(tmp_path):
+    """A scan of every namespace reads each sysctl once: the values it reports equal a fresh read of every key."""
+    files = {"ipv4/tcp_tw_reuse": "2", "ipv4/tcp_timestamps": "1", "ipv4/tcp_syncookies": "1", "core/somaxconn": "4096",
+             "ipv4/tcp_max_syn_backlog": "512", "ipv4/ip_local_port_range": "32768\t60999", "ipv4/tcp_fin_timeout": "60"}
+    for name, text in files.items():
+        path = tmp_path / "proc" / "sys" / "net" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    root = str(tmp_path)
+    keys = ("net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_timestamps", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_fin_timeout",
+            "net.ipv4.ip_local_port_range", "net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog")
+    values = R._sysctl_values(root, keys, K.read_socket_sysctls(root), K.read_port_range(root))
+    assert values == K.read_sysctls(root, keys) and "net.ipv4.tcp_max_tw_buckets" not in values

@@ -31,7 +31,7 @@ def recorded_table(monkeypatch):
     monkeypatch.setattr(S, "_open_netlink", FakeNetlink())
     asked = []
 
-    def owners(inodes, root, netns, uids, optional):
+    def owners(inodes, root, netns, uids, optional, table=None):
         asked.append((sorted(inodes), sorted(optional)))
         return {}, {"processes_scanned": 0, "processes_denied": 0, "fds_read": 0, "complete": False}
     monkeypatch.setattr(R, "find_owners", owners)
