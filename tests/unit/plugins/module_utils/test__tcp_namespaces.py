@@ -51,7 +51,7 @@ def test_every_namespace_is_read_once_whatever_the_threads(host, threads):
     assert sorted(call["netns"] for call in calls) == sorted(PATHS)
     assert [doc["path"] for doc in docs][0] == "/proc/900/ns/net"  # the TIME_WAIT storm sorts first
     assert {doc["label"] for doc in docs} == {"pod shop/web-7d4b9", "podman leaky", "netns lab"}
-    assert docs[0]["sysctl"] == {"values": {"net.core.somaxconn": "4096"}} and "sysctl_values" not in docs[0]
+    assert docs[0]["sysctl"] == {"runtime": {"net.core.somaxconn": "4096"}} and "sysctl_values" not in docs[0]
     assert scan["found"] == scan["reported"] == 3 and scan["processes"] == 5
     # One walk of /proc for the scan, shared by every namespace's owner lookup; one dump each (parts=1), and the
     # namespace's sysctls read while inside it.
