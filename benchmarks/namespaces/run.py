@@ -239,17 +239,18 @@ def measure(count, rounds, prefix, storm, own_hash=0, baseline=None):
             "%.2f" % (per_cpu[kind] * 1000) if kind in per_cpu else "",
             "%.1fx" % (med_cpu["ss loop"] / med_cpu[kind]) if kind not in ("ss loop", "floor") else "",
             "%.0f" % (rss[kind] / 2**20) if rss[kind] else ""))
-    verdicts = ["cost per namespace %.2f ms (target at most %.0f ms): %s; the kernel's walk alone %.2f ms" % (
-        per["all"] * 1000, TARGET_PER_NAMESPACE_MS, "met" if per["all"] * 1000 <= TARGET_PER_NAMESPACE_MS else "NOT met",
-        per["floor"] * 1000),
-                "ss loop / namespaces=all %.1fx (target at least %.0fx at 250): %s" % (
-        med["ss loop"] / med["all"], TARGET_LOOP_RATIO, "met" if med["ss loop"] / med["all"] >= TARGET_LOOP_RATIO else "NOT met"),
-                "peak RSS %.0f MB (target under %.0f MB): %s" % (
-        rss["all"] / 2**20, TARGET_RSS_MB, "met" if rss["all"] / 2**20 < TARGET_RSS_MB else "NOT met"),
-                "per-state counts equal to `ss -tan` inside each namespace, run right after (TIME_WAIT and FIN_WAIT2 "
-                "at most the module's: they expire between the two): %s" % (
-        "in all %d namespaces, every round" % count if not any(unequal) else
-        "NOT in %s of %d namespaces (per round)" % (unequal, count))]
+    per_ms, loop_ratio, rss_mb = per["all"] * 1000, med["ss loop"] / med["all"], rss["all"] / 2**20
+    same = ("in all %d namespaces, every round" % count if not any(unequal)
+            else "NOT in %s of %d namespaces (per round)" % (unequal, count))
+    verdicts = [
+        "cost per namespace %.2f ms (target at most %.0f ms): %s; the kernel's walk alone %.2f ms"
+        % (per_ms, TARGET_PER_NAMESPACE_MS, "met" if per_ms <= TARGET_PER_NAMESPACE_MS else "NOT met", per["floor"] * 1000),
+        "ss loop / namespaces=all %.1fx (target at least %.0fx at 250): %s"
+        % (loop_ratio, TARGET_LOOP_RATIO, "met" if loop_ratio >= TARGET_LOOP_RATIO else "NOT met"),
+        "peak RSS %.0f MB (target under %.0f MB): %s" % (rss_mb, TARGET_RSS_MB, "met" if rss_mb < TARGET_RSS_MB else "NOT met"),
+        "per-state counts equal to `ss -tan` inside each namespace, run right after (TIME_WAIT and FIN_WAIT2 "
+        "at most the module's: they expire between the two): %s" % same,
+    ]
     print("\n".join(verdicts))
     return {"namespaces": count, "own_hash": own_hash, "read": read, "sockets": counted, "rounds": rounds, "median": med,
             "median_cpu": med_cpu,
