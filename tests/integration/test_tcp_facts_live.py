@@ -190,7 +190,7 @@ def test_concurrent_dumps_read_the_requested_namespace(storm, monkeypatch):
     from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R  # pylint: disable=import-outside-toplevel
     monkeypatch.setattr(S, "default_parts", lambda: 2)
 
-    def four_dumps(mask, _full, _mini, _parts):
+    def four_dumps(mask, _full, _mini, _parts, walked=None):  # pylint: disable=unused-argument
         return [(mask & ~S.MINISOCK_STATES, 2), (mask & S.MINISOCK_STATES, 2)]
 
     monkeypatch.setattr(R, "dump_plan", four_dumps)
