@@ -73,6 +73,17 @@ def entering_refused():
     return exc
 
 
+def fail_in(monkeypatch, path, exc):
+    """Make the gathering of the namespace at ``path`` raise ``exc``; the others are gathered for real."""
+    real = T.gather
+
+    def failing(**kwargs):
+        if kwargs["netns"] == path:
+            raise exc
+        return real(**kwargs)
+    monkeypatch.setattr(T, "gather", failing)
+
+
 @pytest.mark.parametrize("exc, counted", [
     (NetnsError("netns: cannot open /run/netns/lab: No such file or directory"), "vanished"),
     (entering_refused(), "not_permitted"),
@@ -82,13 +93,7 @@ def entering_refused():
 ])
 def test_a_namespace_that_fails_is_skipped_and_counted(host, monkeypatch, exc, counted):
     root, _calls = host
-    real = T.gather
-
-    def flaky(**kwargs):
-        if kwargs["netns"] == "/run/netns/lab":
-            raise exc
-        return real(**kwargs)
-    monkeypatch.setattr(T, "gather", flaky)
+    fail_in(monkeypatch, "/run/netns/lab", exc)
     docs, scan = T.gather_all(root=root, threads=2)
     assert scan["reported"] == 2 and scan[counted] == 1
     assert "/run/netns/lab" not in [doc["path"] for doc in docs]
@@ -100,13 +105,7 @@ def test_a_namespace_that_fails_is_skipped_and_counted(host, monkeypatch, exc, c
                                  ValueError("a bug")])
 def test_failing_to_come_back_or_a_bug_stops_the_scan(host, monkeypatch, exc):
     root, calls = host
-    real = T.gather
-
-    def broken(**kwargs):
-        if kwargs["netns"] == "/proc/900/ns/net":
-            raise exc
-        return real(**kwargs)
-    monkeypatch.setattr(T, "gather", broken)
+    fail_in(monkeypatch, "/proc/900/ns/net", exc)
     with pytest.raises(type(exc)):
         T.gather_all(root=root, threads=1)
     # One thread: the namespaces after the failing one (in the order found) are never entered.
