@@ -49,8 +49,8 @@ TARGET_RSS_MB = 80.0
 OWN_HASH = 4096  # established hash entries of each namespace with --hash own: ample for the 2,000-socket storms
 sys.path.insert(0, COLLECTIONS)
 # pylint: disable=wrong-import-position
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as sockets  # noqa: E402
-from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import entered  # noqa: E402
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets  # noqa: E402
+from ansible_collections.linuxnet.tcp.plugins.module_utils._host.netns import entered  # noqa: E402
 
 
 # `ss -tan` state names -> tcp_facts state names

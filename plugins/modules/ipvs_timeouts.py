@@ -88,7 +88,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 # First of the collection's imports: on an unsupported Python (2.7) it ends the module with a clear failure.
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
-from ansible_collections.linuxnet.tcp.plugins.module_utils._ipvs import FIELDS, Ipvsadm, IpvsError, PROC_IP_VS, available, ensure
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.ipvs import FIELDS, Ipvsadm, IpvsError, PROC_IP_VS, available, ensure
 
 
 def main():

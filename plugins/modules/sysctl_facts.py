@@ -192,10 +192,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 # First of the collection's imports: on an unsupported Python (2.7) it ends the module with a clear failure.
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _ipvs
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_conf
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_facts import gather_facts
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import ipvs as _ipvs
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import conf as _sysctl_conf
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.facts import gather_facts
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.keys import SysctlError
 
 
 def ipvs_timeouts(module):

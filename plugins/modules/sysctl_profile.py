@@ -494,10 +494,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 # First of the collection's imports: on an unsupported Python (2.7) it ends the module with a clear failure.
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_files import LockTimeout
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import SysctlError
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_profile import profile_absent, profile_present, profile_reverted
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_tree import ApplyError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.files import LockTimeout
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.keys import SysctlError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.profile import profile_absent, profile_present, profile_reverted
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.tree import ApplyError
 
 
 def main():

@@ -372,11 +372,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 # First of the collection's imports: on an unsupported Python (2.7) it ends the module with a clear failure.
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
-from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import KstatsError
-from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import NetnsError
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sockets import STATE_NUMBERS, CollectError
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_namespaces import gather_all
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_report import gather
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.counters import KstatsError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._host.netns import NetnsError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.sockets import STATE_NUMBERS, CollectError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.all_namespaces import gather_all
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.report import gather
 
 # The ss(8) names of the states that differ from the kernel's (after upper-casing and '-' to '_').
 SS_NAMES = {"FIN_WAIT_1": "FIN_WAIT1", "FIN_WAIT_2": "FIN_WAIT2", "SYN_RECEIVED": "SYN_RECV", "LISTENING": "LISTEN"}

@@ -12,7 +12,7 @@ their IPVS settings (``tcp_tuning_ipvs``), the conntrack sizing, the reserved po
 null value drops the key. Then the role's guards (harmful values the engine does not know) take keys out.
 
 Sysctl keys the user wrote (``tcp_tuning_settings``, the custom profiles, ``tcp_tuning_force_owned_keys``) are
-checked against the catalogue (``module_utils/_catalog.py``). A key the catalogue does not know may still be one of
+checked against the catalogue (``module_utils/_sysctl/catalog.py``). A key the catalogue does not know may still be one of
 the target's kernel: the role reads the host's names once (``ask_host``, only when there are such keys) and calls
 ``plan()`` again with them (``host_keys``). A key that neither knows and that looks like a known one is a typo; one
 without any close match is unknown (unless a kernel module registers its subtree, which the engine loads and
@@ -20,8 +20,8 @@ classifies). Both fail, or warn with ``tcp_tuning_unknown_keys: warn``.
 """
 from __future__ import annotations
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _catalog as catalog
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_keys as sysctl_keys
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import catalog
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import keys as sysctl_keys
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils._inputs import (
     check_variables, closest, did_you_mean, kind, plain, shown,
 )

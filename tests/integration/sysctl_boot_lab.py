@@ -39,7 +39,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 COLLECTIONS = os.path.join(REPO, ".build", "collections")
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_conf as conf  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import conf  # noqa: E402  pylint: disable=wrong-import-position
 SYSTEMD_SYSCTL = next((p for p in ("/lib/systemd/systemd-sysctl", "/usr/lib/systemd/systemd-sysctl") if os.path.exists(p)), None)
 DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d")
 SYSCTL_CONF = "/etc/sysctl.conf"

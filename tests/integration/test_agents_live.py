@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from _procs import netns, stop
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _agents
+from ansible_collections.linuxnet.tcp.plugins.module_utils._agents import writers as _agents
 
 pytestmark = pytest.mark.live
 

@@ -38,9 +38,9 @@ SYSCTL_KEYS = ["net.ipv4.tcp_*", "net.ipv4.ip_local_port_range", "net.core.somax
 if os.geteuid() != 0:
     pytest.skip("live tests need root for ip netns and setns", allow_module_level=True)
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_facts  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.linuxnet.tcp.plugins.module_utils._netns import entered  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp_report import gather  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import facts as _sysctl_facts  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.plugins.module_utils._host.netns import entered  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.report import gather  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils import _fleet, _rules  # noqa: E402  pylint: disable=wrong-import-position
 
 

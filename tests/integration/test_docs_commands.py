@@ -81,13 +81,13 @@ COMMANDS = {
     ".venv/bin/python tests/fleet/fleet.py storm --name lntcp-fleet-demo --time-wait 12000 lntcp-fleet-demo-01": ("checkout", "run"),
     ".venv/bin/ansible-inventory -i /tmp/fleet.yml --graph": ("checkout", "run"),
     ".venv/bin/python tests/fleet/fleet.py down --name lntcp-fleet-demo": ("checkout", "run"),
-    ".venv/bin/python -m pytest tests/unit/plugins/module_utils/test__catalog.py tests/unit/plugins/module_utils/test__sysctl_*.py "
+    ".venv/bin/python -m pytest tests/unit/plugins/module_utils/_sysctl/ "
     "tests/unit/plugins/modules/test_sysctl_facts.py tests/unit/plugins/modules/test_sysctl_profile.py": ("checkout", "run"),
     ".venv/bin/python -m pytest -m live tests/integration/test_sysctl_live.py tests/integration/test_sysctl_boot.py "
     "tests/integration/test_sysctl_posix_side_by_side.py": ("checkout", "collect"),
-    ".venv/bin/python -m pytest -q tests/unit/plugins/module_utils/test__sockets.py tests/unit/plugins/module_utils/test__kstats.py "
-    "tests/unit/plugins/module_utils/test__owners.py tests/unit/plugins/module_utils/test__netns.py "
-    "tests/unit/plugins/module_utils/test__tcp_report.py tests/unit/plugins/modules/test_tcp_facts.py": ("checkout", "run"),
+    ".venv/bin/python -m pytest -q tests/unit/plugins/module_utils/_tcp/test_sockets.py tests/unit/plugins/module_utils/_tcp/test_counters.py "
+    "tests/unit/plugins/module_utils/_host/test_processes.py tests/unit/plugins/module_utils/_host/test_netns.py "
+    "tests/unit/plugins/module_utils/_tcp/test_report.py tests/unit/plugins/modules/test_tcp_facts.py": ("checkout", "run"),
     ".venv/bin/python -m pytest -q -m live tests/integration/test_tcp_facts_live.py": ("checkout", "collect"),
     ".venv/bin/python -m pytest -s -m live tests/integration/test_sysctl_crash.py": ("checkout", "collect"),
 }

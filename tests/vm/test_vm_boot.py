@@ -33,7 +33,7 @@ import pytest
 
 from fleet_fixtures import ROOT, host_results, json_callback_env, parse_json_stdout, tool
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_keys import values_equal
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.keys import values_equal
 
 pytestmark = pytest.mark.vm
 

@@ -14,10 +14,10 @@ from ansible.template import Templar
 from ansible.utils.collection_loader import AnsibleCollectionConfig
 
 from ansible_collections.linuxnet.tcp.plugins.filter import tcp_fleet_summary as plugin
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_namespaces
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import all_namespaces as _tcp_namespaces
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils import _rules
 
-from audit_fixtures import ROOT, builtin_rules, doc
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.filter.audit_fixtures import ROOT, builtin_rules, doc
 
 try:
     from ansible.template import trust_as_template

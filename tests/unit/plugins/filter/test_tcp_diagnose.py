@@ -12,7 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.linuxnet.tcp.plugins.filter import tcp_diagnose as plugin
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils import _rules
 
-from audit_fixtures import builtin_rules, doc
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.filter.audit_fixtures import builtin_rules, doc
 
 # (case id, fixture, patches, overrides, expected rule ids in order, {rule id: substrings of its message/remedy})
 CASES = [

@@ -6,11 +6,11 @@ from __future__ import annotations
 import jmespath
 import pytest
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_namespaces
-from ansible_collections.linuxnet.tcp.plugins.module_utils._kstats import KstatsError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import all_namespaces as _tcp_namespaces
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.counters import KstatsError
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils import _fleet, _rules
 
-from audit_fixtures import builtin_rules, doc
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.filter.audit_fixtures import builtin_rules, doc
 
 PODMAN_ID = "86bef0b4fed8a9ae2e55fc52a42c174e290e914a14e452d6bd01985fc872ccef"
 POD_UID = "3a1f5c2e-8b4d-4e6f-9a0b-1c2d3e4f5a6b"

@@ -13,10 +13,10 @@ import jmespath
 import pytest
 
 from ansible_collections.linuxnet.tcp.plugins.filter import tcp_diagnose as plugin
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _agents
+from ansible_collections.linuxnet.tcp.plugins.module_utils._agents import writers as _agents
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils import _rules
 
-from audit_fixtures import ROOT, builtin_rules, doc
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.filter.audit_fixtures import ROOT, builtin_rules, doc
 
 AGENT_TREES = os.path.join(ROOT, "tests", "unit", "fixtures", "agents")
 NEW_RULES = ("sysctl_drift_by_agent", "idle_timeout_order", "conntrack_close_wait_shortened")

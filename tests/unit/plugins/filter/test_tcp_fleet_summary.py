@@ -14,7 +14,7 @@ from ansible_collections.linuxnet.tcp.plugins.filter import tcp_diagnose as diag
 from ansible_collections.linuxnet.tcp.plugins.filter import tcp_fleet_summary as plugin
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils import _fleet
 
-from audit_fixtures import builtin_rules, doc, simulated_fleet
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.filter.audit_fixtures import builtin_rules, doc, simulated_fleet
 
 FLEET = {"storm": "storm", "legacy": "legacy", "syncookies": "syncookies", "clean": "clean"}
 SIMULATED = 300

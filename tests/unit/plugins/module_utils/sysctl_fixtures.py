@@ -5,7 +5,7 @@
 import errno
 import os
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl_tree import SysctlTree
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.tree import SysctlTree
 
 # A host (init netns) as seen on the 6.18 reference machine, trimmed.
 HOST = {

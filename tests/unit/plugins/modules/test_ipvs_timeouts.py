@@ -9,9 +9,9 @@ ipvsadm 1:1.31-1+b1, checked in the binary's strings).
 import json
 
 import pytest
-from module_args import patch_module_args
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.modules.module_args import patch_module_args
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _ipvs
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import ipvs as _ipvs
 from ansible_collections.linuxnet.tcp.plugins.modules import ipvs_timeouts
 
 RECORDED_DEFAULT = "Timeout (tcp tcpfin udp): 900 120 300\n"

@@ -3,16 +3,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 import json
 import os
-import sys
 
 import pytest
-from module_args import patch_module_args
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.modules.module_args import patch_module_args
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_facts
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import facts as _sysctl_facts
 from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_facts
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
-from sysctl_fixtures import make_tree  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.sysctl_fixtures import make_tree  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def run(args, capsys):

@@ -5,16 +5,17 @@
 import errno
 import json
 import os
-import sys
 
 import pytest
-from module_args import patch_module_args
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.modules.module_args import (  # pylint: disable=wrong-import-order
+    patch_module_args)
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sysctl_files, _sysctl_profile
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import files as _sysctl_files
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import profile as _sysctl_profile
 from ansible_collections.linuxnet.tcp.plugins.modules import sysctl_profile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
-from sysctl_fixtures import DiskFault, make_tree, raw  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.sysctl_fixtures import (  # pylint: disable=wrong-import-order
+    DiskFault, make_tree, raw)
 
 
 @pytest.fixture

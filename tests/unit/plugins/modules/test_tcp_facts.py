@@ -1,17 +1,16 @@
 """Whole-module tests: arguments, check mode, failures and the facts document shape."""
 import json
-import os
-import sys
 
 import pytest
-from module_args import patch_module_args
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.modules.module_args import (  # pylint: disable=wrong-import-order
+    patch_module_args)
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _sockets as S
-from ansible_collections.linuxnet.tcp.plugins.module_utils import _tcp_report as R
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets as S
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import report as R
 from ansible_collections.linuxnet.tcp.plugins.modules import tcp_facts
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
-from tcp_fixtures import FakeNetlink, ss_counts  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.tcp_fixtures import (  # pylint: disable=wrong-import-order
+    FakeNetlink, ss_counts)
 
 
 def run(args, capsys, check_mode=False):

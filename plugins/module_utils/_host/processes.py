@@ -1,0 +1,222 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Map socket inodes to the processes holding them by walking /proc/PID/fd, stopping early.
+
+Only the inodes asked for are looked up, and the walk ends as soon as every required one has an owner, so
+the cost is the number of descriptors read before the last wanted socket is found, not every fd on the host.
+Processes most likely to hold the sockets are read first: those in the inspected network namespace
+whose owner uid matches a wanted socket's uid, then the rest of that namespace, then everything else
+(a socket keeps the namespace it was created in, even when its holder later moves, so nothing is skipped);
+within each group, processes with fewer open descriptors first.
+
+TIME_WAIT, SYN_RECV and orphaned FIN_WAIT2 sockets have inode 0: they have no owner and are never asked for.
+"""
+
+import errno
+import os
+import pwd
+
+_SOCKET_PREFIX = "socket:["
+
+
+def user_name(uid, cache):
+    """The name of ``uid`` (its number as text when it has none), remembered in ``cache``."""
+    name = cache.get(uid)
+    if name is None:
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except (KeyError, OverflowError):  # OverflowError: a uid beyond the C type (a corrupt status line)
+            name = str(uid)
+        cache[uid] = name
+    return name
+
+
+def _comm(proc, pid):
+    try:
+        with open(os.path.join(proc, pid, "comm"), "rb") as handle:
+            return handle.read().decode("utf-8", "replace").rstrip("\n")
+    except OSError:
+        return None
+
+
+class ProcessTable(object):
+    """One walk of /proc: each process's pid, owner uid and network namespace (and, on the first lookup, its
+    descriptor count).
+
+    A scan of every namespace of a host walks /proc once: the namespaces are found from this table
+    (``_namespaces.enumerate_netns``) and each namespace's owner lookup is ordered from it (``order()``); a
+    lookup for one namespace reads its own. The descriptors themselves are read by ``find_owners`` when it needs
+    them, never kept. The namespace is the ``net:[N]`` text of /proc/PID/ns/net, or the errno that refused it
+    (EACCES for an unprivileged caller, ENOENT for a process that exited).
+    """
+
+    def __init__(self, root="/"):
+        self.proc = os.path.join(root, "proc")
+        self.rows = []  # (pid, name, uid, "net:[N]" or errno), in pid order
+        self._nfds = None
+        self._kept = {}
+        for entry in os.scandir(self.proc):
+            name = entry.name
+            if not name.isdigit():
+                continue
+            try:
+                uid = entry.stat().st_uid
+            except OSError:
+                continue  # the process exited
+            self.rows.append((int(name), name, uid, _netns_of(os.path.join(self.proc, name, "ns", "net"))))
+        self.rows.sort()
+
+    def order(self, netns, uids):
+        """Rows as (priority, fd count, pid, name, uid), most promising and cheapest first.
+
+        ``netns`` is the ``net:[N]`` text of the inspected namespace. Within a priority, processes with fewer
+        descriptors come first (shortest job first): a small process costs little to rule in or out, and the
+        wanted sockets are often held by one of them. The count is the st_size of /proc/PID/fd (Linux 6.2+,
+        commit f1f1f2569901 "fs/proc: add st_size support for /proc/<pid>/fd"); older kernels report 0 and
+        the order falls back to pid order. It is read once per table, on the first lookup.
+        """
+        if self._nfds is None:
+            counts = []  # complete before it is shared: lookups may run in several threads
+            for _pid, name, _uid, _netns in self.rows:
+                try:
+                    counts.append(os.stat(os.path.join(self.proc, name, "fd")).st_size)
+                except OSError:
+                    counts.append(0)
+            self._nfds = counts
+        order = []
+        for (pid, name, uid, ns), nfds in zip(self.rows, self._nfds):
+            prio = 2
+            if netns is not None and ns == netns:
+                prio = 0 if uid in uids else 1
+            order.append((prio, nfds, pid, name, uid))
+        order.sort()
+        return order
+
+    def pids_in(self, netns):
+        """The pids whose network namespace is ``netns`` (``net:[N]``)."""
+        return {pid for pid, _name, _uid, ns in self.rows if ns == netns}
+
+    def kept(self, key, compute):
+        """``compute()``, computed on the first call for ``key`` and kept for the rest of the scan (a map of every
+        process's parent for _acceptors: one read of /proc per scan, not one per listener in trouble). Threads that
+        race compute the same thing; either result is kept."""
+        if key not in self._kept:
+            self._kept[key] = compute()
+        return self._kept[key]
+
+
+def _netns_of(path):
+    """``net:[N]`` of a /proc/PID/ns/net link, or the errno that refused it. A plain file (a recorded tree)
+    gives its inode, as the link's target names the inode of the namespace file."""
+    try:
+        return os.readlink(path)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            return exc.errno
+    try:
+        return "net:[%d]" % os.stat(path).st_ino
+    except OSError as exc:
+        return exc.errno
+
+
+def find_owners(inodes, root="/", netns=None, uids=(), optional=(), budget=10000, table=None):
+    """Owners of ``inodes`` (required) and, while it stays cheap, of ``optional`` inodes.
+
+    The walk goes on until every required inode is found. Once only optional inodes are left, a process is
+    read only if the descriptors read so far plus its own stay within ``budget``, so a host with hundreds of
+    thousands of sockets does not pay a full descriptor walk for owners nobody is asking about.
+    ``netns`` is the ``net:[N]`` link text of the inspected namespace and ``uids`` the socket owners' uids
+    from the socket table (both only order the scan). ``table``: a ProcessTable read earlier (one for a scan of
+    every namespace); by default one is read now.
+    Returns ``(owners, info)``: ``owners`` maps inode -> list of ``{pid, name, user}`` (several processes
+    share a socket after fork; all holders met before the walk ends are listed), ``info`` is
+    ``{processes_scanned, processes_denied, fds_read, complete, fds}`` where ``complete`` tells whether every
+    required inode was found and ``fds`` maps (inode, pid) to the descriptor numbers the socket has in that
+    process (_tcp/acceptors.py reads what the process waits on through them).
+    """
+    required = set(inodes)
+    required.discard(0)
+    wanted = required | set(optional)
+    wanted.discard(0)
+    owners = {}
+    info = {"processes_scanned": 0, "processes_denied": 0, "fds_read": 0, "complete": True, "fds": {}}
+    if not wanted:
+        return owners, info
+    proc = os.path.join(root, "proc")
+    users = {}
+    missing = set(required)
+    extra = wanted - required
+    readlink = os.readlink
+    for _prio, nfds, pid, name, uid in (table or ProcessTable(root)).order(netns, set(uids)):
+        if not missing and (not extra or info["fds_read"] + nfds > budget):
+            if not extra or not nfds:
+                break
+            continue  # too large to read for optional owners only; a smaller process may follow
+        try:
+            dfd = os.open(os.path.join(proc, name, "fd"), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except PermissionError:
+            info["processes_denied"] += 1
+            continue
+        except OSError:
+            continue  # exited, or a kernel thread without an fd table
+        info["processes_scanned"] += 1
+        found = []
+        try:
+            fds = os.listdir(dfd)
+            info["fds_read"] += len(fds)
+            for fd in fds:
+                try:
+                    target = readlink(fd, dir_fd=dfd)
+                except OSError:
+                    continue  # closed while we looked
+                if target.startswith(_SOCKET_PREFIX):
+                    ino = int(target[8:-1])
+                    if ino in wanted:
+                        found.append(ino)
+                        info["fds"].setdefault((ino, pid), []).append(int(fd))
+        except OSError:
+            info["processes_denied"] += 1
+        finally:
+            os.close(dfd)
+        if found:
+            holder = {"pid": pid, "name": _comm(proc, name), "user": user_name(uid, users)}
+            for ino in set(found):
+                owners.setdefault(ino, []).append(holder)
+            missing.difference_update(found)
+            extra.difference_update(found)
+    info["complete"] = not missing
+    return owners, info
+
+
+def program_of(root, pid):
+    """``(exe, cgroup)`` of a process: the path of its executable (``/proc/PID/exe``, readable for one's own
+    processes or as root) and its cgroup v2 path (``0::/...`` of ``/proc/PID/cgroup``; on a v1-only host the
+    systemd hierarchy's). Each is None when it cannot be read. Workers of one program share both, whatever
+    their comm or pid: that is how a prefork server's leak is added up across its workers."""
+    base = os.path.join(root, "proc", str(pid))
+    try:
+        exe = os.readlink(os.path.join(base, "exe"))
+        if exe.endswith(" (deleted)"):
+            exe = exe[:-10]  # the binary was upgraded under the running process: still the same program
+    except OSError:
+        exe = None
+    cgroup = None
+    try:
+        with open(os.path.join(base, "cgroup"), "rb") as handle:
+            for line in handle.read().decode("utf-8", "replace").splitlines():
+                ident, _controllers, path = (line.split(":", 2) + ["", ""])[:3]
+                if ident == "0" or (cgroup is None and "name=systemd" in _controllers):
+                    cgroup = path
+    except OSError:
+        pass
+    return exe, cgroup
+
+
+def netns_link(root="/", path=None):
+    """``net:[N]`` identity of ``path`` (a namespace file) or of this process; None if unreadable."""
+    try:
+        if path is None:
+            return os.readlink(os.path.join(root, "proc", "self", "ns", "net"))
+        return "net:[%d]" % os.stat(path).st_ino
+    except OSError:
+        return None
