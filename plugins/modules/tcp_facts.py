@@ -376,7 +376,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.counters import 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._host.netns import NetnsError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.sockets import STATE_NUMBERS, CollectError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.all_namespaces import gather_all
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.report import gather
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.collect import gather
 
 # The ss(8) names of the states that differ from the kernel's (after upper-casing and '-' to '_').
 SS_NAMES = {"FIN_WAIT_1": "FIN_WAIT1", "FIN_WAIT_2": "FIN_WAIT2", "SYN_RECEIVED": "SYN_RECV", "LISTENING": "LISTEN"}

@@ -40,7 +40,7 @@ if os.geteuid() != 0:
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import facts as _sysctl_facts  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.linuxnet.tcp.plugins.module_utils._host.netns import entered  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.report import gather  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.collect import gather  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils import _fleet, _rules  # noqa: E402  pylint: disable=wrong-import-position
 
 

@@ -159,7 +159,7 @@ def test_check_mode_and_bad_netns(storm):
 
 def test_returns_to_the_original_namespace(storm):
     sys.path.insert(0, COLLECTIONS)
-    from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.report import gather  # pylint: disable=import-outside-toplevel
+    from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.collect import gather  # pylint: disable=import-outside-toplevel
     before = os.readlink("/proc/thread-self/ns/net")
     facts = gather(netns=storm["path"], states=[], processes=False)
     assert os.readlink("/proc/thread-self/ns/net") == before
@@ -169,7 +169,7 @@ def test_returns_to_the_original_namespace(storm):
 def test_unprivileged_inside_the_namespace(storm):
     """As uid 65534 inside the namespace: same counts, owners hidden, and the result says so."""
     code = ("import json, sys; sys.path.insert(0, %r); "
-            "from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.report import gather; "
+            "from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.collect import gather; "
             "f = gather(states=['CLOSE_WAIT']); print(json.dumps(f))" % COLLECTIONS)
     out = sh("ip", "netns", "exec", storm["name"], "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
              sys.executable, "-c", code).stdout
@@ -187,7 +187,7 @@ def test_concurrent_dumps_read_the_requested_namespace(storm, monkeypatch):
     own namespace with no thread left behind."""
     sys.path.insert(0, COLLECTIONS)
     from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets as S  # pylint: disable=import-outside-toplevel
-    from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import report as R  # pylint: disable=import-outside-toplevel
+    from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import collect as R  # pylint: disable=import-outside-toplevel
     monkeypatch.setattr(S, "default_parts", lambda: 2)
 
     def four_dumps(mask, _full, _mini, _parts, walked=None):  # pylint: disable=unused-argument

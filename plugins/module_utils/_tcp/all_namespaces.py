@@ -4,13 +4,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """TCP facts of every network namespace on a host: which container or pod holds the trouble.
 
-Each namespace found by ``_namespaces.enumerate_netns()`` is entered once for its own dumps, counters and
+Each namespace found by ``_host.namespaces.enumerate_netns()`` is entered once for its own dumps, counters and
 sysctls (the same ``gather()`` as ``tcp_facts netns=PATH``, in summary form: the kernel's counters, sockstat and
 the socket table are per network namespace), attributed to its owner, and reduced to a compact document.
 
 What a scan costs, and why it is built this way (docs/tcp_facts.md has the measurements):
 
-- /proc is walked once for the whole host (``_owners.ProcessTable``): the namespaces are found from it and each
+- /proc is walked once for the whole host (``_host.processes.ProcessTable``): the namespaces are found from it and each
   namespace's owner lookup is ordered from it, instead of a walk of every process per namespace;
 - the established hash that a sock_diag dump walks is shared by every namespace, so each dump of a namespace
   visits the sockets of all of them (about 0.1 us each): with a few TIME_WAIT storms on the host this walk is
@@ -18,7 +18,7 @@ What a scan costs, and why it is built this way (docs/tcp_facts.md has the measu
   thread per CPU (two at most), since the kernel walks inside send()/recv(), which release the GIL;
 - each thread enters its namespace with setns(2), which moves only that thread, reads what follows the
   thread's namespace (/proc/thread-self/net, /proc/sys/net, new netlink sockets) and always comes back
-  (``_netns.entered()``); a thread that cannot come back stops the scan.
+  (``_host.netns.entered()``); a thread that cannot come back stops the scan.
 
 Work is bounded by a number of namespaces and a time budget; what was left out is counted, and a namespace that
 disappears during the scan is skipped and counted.
@@ -34,7 +34,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.counters import 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._host.netns import NetnsError, NetnsReturnError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._host.processes import ProcessTable
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.sockets import CollectError, default_parts
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.report import gather
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.collect import gather
 
 # Per-namespace sysctls the rules use to explain a finding (tcp_tw_reuse, tcp_timestamps are per namespace).
 SYSCTLS = ("net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_timestamps", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_fin_timeout",

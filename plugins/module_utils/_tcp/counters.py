@@ -10,6 +10,7 @@ the namespace being inspected.
 
 import os
 from ansible_collections.linuxnet.tcp.plugins.module_utils._common import LinuxnetError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.keys import parts_of
 
 # TcpExt names from net/ipv4/proc.c snmp4_net_list; semantics in Documentation/networking/snmp_counter.rst.
 TCPEXT_COUNTERS = (
@@ -109,11 +110,12 @@ def read_conntrack(root="/"):
 
 
 def read_sysctls(root, keys):
-    """``{key: value}`` of the ``keys`` (dotted names under /proc/sys) that can be read, whitespace folded."""
+    """``{key: value}`` of the ``keys`` (sysctl names in the collection's spelling, _sysctl/keys.py) that can be
+    read, whitespace folded; a key that cannot be read is left out (the caller reports what it found)."""
     out = {}
     for key in keys:
         try:
-            out[key] = " ".join(_read(root, "proc", "sys", *key.split(".")).split())
+            out[key] = " ".join(_read(root, "proc", "sys", *parts_of(key)).split())
         except KstatsError:
             continue
     return out

@@ -2,22 +2,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Read the kernel's TCP socket table: netlink ``sock_diag`` first, ``/proc/net/tcp{,6}`` as fallback.
 
-Listeners, from both backends, and the rest of the table from /proc come as records, one tuple per socket:
-
-    (state, sport, dport, src, dst, rqueue, wqueue, uid, inode)
-
-plus, from /proc only, a tenth field: the socket's pending timer in milliseconds (``tm->when``; for a TIME_WAIT
-socket the time it has left, which tells its age, see ``TIMEWAIT_MS``).
-
-``state`` is the kernel number (1 ESTABLISHED .. 11 CLOSING), ports are host-order ints, ``src`` and ``dst``
-are 16 raw address bytes exactly as ``inet_diag_sockid`` carries them (an IPv4 address fills the first four
-bytes, the rest are zero). The rest of the table from netlink comes as the raw messages themselves, in blocks
-of one message length that a sink folds in place (``NetlinkBackend.dump``, ``_tcp_report.Tally.block``).
+Listeners, from both backends, and the rest of the table from /proc come as ``records.Socket`` records, one per
+socket; from /proc only, ``timer_ms`` carries the socket's pending timer (``tm->when``; for a TIME_WAIT socket the
+time it has left, which tells its age, see ``TIMEWAIT_MS``). The rest of the table from netlink comes as the raw
+messages themselves (their layout: ``wire.py``), in blocks of one message length that a sink folds in place
+(``NetlinkBackend.dump``, ``tally.Tally.block``).
 Batches and blocks never outlive one ``recv`` (netlink) or one chunk of text (/proc), so memory stays flat
 however large the table is.
 
-Per-state counts are added to a caller-provided list indexed ``family_slot * 16 + state`` (slot 0 IPv4,
-1 IPv6) by the readers of records; the sink of a netlink dump counts its blocks itself. IPv4-mapped IPv6
+Per-state counts are added to a caller-provided ``records.StateCounts`` (cell ``StateCounts.cell(slot, state)``,
+slot 0 IPv4, 1 IPv6) by the readers of records; the sink of a netlink dump counts its blocks itself. IPv4-mapped IPv6
 peers (``::ffff:a.b.c.d``) count in the IPv4 slot, because the peer really is an IPv4 host talking to a
 dual-stack socket.
 
@@ -33,6 +27,17 @@ import struct
 import sys
 import threading
 from ansible_collections.linuxnet.tcp.plugins.module_utils._common import LinuxnetError
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import wire
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT, IPV6_SLOT, Socket, StateCounts
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.wire import (
+    DIAG_MIN,
+    HDR,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    SOCK_DIAG_BY_FAMILY,
+    TCPDIAG_GETSOCK,
+    aligned,
+)
 
 STATE_NAMES = (
     None, "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE",
@@ -45,8 +50,6 @@ ESTABLISHED, SYN_RECV, FIN_WAIT2, TIME_WAIT, CLOSE_WAIT, LISTEN = 1, 3, 5, 6, 8,
 # (ms, inet_twsk_diag_fill() in net/ipv4/inet_diag.c) or /proc's tm->when (clock ticks). A FIN retransmitted by the
 # peer re-arms the timer without changing the entry time, so such a socket reads younger than it is (never older).
 TIMEWAIT_MS = 60000
-# Message offset of idiag_expires (u32, host order): nlmsghdr 16 + family..retrans 4 + sockid 48.
-EXPIRES_OFFSET = 68
 
 # Bits 1..11 (TCPF_ESTABLISHED .. TCPF_CLOSING). Never set bit 13: new kernels then add "bound inactive"
 # sockets reported as CLOSE. Bit 12 (NEW_SYN_RECV) is implied by bit 3 in inet_diag_dump_icsk().
@@ -89,35 +92,8 @@ def dump_plan(mask, full, mini, parts, walked=None):
 AF_UNSPEC = socket.AF_UNSPEC
 AF_INET = socket.AF_INET
 AF_INET6 = socket.AF_INET6
-FAMILY_SLOT = {AF_INET: 0, AF_INET6: 1}
-
-NETLINK_SOCK_DIAG = 4
-TCPDIAG_GETSOCK = 18
-SOCK_DIAG_BY_FAMILY = 20
-NLM_F_REQUEST_DUMP = 0x301  # NLM_F_REQUEST | NLM_F_ROOT | NLM_F_MATCH
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-IPPROTO_TCP = 6
-
-# nlmsghdr (16 bytes) + inet_diag_req_v2 (family, protocol, ext, pad, states) + a zeroed 48-byte sockid.
-_REQUEST = struct.Struct("=IHHIIBBBxI48x")
-# nlmsghdr + the legacy inet_diag_req: family, src_len, dst_len, ext, a zeroed sockid, states, dbs. The kernel
-# turns it into an AF_UNSPEC dump (inet_diag_dump_compat()): both families in one walk of the hash.
-_REQUEST_V1 = struct.Struct("=IHHIIBBBB48xII")
-INET_DIAG_REQ_BYTECODE = 1
-_BC_OP = struct.Struct("=BBH")  # inet_diag_bc_op: code, yes, no
-_BC_JMP, _BC_S_LE, _BC_D_LE = 1, 3, 5
-_NLATTR = struct.Struct("=HH")
-_U32 = struct.Struct("=I")
-_U16 = struct.Struct("=H")
-_I32 = struct.Struct("=i")
-_HDR = struct.Struct("=IH")
-# inet_diag_msg: family, state, timer, retrans, sport, dport (big endian), src[16], dst[16]. Bytes and
-# big-endian ports decode the same on every host, so '>' is right for this part...
-_HEAD = struct.Struct(">xBxxHH16s16s")
-# ...while rqueue, wqueue, uid and inode at payload offset 56 are host-endian.
-_TAIL = struct.Struct("=IIII")
-_DIAG_MIN = 16 + 72  # nlmsghdr + inet_diag_msg, the smallest valid socket message
+FAMILY_SLOT = {AF_INET: IPV4_SLOT, AF_INET6: IPV6_SLOT}
+_NO_TIMER = (None,)  # Socket.timer_ms of a netlink listener record
 
 # errno values that mean "this kernel/sandbox has no usable sock_diag": fall back to /proc.
 _REFUSED = {errno.EPROTONOSUPPORT, errno.EAFNOSUPPORT, errno.EPERM, errno.EACCES, errno.ENOENT,
@@ -141,7 +117,7 @@ def states_mask(states):
 
 
 def _open_netlink():
-    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, wire.NETLINK_SOCK_DIAG)
 
 
 # The outcome of the legacy-request probe for the real netlink socket, once known (see NetlinkBackend.compat).
@@ -175,22 +151,22 @@ def port_filter(above=None, upto=None):
     ops = []
     if upto is not None:
         # sport <= upto, else reject; dport <= upto, else reject.
-        ops.append([_BC_S_LE, 8, None, upto])
-        ops.append([_BC_D_LE, 8, None, upto])
+        ops.append([wire.BC_S_LE, 8, None, upto])
+        ops.append([wire.BC_D_LE, 8, None, upto])
     if above is not None:
         # sport <= above and dport <= above reaches the JMP, which always takes its "no": reject.
-        ops.append([_BC_S_LE, 8, "accept", above])
-        ops.append([_BC_D_LE, 8, "accept", above])
+        ops.append([wire.BC_S_LE, 8, "accept", above])
+        ops.append([wire.BC_D_LE, 8, "accept", above])
     if not ops:
         return b""
     total = 8 * len(ops) + (4 if above is not None else 0)
     out = b""
     for index, (code, yes, no, port) in enumerate(ops):
         left = total - 8 * index
-        out += _BC_OP.pack(code, yes, left if no == "accept" else left + 4) + _BC_OP.pack(0, 0, port)
+        out += wire.BC_OP.pack(code, yes, left if no == "accept" else left + 4) + wire.BC_OP.pack(0, 0, port)
     if above is not None:
-        out += _BC_OP.pack(_BC_JMP, 4, 8)
-    return _NLATTR.pack(_NLATTR.size + len(out), INET_DIAG_REQ_BYTECODE) + out
+        out += wire.BC_OP.pack(wire.BC_JMP, 4, 8)
+    return wire.NLATTR.pack(wire.NLATTR.size + len(out), wire.INET_DIAG_REQ_BYTECODE) + out
 
 
 def port_parts(port_range, parts):
@@ -243,11 +219,11 @@ class NetlinkBackend:
                 sock.settimeout(self.timeout)
             sock.bind((0, 0))
             if compat:
-                request = _REQUEST_V1.pack(_REQUEST_V1.size + len(bytecode), TCPDIAG_GETSOCK, NLM_F_REQUEST_DUMP,
+                request = wire.REQUEST_V1.pack(wire.REQUEST_V1.size + len(bytecode), TCPDIAG_GETSOCK, wire.NLM_F_REQUEST_DUMP,
                                            self._seq, 0, family, 0, 0, 0, mask, 0)
             else:
-                request = _REQUEST.pack(_REQUEST.size + len(bytecode), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST_DUMP,
-                                        self._seq, 0, family, IPPROTO_TCP, 0, mask)
+                request = wire.REQUEST.pack(wire.REQUEST.size + len(bytecode), SOCK_DIAG_BY_FAMILY, wire.NLM_F_REQUEST_DUMP,
+                                        self._seq, 0, family, wire.IPPROTO_TCP, 0, mask)
             sock.send(request + bytecode)
         except OSError as exc:
             sock.close()
@@ -282,18 +258,19 @@ class NetlinkBackend:
     def listeners(self, family, counts):
         """Records of the LISTEN sockets of one family (a dump that only walks the listening hash)."""
         buf = self._buf
-        hdr = _HDR.unpack_from
-        head = _HEAD.unpack_from
-        tail = _TAIL.unpack_from
-        slot = FAMILY_SLOT[family] * 16
+        hdr = HDR.unpack_from
+        head = wire.HEAD.unpack_from
+        tail = wire.TAIL.unpack_from
+        make = Socket._make
+        base = StateCounts.cell(FAMILY_SLOT[family], 0)
         out = []
         for size in self._datagrams(family, LISTEN_BIT):
             off = 0
             while off < size:
                 mlen, mtype = hdr(buf, off)
-                if mtype == SOCK_DIAG_BY_FAMILY and mlen >= _DIAG_MIN and off + mlen <= size:
-                    rec = head(buf, off + 16) + tail(buf, off + 72)
-                    counts[slot + rec[0]] += 1
+                if mtype == SOCK_DIAG_BY_FAMILY and mlen >= DIAG_MIN and off + mlen <= size:
+                    rec = make(head(buf, off + wire.HEAD_OFFSET) + tail(buf, off + wire.TAIL_OFFSET) + _NO_TIMER)
+                    counts[base + rec.state] += 1
                     out.append(rec)
                 elif control(buf, off, mlen, mtype, size):
                     return out
@@ -311,7 +288,7 @@ class NetlinkBackend:
             for size in self._sizes(sock, self._buf):
                 off = 0
                 while off < size:
-                    mlen, mtype = _HDR.unpack_from(self._buf, off)
+                    mlen, mtype = HDR.unpack_from(self._buf, off)
                     if control(self._buf, off, mlen, mtype, size):
                         return True
                     off += (mlen + 3) & ~3
@@ -393,13 +370,13 @@ def _feed(buf, size, msgtype, sink, lock):
         with lock:
             sink(buf, size, stride)
         return False
-    hdr = _HDR.unpack_from
+    hdr = HDR.unpack_from
     groups = {}
     done = False
     off = 0
     while off < size:
         mlen, mtype = hdr(buf, off)
-        if mtype == msgtype and mlen >= _DIAG_MIN and off + mlen <= size:
+        if mtype == msgtype and mlen >= DIAG_MIN and off + mlen <= size:
             offs = groups.get(mlen)
             if offs is None:
                 offs = groups[mlen] = []
@@ -411,7 +388,7 @@ def _feed(buf, size, msgtype, sink, lock):
     if groups:
         data = bytes(buf[:size])
         for mlen, offs in groups.items():
-            stride = (mlen + 3) & ~3
+            stride = aligned(mlen)
             block = b"".join(map(data.__getitem__, map(slice, offs, map(stride.__add__, offs))))
             if len(block) < stride * len(offs):  # the last message's padding is not in the datagram
                 block += b"\0" * (stride * len(offs) - len(block))
@@ -422,8 +399,8 @@ def _feed(buf, size, msgtype, sink, lock):
 
 def _uniform_stride(buf, size, msgtype=SOCK_DIAG_BY_FAMILY):
     """The common message length if the datagram holds only sock_diag messages of one length, else 0."""
-    stride = _U32.unpack_from(buf, 0)[0] if size >= 4 else 0
-    if stride < _DIAG_MIN or stride % 4 or size % stride or stride > 4096:
+    stride = wire.U32.unpack_from(buf, wire.LEN_OFFSET)[0] if size >= 4 else 0
+    if stride < DIAG_MIN or stride % 4 or size % stride or stride > 4096:
         return 0
     # Every message starts with the same nlmsg_len and nlmsg_type iff the extended slices of these fields
     # equal the first one repeated: two C-level comparisons instead of a tuple per message.
@@ -432,9 +409,9 @@ def _uniform_stride(buf, size, msgtype=SOCK_DIAG_BY_FAMILY):
     words = view.cast("I")
     halves = view.cast("H")
     try:
-        if words[::stride >> 2].tobytes() != _U32.pack(stride) * count:
+        if words[wire.LEN_OFFSET >> 2::stride >> 2].tobytes() != wire.U32.pack(stride) * count:
             return 0
-        if halves[2::stride >> 1].tobytes() != _U16.pack(msgtype) * count:
+        if halves[wire.TYPE_OFFSET >> 1::stride >> 1].tobytes() != wire.U16.pack(msgtype) * count:
             return 0
     finally:
         halves.release()
@@ -450,12 +427,12 @@ def _truncated(mlen, off, size):
 def control(buf, off, mlen, mtype, size):
     """Handle a message that is not a complete socket: True for NLMSG_DONE, raise for NLMSG_ERROR, for a
     truncated message or a short inet_diag message, False for anything else (skipped, e.g. NLMSG_NOOP)."""
-    if mlen < 16 or off + mlen > size:
+    if mlen < wire.NLMSGHDR_LEN or off + mlen > size:
         raise _truncated(mlen, off, size)
     if mtype in (NLMSG_DONE, NLMSG_ERROR):
         # Both carry an int: 0, or a negative errno. A dump that fails after it started (e.g. ENOENT when
         # no handler exists for the protocol) ends with NLMSG_DONE carrying the error (netlink_dump_done()).
-        code = -_I32.unpack_from(buf, off + 16)[0] if mlen >= 20 else 0
+        code = -wire.I32.unpack_from(buf, off + wire.NLMSGHDR_LEN)[0] if mlen >= wire.NLMSGHDR_LEN + wire.I32.size else 0
         if code <= 0:
             return mtype == NLMSG_DONE
         msg = "netlink sock_diag error: %s (errno %d)" % (os.strerror(code), code)
@@ -555,7 +532,8 @@ class ProcBackend:
     @staticmethod
     def _parse(family, lines, mask, detail, counts, until_other=False, tick_ms=1000.0 / (os.sysconf("SC_CLK_TCK") or 100)):
         """Parse /proc lines. Positions are relative to the first ':' because ``sl`` widens past 9999."""
-        base = FAMILY_SLOT[family] * 16
+        base = StateCounts.cell(FAMILY_SLOT[family], 0)
+        ipv4 = StateCounts.cell(IPV4_SLOT, 0)
         v6 = family == AF_INET6
         width = 32 if v6 else 8
         # Offsets after the "sl:" colon: " local:port remote:port st tx:rx ..."
@@ -569,6 +547,7 @@ class ProcBackend:
         cache = {}
         batch = []
         append = batch.append
+        new = tuple.__new__  # a Socket from a tuple without the Python-level Socket.__new__: this loop is per socket
         for line in lines:
             col = line.find(b":")
             if col < 0:
@@ -586,10 +565,10 @@ class ProcBackend:
             if not mask & bit:
                 continue
             raddr_hex = line[col + raddr_at:col + raddr_at + width]
-            slot = base
+            cells = base
             if v6 and raddr_hex[:24] == _PROC_MAPPED:
-                slot = 0
-            counts[slot + state] += 1
+                cells = ipv4
+            counts[cells + state] += 1
             if not detail & bit:
                 continue
             laddr_hex = line[col + 2:col + 2 + width]
@@ -609,7 +588,7 @@ class ProcBackend:
                 txq = None
             # tm->when: clock ticks left on the socket's timer (jiffies_delta_to_clock_t() in tcp_ipv4.c).
             when = int(line[col + queues_at + 21:col + queues_at + 29], 16)
-            append((state, int(line[col + lport_at:col + lport_at + 4], 16),
-                    int(line[col + rport_at:col + rport_at + 4], 16), src, dst, rxq, txq,
-                    int(fields[0]), int(fields[2]), int(when * tick_ms)))
+            append(new(Socket, (state, int(line[col + lport_at:col + lport_at + 4], 16),
+                                int(line[col + rport_at:col + rport_at + 4], 16), src, dst, rxq, txq,
+                                int(fields[0]), int(fields[2]), int(when * tick_ms))))
         yield batch, False

@@ -3,6 +3,8 @@ import os
 import shutil
 import struct
 
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import Socket
+
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "tcp")
 REQ = struct.Struct("=IHHIIBBBxI48x")
 REQ_V1 = struct.Struct("=IHHIIBBBB48xII")
@@ -206,3 +208,15 @@ def fake_proc(root, tcp="proc-net-tcp.txt", tcp6="proc-net-tcp6.txt", extra=None
             with open(path, "w", encoding="ascii") as handle:
                 handle.write(text)
     return root
+
+
+# Addresses (16 raw bytes, IPv4 in the first four) and settings the tally and report tests share.
+ME4 = b"\x0a\0\0\x01" + b"\0" * 12
+DB4 = b"\x0a\0\0\x05" + b"\0" * 12
+LO4 = b"\x7f\0\0\x01" + b"\0" * 12
+REUSE_ON = {"tcp_tw_reuse": 1, "tcp_tw_reuse_delay": 1000, "tcp_timestamps": 1}
+
+
+def record(*fields):
+    """A records.Socket from its fields in order; ``timer_ms`` None when left out (as netlink records have it)."""
+    return Socket._make(fields + (None,) * (len(Socket._fields) - len(fields)))

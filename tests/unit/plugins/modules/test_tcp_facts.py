@@ -1,4 +1,6 @@
-"""Whole-module tests: arguments, check mode, failures and the facts document shape."""
+"""Whole-module tests: arguments, check mode, failures and the facts document shape, on a fake root (the recorded
+socket table, fixture counters): nothing of the host running the tests is read."""
+import functools
 import json
 
 import pytest
@@ -6,11 +8,11 @@ from ansible_collections.linuxnet.tcp.tests.unit.plugins.modules.module_args imp
     patch_module_args)
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets as S
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import report as R
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import collect as C
 from ansible_collections.linuxnet.tcp.plugins.modules import tcp_facts
 
 from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.tcp_fixtures import (  # pylint: disable=wrong-import-order
-    FakeNetlink, ss_counts)
+    FakeNetlink, fake_proc, ss_counts)
 
 
 def run(args, capsys, check_mode=False):
@@ -24,16 +26,18 @@ def run(args, capsys, check_mode=False):
 
 
 @pytest.fixture(autouse=True)
-def recorded_table(monkeypatch):
-    # The module reads the host's counters for real, but the socket table comes from the recording, and
-    # the owner scan (whose inodes do not exist on this host) is replaced by a recorder.
+def recorded_table(monkeypatch, tmp_path):
+    # The module collects under a fake root: counters, sysctls and /proc/net/tcp{,6} from the fixtures, the netlink
+    # dump from the recording of the same table, and the owner scan (whose inodes exist in no tree) replaced by a
+    # recorder.
+    monkeypatch.setattr(tcp_facts, "gather", functools.partial(C.gather, root=fake_proc(str(tmp_path))))
     monkeypatch.setattr(S, "_open_netlink", FakeNetlink())
     asked = []
 
     def owners(inodes, root, netns, uids, optional, table=None):
         asked.append((sorted(inodes), sorted(optional)))
         return {}, {"processes_scanned": 0, "processes_denied": 0, "fds_read": 0, "complete": False}
-    monkeypatch.setattr(R, "find_owners", owners)
+    monkeypatch.setattr(C, "find_owners", owners)
     return asked
 
 
@@ -47,6 +51,7 @@ def test_facts(capsys, check_mode, recorded_table):
     assert {k: v for k, v in tcp["states"].items() if k in ss_counts()} == ss_counts()
     assert tcp["collection"]["backend"] == "netlink"
     assert tcp["time_wait"]["by_remote"][0] == {"address": "127.0.0.1", "port": 9090, "count": 4}
+    assert tcp["counters"]["ListenOverflows"] == 5 and tcp["ephemeral_ports"]["range"] == [32768, 60999]  # the fixtures'
 
 
 def test_summary_is_smaller(capsys):
@@ -61,11 +66,14 @@ def test_summary_is_smaller(capsys):
     ({"states": ["ESTABLISHED", "BOGUS"]}, "states: BOGUS is not a TCP state; states are ESTABLISHED, SYN_SENT"),
     ({"states": "[TIME_WAIT,CLOSE_WIAT]"}, "states: CLOSE_WIAT is not a TCP state"),
     ({"backend": "ss"}, "value of backend must be one of: auto, netlink, proc"),
-    ({"netns": "/etc/hostname"}, "netns: /etc/hostname is not a namespace file"),
+    ({"netns": "{tmp}/hostname"}, "netns: {tmp}/hostname is not a namespace file"),
     ({"netns": "/proc/self/ns/uts"}, "netns: /proc/self/ns/uts is a namespace but not a network namespace"),
 ])
-def test_bad_options(capsys, args, message):
+def test_bad_options(capsys, tmp_path, args, message):
+    (tmp_path / "hostname").write_text("web1\n")
+    args = {key: value.replace("{tmp}", str(tmp_path)) if isinstance(value, str) else value for key, value in args.items()}
     code, out = run(args, capsys)
+    message = message.replace("{tmp}", str(tmp_path))
     assert code == 1 and out["failed"] is True and message in out["msg"]
 
 

@@ -7,14 +7,11 @@ import os
 
 import pytest
 
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.host_fixtures import (  # pylint: disable=wrong-import-order
+    CRI_ID, DOCKER_ID, PODMAN_ID, POD_UID, fake_host, put)
+
 from ansible_collections.linuxnet.tcp.plugins.module_utils._host import namespaces as ns
 from ansible_collections.linuxnet.tcp.plugins.module_utils._host.processes import ProcessTable
-
-PODMAN_ID = "86bef0b4fed8a9ae2e55fc52a42c174e290e914a14e452d6bd01985fc872ccef"
-DOCKER_ID = "4c01db0b339c3f0f0f1d2a6b6a3c1e8f7d5b3a2c1e0f9d8c7b6a5f4e3d2c1b0a"
-CRI_ID = "9f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e"
-POD_UID = "3a1f5c2e-8b4d-4e6f-9a0b-1c2d3e4f5a6b"
-
 
 @pytest.mark.parametrize("cgroup, runtime, container_id, pod_uid, name", [
     # podman, cgroupfs manager on a hybrid host (recorded on the build machine), and systemd manager, cgroup v2
@@ -37,40 +34,6 @@ POD_UID = "3a1f5c2e-8b4d-4e6f-9a0b-1c2d3e4f5a6b"
 def test_parse_cgroup(cgroup, runtime, container_id, pod_uid, name):
     got = ns.parse_cgroup(cgroup)
     assert (got["runtime"], got["container_id"], got["pod_uid"], got["name"]) == (runtime, container_id, pod_uid, name)
-
-
-def _put(root, path, text):
-    full = os.path.join(root, path.lstrip("/"))
-    os.makedirs(os.path.dirname(full), exist_ok=True)
-    with open(full, "w") as handle:
-        handle.write(text)
-
-
-def fake_host(root):
-    """Host netns (pids 1, 50), a podman container (pids 700, 701), a pod (900), a named netns without processes."""
-    _put(root, "/proc/1/ns/net", "host")
-    _put(root, "/proc/self/ns/net", "x")
-    os.unlink(os.path.join(root, "proc/self/ns/net"))
-    os.link(os.path.join(root, "proc/1/ns/net"), os.path.join(root, "proc/self/ns/net"))
-    _put(root, "/proc/50/ns/net", "x")
-    os.unlink(os.path.join(root, "proc/50/ns/net"))
-    os.link(os.path.join(root, "proc/1/ns/net"), os.path.join(root, "proc/50/ns/net"))
-    _put(root, "/run/netns/netns-28476392", "podman")          # podman's named netns of its container
-    for pid in (700, 701):
-        os.makedirs(os.path.join(root, "proc/%d/ns" % pid))
-        os.link(os.path.join(root, "run/netns/netns-28476392"), os.path.join(root, "proc/%d/ns/net" % pid))
-        _put(root, "/proc/%d/comm" % pid, "leaky-app\n" if pid == 700 else "sh\n")
-        _put(root, "/proc/%d/status" % pid, "Name:\tx\nUid:\t0\t0\t0\t0\n")
-        _put(root, "/proc/%d/cgroup" % pid, "0::/libpod_parent/libpod-%s\n" % PODMAN_ID)
-    _put(root, "/proc/900/ns/net", "pod")
-    _put(root, "/proc/900/comm", "nginx\n")
-    _put(root, "/proc/900/status", "Uid:\t101\t101\t101\t101\n")
-    _put(root, "/proc/900/cgroup", "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod%s.slice/cri-containerd-%s.scope\n"
-         % (POD_UID.replace("-", "_"), CRI_ID))
-    _put(root, "/run/netns/lab", "lab")
-    _put(root, "/var/lib/containers/storage/overlay-containers/containers.json",
-         json.dumps([{"id": PODMAN_ID, "names": ["leaky"]}]))
-    os.makedirs(os.path.join(root, "var/log/pods/shop_web-7d4b9_%s/nginx" % POD_UID))
 
 
 def test_enumerate_and_attribute(tmp_path):

@@ -9,7 +9,7 @@ import errno
 import threading
 
 import pytest
-from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils._host.test_namespaces import fake_host
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.host_fixtures import fake_host
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import all_namespaces as T
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.counters import KstatsError
