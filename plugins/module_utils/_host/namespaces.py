@@ -58,7 +58,7 @@ def _read(root, path, limit=65536):
         with open(_host(root, path), "rb") as handle:
             return handle.read(limit).decode("utf-8", "replace")
     except OSError:
-        return None
+        return None  # absent, or the process exited: that part of the owner is unknown (None), never a failure
 
 
 def ns_inode(root, path):
@@ -123,7 +123,7 @@ class Names(object):
                         if item.get("id") and item.get("names"):
                             self._podman[item["id"]] = item["names"][0]
                 except (ValueError, TypeError, AttributeError):
-                    continue
+                    continue  # not the JSON podman writes (a newer layout, a torn write): names unknown, ids still shown
         return self._podman.get(container_id)
 
     def docker(self, container_id):
@@ -131,7 +131,7 @@ class Names(object):
         try:
             return (json.loads(text or "{}").get("Name") or "").lstrip("/") or None
         except (ValueError, AttributeError):
-            return None
+            return None  # not the JSON docker writes: the container is named by its id
 
     def pod(self, pod_uid):
         """``(kubernetes namespace, pod name)`` from /var/log/pods/<namespace>_<pod>_<uid>, or (None, None)."""
@@ -140,7 +140,7 @@ class Names(object):
             try:
                 entries = os.listdir(_host(self.root, KUBE_POD_LOGS))
             except OSError:
-                entries = []
+                entries = []  # no kubelet on this host, or its logs elsewhere: pods are named by their UID
             for entry in entries:
                 parts = entry.rsplit("_", 2)
                 if len(parts) == 3:
@@ -198,7 +198,7 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic, tabl
         try:
             names = sorted(os.listdir(_host(root, directory)))
         except OSError:
-            continue
+            continue  # no such directory: no ip netns names there
         for name in names:
             path = "%s/%s" % (directory, name)
             try:
@@ -218,7 +218,7 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic, tabl
     try:
         rows = (table or ProcessTable(root)).rows
     except OSError:
-        rows = []
+        rows = []  # /proc cannot be listed (a recorded tree without it): the ip netns names are all there is
     for pid, _name, _uid, link in rows:
         if budget is not None and clock() - start > budget:
             scan["timed_out"] = True

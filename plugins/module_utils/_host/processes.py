@@ -10,6 +10,7 @@ import errno
 import os
 import pwd
 
+
 def user_name(uid, cache):
     """The name of ``uid`` (its number as text when it has none), remembered in ``cache``."""
     name = cache.get(uid)
@@ -64,7 +65,7 @@ class ProcessTable(object):
                 try:
                     counts.append(os.stat(os.path.join(self.proc, name, "fd")).st_size)
                 except OSError:
-                    counts.append(0)
+                    counts.append(0)  # exited since the walk: sorts first and costs nothing to rule out
             self._nfds = counts
         order = []
         for (pid, name, uid, ns), nfds in zip(self.rows, self._nfds):

@@ -194,5 +194,3 @@ def _owner_note(processes, privileged, info):
     note = "all processes" if privileged else "only processes of uid %d (run as root to see every owner)" % os.geteuid()
     return {"visibility": note, "complete": info["complete"], "processes_scanned": info["processes_scanned"],
             "processes_denied": info["processes_denied"], "fds_read": info["fds_read"]}
-
-

@@ -56,6 +56,7 @@ def state_counts(tally):
     out["by_family"] = {"ipv4": ipv4, "ipv6": ipv6}
     return out
 
+
 def document(tally, top=10, owners=None, summary=False, wanted=ALL_STATES, acceptors=None, root="/"):
     owners = owners or {}
     cap = min(top, SUMMARY_LIST_CAP) if summary else top
@@ -69,6 +70,7 @@ def document(tally, top=10, owners=None, summary=False, wanted=ALL_STATES, accep
         "listeners": _listeners(tally, owners, cap if summary else None, acceptors) if wanted & LISTEN_BIT else [],
         "ephemeral_ports": _ephemeral(tally),
     }
+
 
 def _time_wait(tally, total, cap):
     remotes = {}
@@ -110,6 +112,7 @@ def _time_wait(tally, total, cap):
             {key: count for key, count in remotes.items() if key[1] is not None}, cap)],
     }
     return out
+
 
 def _close_wait(tally, total, cap, owners, summary, root="/"):
     procs = {}
@@ -154,6 +157,7 @@ def _close_wait(tally, total, cap, owners, summary, root="/"):
         program["pids"] = program["pids"][:20]
     return {"total": total, "by_process": ranked, "by_program": by_program, "unowned": unowned}
 
+
 def _peers(tally, cap, summary):
     if not cap:
         return []
@@ -176,6 +180,7 @@ def _peers(tally, cap, summary):
     rows = heapq.nsmallest(cap, by_text.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
     return [{"address": addr, "total": sum(row), "states": _state_dict(row, summary)} for addr, row in rows]
 
+
 def _local_ports(tally, cap, summary):
     if not cap:
         return []
@@ -189,6 +194,7 @@ def _local_ports(tally, cap, summary):
         row = [table.get(port, 0) for table in tally.lports]
         rows.append({"port": port, "total": total, "states": _state_dict(row, summary)})
     return rows
+
 
 def _listeners(tally, owners, cap, acceptors=None):
     """Listener rows. ``acceptors``: {inode: (ranked holders, total)} for the listeners in trouble (see
@@ -216,6 +222,7 @@ def _listeners(tally, owners, cap, acceptors=None):
     rows.sort(key=lambda r: (-fill(r), -r["queue"], -r["syn_recv"], r["port"], r["address"]))
     return rows if cap is None else rows[:cap]
 
+
 def _reusable(tally, slot, key):
     """Whether tcp_twsk_unique() may hand a TIME_WAIT socket of ``key`` (once old enough) to a new connect():
     timestamps on, and tcp_tw_reuse 1, or 2 with a loopback address at either end."""
@@ -226,6 +233,7 @@ def _reusable(tally, slot, key):
     if mode == 1:
         return True
     return mode == 2 and (_loopback(slot, key[wire.KEY_SRC]) or _loopback(slot, key[wire.KEY_DST]))
+
 
 def _ephemeral(tally):
     empty = {"address": None, "port": None, "in_use": None, "utilisation": None}
@@ -269,6 +277,7 @@ def _ephemeral(tally):
                      "connections": count - tw, "time_wait": tw, "time_wait_held": held_tw,
                      "time_wait_reusable": tw - held_tw}
     return out
+
 
 def _reuse_note(tally):
     """The settings that decide whether TIME_WAIT ports are reused, as read in the namespace (None: unknown)."""
@@ -339,5 +348,3 @@ def _sort_key(key):
 
 def _state_dict(row, summary):
     return {name: row[num] for num, name in enumerate(STATE_NAMES) if name and (row[num] or not summary)}
-
-

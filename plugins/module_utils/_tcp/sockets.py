@@ -23,7 +23,6 @@ import collections
 import errno
 import os
 import socket
-import struct
 import sys
 import threading
 from ansible_collections.linuxnet.tcp.plugins.module_utils._common import LinuxnetError
@@ -220,10 +219,10 @@ class NetlinkBackend:
             sock.bind((0, 0))
             if compat:
                 request = wire.REQUEST_V1.pack(wire.REQUEST_V1.size + len(bytecode), TCPDIAG_GETSOCK, wire.NLM_F_REQUEST_DUMP,
-                                           self._seq, 0, family, 0, 0, 0, mask, 0)
+                                               self._seq, 0, family, 0, 0, 0, mask, 0)
             else:
                 request = wire.REQUEST.pack(wire.REQUEST.size + len(bytecode), SOCK_DIAG_BY_FAMILY, wire.NLM_F_REQUEST_DUMP,
-                                        self._seq, 0, family, wire.IPPROTO_TCP, 0, mask)
+                                            self._seq, 0, family, wire.IPPROTO_TCP, 0, mask)
             sock.send(request + bytecode)
         except OSError as exc:
             sock.close()

@@ -75,8 +75,8 @@ def fake_host(root):
     put(root, "/proc/900/comm", "nginx\n")
     put(root, "/proc/900/status", "Uid:\t101\t101\t101\t101\n")
     put(root, "/proc/900/cgroup", "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod%s.slice/cri-containerd-%s.scope\n"
-         % (POD_UID.replace("-", "_"), CRI_ID))
+        % (POD_UID.replace("-", "_"), CRI_ID))
     put(root, "/run/netns/lab", "lab")
     put(root, "/var/lib/containers/storage/overlay-containers/containers.json",
-         json.dumps([{"id": PODMAN_ID, "names": ["leaky"]}]))
+        json.dumps([{"id": PODMAN_ID, "names": ["leaky"]}]))
     os.makedirs(os.path.join(root, "var/log/pods/shop_web-7d4b9_%s/nginx" % POD_UID))

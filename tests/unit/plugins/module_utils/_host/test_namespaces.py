@@ -2,16 +2,16 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Namespace enumeration and attribution on fake trees; cgroup layouts as the runtimes write them."""
-import json
 import os
 
 import pytest
 
 from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.host_fixtures import (  # pylint: disable=wrong-import-order
-    CRI_ID, DOCKER_ID, PODMAN_ID, POD_UID, fake_host, put)
+    CRI_ID, DOCKER_ID, PODMAN_ID, POD_UID, fake_host)
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._host import namespaces as ns
 from ansible_collections.linuxnet.tcp.plugins.module_utils._host.processes import ProcessTable
+
 
 @pytest.mark.parametrize("cgroup, runtime, container_id, pod_uid, name", [
     # podman, cgroupfs manager on a hybrid host (recorded on the build machine), and systemd manager, cgroup v2

@@ -1,5 +1,8 @@
 """Entering and leaving network namespaces."""
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -11,8 +14,12 @@ def here():
 
 
 def test_none_is_a_no_op():
+    """No namespace asked: the block runs once, in this thread's namespace, and no descriptor is opened."""
+    before, fds = here(), len(os.listdir("/proc/self/fd"))
+    ran = []
     with N.entered(None):
-        pass
+        ran.append((here(), len(os.listdir("/proc/self/fd"))))
+    assert ran == [(before, fds)]
 
 
 @pytest.mark.parametrize("path, match", [
@@ -45,9 +52,34 @@ def test_ctypes_setns_path(monkeypatch):
         N._setns(-1)
 
 
-def test_is_initial():
-    assert N.is_initial() in (True, False, None)
+def test_is_initial_here():
+    """This thread's own namespace link is always readable: a verdict, the same as for its path given explicitly."""
+    mine = N.is_initial()
+    assert isinstance(mine, bool)
+    assert N.is_initial(path="/proc/thread-self/ns/net") is mine
     assert N.is_initial("/nonexistent") is None
+
+
+# A process in a network namespace of its own: prints what is_initial() says inside, then waits for its stdin to close.
+_INSIDE = ("import os, sys; from ansible_collections.linuxnet.tcp.plugins.module_utils._host import netns; "
+           "print(netns.is_initial(), os.stat('/proc/thread-self/ns/net').st_ino, flush=True); sys.stdin.read()")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="unshare --net needs root")
+def test_a_new_namespace_is_not_initial():
+    """A namespace made by unshare(1) is not the initial one, seen from inside and through its /proc link from here."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+    child = subprocess.Popen(["unshare", "--net", sys.executable, "-c", _INSIDE], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, env=env, universal_newlines=True)
+    try:
+        inside, inode = child.stdout.readline().split()
+        assert inside == "False"
+        link = "/proc/%d/ns/net" % child.pid
+        assert os.stat(link).st_ino == int(inode) != os.stat("/proc/thread-self/ns/net").st_ino  # what /proc says
+        assert N.is_initial(path=link) is False
+    finally:
+        child.stdin.close()
+        assert child.wait(timeout=30) == 0
 
 
 @pytest.mark.parametrize("release, version", [("6.18.44-fc-v669", (6, 18)), ("5.10.0-28-amd64", (5, 10)),

@@ -10,6 +10,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets a
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import tally as T
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT
 
+
 def test_inbound_time_wait_groups_remote_ports():
     tally = T.Tally((32768, 60999))
     ip = b"\x0a\0\0\x05" + b"\0" * 12

@@ -1,0 +1,34 @@
+"""Socket records and per-state counts: named access over plain sequences."""
+import operator
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import records as D
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets as S
+
+
+def test_socket_fields_in_reader_order():
+    rec = D.Socket(S.CLOSE_WAIT, 40000, 5432, b"s" * 16, b"d" * 16, 1, 2, 1000, 77, None)
+    assert (rec.state, rec.sport, rec.dport, rec.uid, rec.inode, rec.timer_ms) == (S.CLOSE_WAIT, 40000, 5432, 1000, 77, None)
+    assert tuple(rec)[:3] == (S.CLOSE_WAIT, 40000, 5432) and rec == tuple(rec)  # still a tuple underneath
+    assert operator.itemgetter(D.STATE_FIELD, D.SPORT_FIELD)(rec) == (S.CLOSE_WAIT, 40000)
+    assert operator.itemgetter(*D.KEY_FIELDS)(rec) == (5432, b"s" * 16, b"d" * 16)
+    # What the hot loop of ProcBackend does: a Socket from a tuple, without Socket.__new__.
+    assert tuple.__new__(D.Socket, tuple(rec)) == rec and type(tuple.__new__(D.Socket, tuple(rec))) is D.Socket
+
+
+def test_state_counts():
+    counts = D.StateCounts()
+    assert counts == [0] * 32 and D.StateCounts.cell(D.IPV6_SLOT, S.TIME_WAIT) == 16 + S.TIME_WAIT
+    counts.add(D.IPV4_SLOT, S.TIME_WAIT, 3)
+    counts.add(D.IPV6_SLOT, S.TIME_WAIT)
+    counts[D.StateCounts.cell(D.IPV6_SLOT, 0) + S.LISTEN] += 2  # as the readers count, by index
+    assert counts.get(D.IPV4_SLOT, S.TIME_WAIT) == 3 and counts.get(D.IPV6_SLOT, S.LISTEN) == 2
+    assert counts.of_state(S.TIME_WAIT) == 4 and counts.of_state(S.LISTEN) == 2
+    assert (counts.of_family(D.IPV4_SLOT), counts.of_family(D.IPV6_SLOT)) == (3, 3)
+    counts[D.StateCounts.cell(D.IPV4_SLOT, 12)] = 9  # a state this code does not know is never a total's
+    assert counts.of_family(D.IPV4_SLOT) == 3
+
+
+def test_close_wait_record():
+    row = D.CloseWait(77, 1000, D.IPV4_SLOT, b"d" * 16, None, 8443)
+    inode, uid, _slot, _dst, remote, local = row
+    assert (inode, uid, remote, local) == (row.inode, row.uid, row.remote_port, row.local_port) == (77, 1000, None, 8443)
