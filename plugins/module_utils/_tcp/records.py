@@ -1,16 +1,17 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The records the socket readers hand to the tally: one ``Socket`` per socket read in detail, and the per-state
-counts of every socket (``StateCounts``); the tally keeps a ``CloseWait`` per CLOSE_WAIT socket.
+"""The records of the socket table: ``Socket`` (one socket, its fields named), the per-state counts of every socket
+(a list read through ``count_cell``), and the ``CloseWait`` rows the tally keeps for the owner lookup.
 
-Both are plain sequences underneath (a tuple, a list), so the hot loops keep C-level access: a ``Socket`` unpacks
-and slices as a tuple, ``operator.itemgetter(Socket.FIELD)`` reads one field of many; code that reads a few
-records names the fields.
+Records are tuples underneath, so the hot loops keep C-level access: a record unpacks and slices as a tuple, and
+``operator.itemgetter(..._FIELD)`` reads one field of many. The /proc reader hands the rest of the table to the
+tally as plain tuples in ``Socket``'s field order (a NamedTuple per socket costs more than a tenth of that parse);
+every record read one by one (listeners, CLOSE_WAIT rows) is named.
 """
 
 import typing
 
-# Family slots of StateCounts: IPv4 (and IPv4-mapped IPv6 peers, which really are IPv4 hosts) and IPv6.
+# Family slots of the counts: IPv4 (and IPv4-mapped IPv6 peers, which really are IPv4 hosts) and IPv6.
 IPV4_SLOT, IPV6_SLOT = 0, 1
 
 
@@ -38,38 +39,36 @@ class Socket(typing.NamedTuple):
 # Field positions, for operator.itemgetter in loops over many records.
 STATE_FIELD = Socket._fields.index("state")
 SPORT_FIELD = Socket._fields.index("sport")
-KEY_FIELDS = tuple(Socket._fields.index(name) for name in ("dport", "src", "dst"))
+TIMER_FIELD = Socket._fields.index("timer_ms")
+DPORT_FIELD = Socket._fields.index("dport")
+SRC_FIELD = Socket._fields.index("src")
+DST_FIELD = Socket._fields.index("dst")
 
 
-class StateCounts(list):
-    """Socket counts per family slot (IPV4_SLOT, IPV6_SLOT) and state number: a list of 32 ints, cell
-    ``cell(slot, state)``. The readers count into it in their loops by index (``base = cell(slot, 0)`` once, then
-    ``counts[base + state] += 1``); the report reads it by name."""
+# Per-state counts of every socket: one plain list of ints (the readers count into it in their loops, where a list
+# subclass or a method call per socket would cost), cell ``count_cell(slot, state)``.
+COUNT_CELLS = 16  # cells per family slot: state numbers 1..11 fit, with room for newer kernels' states
+KNOWN_STATES = range(1, 12)
 
-    FAMILY_CELLS = 16  # cells per family slot: state numbers 1..11 fit, with room for newer kernels' states
 
-    def __init__(self):
-        list.__init__(self, [0] * (2 * self.FAMILY_CELLS))
+def new_counts():
+    return [0] * (2 * COUNT_CELLS)
 
-    @classmethod
-    def cell(cls, slot, state):
-        """Index of the count of ``state`` in family ``slot``."""
-        return slot * cls.FAMILY_CELLS + state
 
-    def get(self, slot, state):
-        return self[self.cell(slot, state)]
+def count_cell(slot, state):
+    """Index of the count of ``state`` in family ``slot`` (IPV4_SLOT, IPV6_SLOT)."""
+    return slot * COUNT_CELLS + state
 
-    def add(self, slot, state, count=1):
-        self[self.cell(slot, state)] += count
 
-    def of_state(self, state):
-        """Sockets in ``state``, both families."""
-        return self[state] + self[self.FAMILY_CELLS + state]
+def state_total(counts, state):
+    """Sockets in ``state``, both families."""
+    return counts[count_cell(IPV4_SLOT, state)] + counts[count_cell(IPV6_SLOT, state)]
 
-    def of_family(self, slot, states=range(1, 12)):
-        """Sockets of family ``slot`` in the known states (1..11)."""
-        base = self.cell(slot, 0)
-        return sum(self[base + state] for state in states)
+
+def family_total(counts, slot):
+    """Sockets of family ``slot`` in the known states (1..11)."""
+    base = count_cell(slot, 0)
+    return sum(counts[base + state] for state in KNOWN_STATES)
 
 
 class CloseWait(typing.NamedTuple):

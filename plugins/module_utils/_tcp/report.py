@@ -23,7 +23,7 @@ import socket
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._host.processes import program_of
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import wire
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT, IPV6_SLOT
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT, IPV6_SLOT, family_total, state_total
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.sockets import (
     AF_INET,
     AF_INET6,
@@ -50,8 +50,8 @@ def address_text(slot, raw):
 
 def state_counts(tally):
     counts = tally.counts
-    out = {name: counts.of_state(num) for num, name in enumerate(STATE_NAMES) if name}
-    ipv4, ipv6 = counts.of_family(IPV4_SLOT), counts.of_family(IPV6_SLOT)
+    out = {name: state_total(counts, num) for num, name in enumerate(STATE_NAMES) if name}
+    ipv4, ipv6 = family_total(counts, IPV4_SLOT), family_total(counts, IPV6_SLOT)
     out["total"] = ipv4 + ipv6
     out["by_family"] = {"ipv4": ipv4, "ipv6": ipv6}
     return out

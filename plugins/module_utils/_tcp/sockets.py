@@ -2,15 +2,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Read the kernel's TCP socket table: netlink ``sock_diag`` first, ``/proc/net/tcp{,6}`` as fallback.
 
-Listeners, from both backends, and the rest of the table from /proc come as ``records.Socket`` records, one per
-socket; from /proc only, ``timer_ms`` carries the socket's pending timer (``tm->when``; for a TIME_WAIT socket the
-time it has left, which tells its age, see ``TIMEWAIT_MS``). The rest of the table from netlink comes as the raw
+Listeners, from both backends, come as ``records.Socket`` records, and the rest of the table from /proc as tuples
+in the same field order; from /proc only, ``timer_ms`` carries the socket's pending timer (``tm->when``; for a
+TIME_WAIT socket the time it has left, which tells its age, see ``TIMEWAIT_MS``). The rest of the table from netlink comes as the raw
 messages themselves (their layout: ``wire.py``), in blocks of one message length that a sink folds in place
 (``NetlinkBackend.dump``, ``tally.Tally.block``).
 Batches and blocks never outlive one ``recv`` (netlink) or one chunk of text (/proc), so memory stays flat
 however large the table is.
 
-Per-state counts are added to a caller-provided ``records.StateCounts`` (cell ``StateCounts.cell(slot, state)``,
+Per-state counts are added to a caller-provided list (``records.new_counts()``, cell ``count_cell(slot, state)``,
 slot 0 IPv4, 1 IPv6) by the readers of records; the sink of a netlink dump counts its blocks itself. IPv4-mapped IPv6
 peers (``::ffff:a.b.c.d``) count in the IPv4 slot, because the peer really is an IPv4 host talking to a
 dual-stack socket.
@@ -27,7 +27,7 @@ import sys
 import threading
 from ansible_collections.linuxnet.tcp.plugins.module_utils._common import LinuxnetError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import wire
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT, IPV6_SLOT, Socket, StateCounts
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT, IPV6_SLOT, Socket, count_cell
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.wire import (
     DIAG_MIN,
     HDR,
@@ -261,7 +261,7 @@ class NetlinkBackend:
         head = wire.HEAD.unpack_from
         tail = wire.TAIL.unpack_from
         make = Socket._make
-        base = StateCounts.cell(FAMILY_SLOT[family], 0)
+        base = count_cell(FAMILY_SLOT[family], 0)
         out = []
         for size in self._datagrams(family, LISTEN_BIT):
             off = 0
@@ -517,12 +517,14 @@ class ProcBackend:
         out = []
         for lines in self._chunks(family):
             for batch, stop in self._parse(family, lines, LISTEN_BIT, LISTEN_BIT, counts, until_other=True):
-                out.extend(batch)
+                out.extend(map(Socket._make, batch))
                 if stop:
                     return out
         return out
 
     def scan(self, family, mask, detail, counts):
+        """Batches of the sockets of ``family`` in ``mask`` read in ``detail`` (tuples in Socket's field order), all
+        of them counted into ``counts``."""
         detail &= mask
         for lines in self._chunks(family):
             for batch, _stop in self._parse(family, lines, mask, detail, counts):
@@ -531,8 +533,8 @@ class ProcBackend:
     @staticmethod
     def _parse(family, lines, mask, detail, counts, until_other=False, tick_ms=1000.0 / (os.sysconf("SC_CLK_TCK") or 100)):
         """Parse /proc lines. Positions are relative to the first ':' because ``sl`` widens past 9999."""
-        base = StateCounts.cell(FAMILY_SLOT[family], 0)
-        ipv4 = StateCounts.cell(IPV4_SLOT, 0)
+        base = count_cell(FAMILY_SLOT[family], 0)
+        ipv4 = count_cell(IPV4_SLOT, 0)
         v6 = family == AF_INET6
         width = 32 if v6 else 8
         # Offsets after the "sl:" colon: " local:port remote:port st tx:rx ..."
@@ -546,7 +548,6 @@ class ProcBackend:
         cache = {}
         batch = []
         append = batch.append
-        new = tuple.__new__  # a Socket from a tuple without the Python-level Socket.__new__: this loop is per socket
         for line in lines:
             col = line.find(b":")
             if col < 0:
@@ -587,7 +588,8 @@ class ProcBackend:
                 txq = None
             # tm->when: clock ticks left on the socket's timer (jiffies_delta_to_clock_t() in tcp_ipv4.c).
             when = int(line[col + queues_at + 21:col + queues_at + 29], 16)
-            append(new(Socket, (state, int(line[col + lport_at:col + lport_at + 4], 16),
-                                int(line[col + rport_at:col + rport_at + 4], 16), src, dst, rxq, txq,
-                                int(fields[0]), int(fields[2]), int(when * tick_ms))))
+            # A plain tuple in Socket's field order (see records.py).
+            append((state, int(line[col + lport_at:col + lport_at + 4], 16),
+                    int(line[col + rport_at:col + rport_at + 4], 16), src, dst, rxq, txq,
+                    int(fields[0]), int(fields[2]), int(when * tick_ms)))
         yield batch, False

@@ -21,11 +21,15 @@ import sys
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import wire
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import (
     IPV4_SLOT,
-    KEY_FIELDS,
+    DPORT_FIELD,
+    DST_FIELD,
     SPORT_FIELD,
+    SRC_FIELD,
     STATE_FIELD,
+    TIMER_FIELD,
     CloseWait,
-    StateCounts,
+    count_cell,
+    new_counts,
 )
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.sockets import (
     AF_INET,
@@ -41,10 +45,14 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.sockets import (
 # Record fields read in the loops over a batch of records (C-level itemgetters, as fast as on plain tuples).
 _SPORT = operator.itemgetter(SPORT_FIELD)
 _STATE = operator.itemgetter(STATE_FIELD)
-_KEY_FIELDS = operator.itemgetter(*KEY_FIELDS)
+_DPORT = operator.itemgetter(DPORT_FIELD)
+_SRC = operator.itemgetter(SRC_FIELD)
+_DST_ADDRESS = operator.itemgetter(DST_FIELD)
 _FIRST = operator.itemgetter(0)
 _DST = operator.itemgetter(wire.KEY_DST)  # dst out of an aggregation key
 _LITTLE = sys.byteorder == "little"
+# A record from a tuple without the Python-level __new__ of a NamedTuple (several times dearer): one per socket.
+_new = tuple.__new__
 INBOUND, EPHEMERAL, FIXED = 0, 1, 2
 # Where the dst bytes that mark an IPv4-mapped peer (::ffff:a.b.c.d: bytes 0-9 zero, 10-11 0xff) lie in a message.
 _MAPPED_ZERO = range(wire.DST_OFFSET, wire.DST_OFFSET + 10)
@@ -58,7 +66,7 @@ def _keys(view, stride):
 
 def _record_keys(records):
     """The aggregation key of each record, as its message would carry it."""
-    return list(itertools.starmap(wire.make_key, map(_KEY_FIELDS, records)))
+    return list(map(wire.make_key, map(_DPORT, records), map(_SRC, records), map(_DST_ADDRESS, records)))
 
 
 def _mapped_lanes(data, size, stride):
@@ -119,7 +127,7 @@ class Tally:
     """
 
     def __init__(self, port_range=None, detail=ALL_STATES, settings=None):
-        self.counts = StateCounts()
+        self.counts = new_counts()  # see records.count_cell
         # Per-namespace sysctls (_kstats.read_socket_sysctls); without them every TIME_WAIT port counts as held.
         self.settings = dict(settings or {})
         delay = self.settings.get("tcp_tw_reuse_delay") or 1000
@@ -201,9 +209,9 @@ class Tally:
                         if mapped:
                             # IPv4-mapped peers (::ffff:a.b.c.d) count as IPv4.
                             four = (_both(mapped, select) if select else mapped).count(1)
-                            self.counts.add(IPV4_SLOT, state, four)
+                            self.counts[count_cell(IPV4_SLOT, state)] += four
                             num -= four
-                    self.counts.add(slot, state, num)
+                    self.counts[count_cell(slot, state)] += num
                     if not self.detail & (1 << state):
                         continue
                     if sports is None:
@@ -251,22 +259,25 @@ class Tally:
         self.tw_young[slot].update(itertools.compress(keys, classes.translate(_one(EPHEMERAL))))
 
     def add(self, family, batch):
-        """Fold one batch of non-LISTEN records of ``family`` (counted already by the backend)."""
+        """Fold one batch of non-LISTEN records of ``family`` (tuples in Socket's field order, counted already by the
+        backend)."""
         seen = set(map(_STATE, batch))
+        field = STATE_FIELD
         for state in seen:
-            part = batch if len(seen) == 1 else [rec for rec in batch if rec.state == state]
+            part = batch if len(seen) == 1 else [rec for rec in batch if rec[field] == state]
             self._fold(family, state, list(map(_SPORT, part)), _record_keys(part))
             if state == TIME_WAIT and self.young_after is not None:
-                young = [rec for rec in part if rec.timer_ms is not None and rec.timer_ms > self.young_after]
+                after = self.young_after
+                young = [rec for rec in part if rec[TIMER_FIELD] is not None and rec[TIMER_FIELD] > after]
                 if young:
                     self._fold_young(family, list(map(_SPORT, young)), _record_keys(young))
             if state == CLOSE_WAIT:
                 listen = self.listen_ports[family]
                 slot = FAMILY_SLOT[family]
-                for rec in part:
-                    inbound = rec.sport in listen
-                    self.close_wait.append(CloseWait(rec.inode, rec.uid, slot, rec.dst, None if inbound else rec.dport,
-                                                     rec.sport if inbound else None))
+                append = self.close_wait.append
+                for _state, sport, dport, _src, dst, _rqueue, _wqueue, uid, inode, _timer in part:
+                    inbound = sport in listen
+                    append(_new(CloseWait, (inode, uid, slot, dst, None if inbound else dport, sport if inbound else None)))
 
     def _fold(self, family, state, sports, keys):
         """Count sockets of one family and state by local port and by key (see the class docstring)."""
@@ -322,7 +333,7 @@ class Tally:
             uid, inode = wire.OWNER.unpack_from(data, off + wire.UID_OFFSET)
             inbound = sport in listen
             dst = bytes(data[off + wire.DST_OFFSET:off + wire.DST_OFFSET + wire.ADDRESS_LEN])
-            self.close_wait.append(CloseWait(inode, uid, slot, dst, None if inbound else dport, sport if inbound else None))
+            self.close_wait.append(_new(CloseWait, (inode, uid, slot, dst, None if inbound else dport, sport if inbound else None)))
             index += 1
 
     # ----- report -----------------------------------------------------------------------------------

@@ -10,22 +10,22 @@ def test_socket_fields_in_reader_order():
     assert (rec.state, rec.sport, rec.dport, rec.uid, rec.inode, rec.timer_ms) == (S.CLOSE_WAIT, 40000, 5432, 1000, 77, None)
     assert tuple(rec)[:3] == (S.CLOSE_WAIT, 40000, 5432) and rec == tuple(rec)  # still a tuple underneath
     assert operator.itemgetter(D.STATE_FIELD, D.SPORT_FIELD)(rec) == (S.CLOSE_WAIT, 40000)
-    assert operator.itemgetter(*D.KEY_FIELDS)(rec) == (5432, b"s" * 16, b"d" * 16)
-    # What the hot loop of ProcBackend does: a Socket from a tuple, without Socket.__new__.
+    assert operator.itemgetter(D.DPORT_FIELD, D.SRC_FIELD, D.DST_FIELD)(rec) == (5432, b"s" * 16, b"d" * 16)
+    # What the tally does for CLOSE_WAIT rows: a record from a tuple, without the NamedTuple's Python-level __new__.
     assert tuple.__new__(D.Socket, tuple(rec)) == rec and type(tuple.__new__(D.Socket, tuple(rec))) is D.Socket
 
 
-def test_state_counts():
-    counts = D.StateCounts()
-    assert counts == [0] * 32 and D.StateCounts.cell(D.IPV6_SLOT, S.TIME_WAIT) == 16 + S.TIME_WAIT
-    counts.add(D.IPV4_SLOT, S.TIME_WAIT, 3)
-    counts.add(D.IPV6_SLOT, S.TIME_WAIT)
-    counts[D.StateCounts.cell(D.IPV6_SLOT, 0) + S.LISTEN] += 2  # as the readers count, by index
-    assert counts.get(D.IPV4_SLOT, S.TIME_WAIT) == 3 and counts.get(D.IPV6_SLOT, S.LISTEN) == 2
-    assert counts.of_state(S.TIME_WAIT) == 4 and counts.of_state(S.LISTEN) == 2
-    assert (counts.of_family(D.IPV4_SLOT), counts.of_family(D.IPV6_SLOT)) == (3, 3)
-    counts[D.StateCounts.cell(D.IPV4_SLOT, 12)] = 9  # a state this code does not know is never a total's
-    assert counts.of_family(D.IPV4_SLOT) == 3
+def test_counts():
+    counts = D.new_counts()
+    assert counts == [0] * 32 and D.count_cell(D.IPV6_SLOT, S.TIME_WAIT) == 16 + S.TIME_WAIT
+    counts[D.count_cell(D.IPV4_SLOT, S.TIME_WAIT)] += 3
+    counts[D.count_cell(D.IPV6_SLOT, S.TIME_WAIT)] += 1
+    counts[D.count_cell(D.IPV6_SLOT, 0) + S.LISTEN] += 2  # as the readers count, from a family's base cell
+    assert counts[D.count_cell(D.IPV6_SLOT, S.LISTEN)] == 2
+    assert D.state_total(counts, S.TIME_WAIT) == 4 and D.state_total(counts, S.LISTEN) == 2
+    assert (D.family_total(counts, D.IPV4_SLOT), D.family_total(counts, D.IPV6_SLOT)) == (3, 3)
+    counts[D.count_cell(D.IPV4_SLOT, 12)] = 9  # a state this code does not know is never in a total
+    assert D.family_total(counts, D.IPV4_SLOT) == 3
 
 
 def test_close_wait_record():

@@ -8,7 +8,7 @@ from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.tcp_fixtur
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import report as R
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets as S
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import tally as T
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT, count_cell
 
 
 def test_inbound_time_wait_groups_remote_ports():
@@ -112,13 +112,13 @@ def test_time_wait_sides():
     tally.add_listeners(S.AF_INET, [record(S.LISTEN, 80, 0, ME4, b"\0" * 16, 0, 511, 0, 11)])
     tally.add(S.AF_INET, [record(S.TIME_WAIT, 80, 40000 + n, ME4, client, 0, 0, 0, 0, 0) for n in range(4)])
     tally.add(S.AF_INET, [record(S.TIME_WAIT, 50000 + n, 3306, ME4, DB4, 0, 0, 0, 0, 0) for n in range(3)])
-    tally.counts.add(IPV4_SLOT, S.TIME_WAIT, 7)
+    tally.counts[count_cell(IPV4_SLOT, S.TIME_WAIT)] += 7
     tw = R.document(tally)["time_wait"]
     assert tw["server_side"] == {"total": 4, "by_local_port": [{"address": "10.0.0.1", "port": 80, "count": 4}],
                                  "by_client": [{"address": "10.0.0.7", "count": 4}]}
     assert tw["client_side"] == {"total": 3, "by_remote": [{"address": "10.0.0.5", "port": 3306, "count": 3}]}
     counted_only = T.Tally((32768, 60999), S.states_mask([S.CLOSE_WAIT]))
-    counted_only.counts.add(IPV4_SLOT, S.TIME_WAIT, 5)
+    counted_only.counts[count_cell(IPV4_SLOT, S.TIME_WAIT)] = 5
     assert R.document(counted_only)["time_wait"]["server_side"] is None  # not read: the sides are unknown
 
 

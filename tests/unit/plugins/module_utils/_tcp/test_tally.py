@@ -8,7 +8,7 @@ from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.tcp_fixtur
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import report as R
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets as S
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import tally as T
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT, count_cell
 
 DIAG = struct.Struct("=IHHII")  # nlmsghdr
 
@@ -73,7 +73,7 @@ def test_blocks_and_records_give_the_same_report(seed):
     # /proc: records per family, counted as ProcBackend counts them.
     for state, family, sport, dport, src, dst, inode in rows:
         slot = 0 if family == S.AF_INET or dst[:12] == b"\0" * 10 + b"\xff\xff" else 1
-        records.counts.add(slot, state)
+        records.counts[count_cell(slot, state)] += 1
         if detail & (1 << state):
             records.add(family, [record(state, sport, dport, src, dst, 0, 0, 0, inode)])
     for summary in (False, True):
@@ -128,7 +128,7 @@ def test_young_time_wait_same_from_blocks_and_records(seed):
         tally.add_listeners(S.AF_INET, listen)
     data = b"".join(tw_message(*row) for row in rows)
     blocks.block(bytearray(data), len(data), 96)
-    records.counts.add(IPV4_SLOT, S.TIME_WAIT, len(rows))
+    records.counts[count_cell(IPV4_SLOT, S.TIME_WAIT)] += len(rows)
     records.add(S.AF_INET, [record(S.TIME_WAIT, sport, dport, src, dst, 0, 0, 0, 0, expires)
                             for _f, sport, dport, src, dst, expires in rows])
     assert R.document(blocks) == R.document(records)
