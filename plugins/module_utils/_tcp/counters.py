@@ -10,7 +10,6 @@ the namespace being inspected.
 
 import os
 from ansible_collections.linuxnet.tcp.plugins.module_utils._common import LinuxnetError
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.keys import parts_of
 
 # TcpExt names from net/ipv4/proc.c snmp4_net_list; semantics in Documentation/networking/snmp_counter.rst.
 TCPEXT_COUNTERS = (
@@ -112,6 +111,10 @@ def read_conntrack(root="/"):
 def read_sysctls(root, keys):
     """``{key: value}`` of the ``keys`` (sysctl names in the collection's spelling, _sysctl/keys.py) that can be
     read, whitespace folded; a key that cannot be read is left out (the caller reports what it found)."""
+    # Imported here: _sysctl/keys.py (with the catalogue it loads) costs more to import than this module, and only a
+    # scan of every namespace reads sysctls by name; every other tcp_facts run would pay it for nothing.
+    from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.keys import parts_of  # pylint: disable=import-outside-toplevel
+
     out = {}
     for key in keys:
         try:

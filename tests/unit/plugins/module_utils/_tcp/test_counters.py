@@ -53,6 +53,16 @@ def test_read_sysctls(tmp_path):
         "net.ipv4.ip_local_port_range": "32768 60999"}
 
 
+def test_read_sysctls_spells_keys_as_sysctl_does(tmp_path):
+    """A dot inside a component (an interface eth0.100) is written '/' in a dotted key (_sysctl/keys.py): the path
+    is /proc/sys/net/ipv4/conf/eth0.100/rp_filter, in either spelling."""
+    conf = tmp_path / "proc" / "sys" / "net" / "ipv4" / "conf" / "eth0.100"
+    conf.mkdir(parents=True)
+    (conf / "rp_filter").write_text("2\n")
+    keys = ("net.ipv4.conf.eth0/100.rp_filter", "net/ipv4/conf/eth0.100/rp_filter")
+    assert K.read_sysctls(str(tmp_path), keys) == dict.fromkeys(keys, "2")
+
+
 def test_sockstat6_is_optional(tmp_path):
     root = fake_proc(str(tmp_path), extra={"proc/net/sockstat6": None})
     assert K.read_sockstat(root)["inuse"] == 20
