@@ -176,7 +176,7 @@ def enumerate_netns(root="/", limit=200, budget=None, clock=time.monotonic, tabl
     read; the first NOT_PERMITTED_SHOWN of them in ``not_permitted_paths``), ``vanished`` (processes that exited
     during the scan), ``stale`` (ip netns names left behind by a namespace that is gone) and ``left_out`` (namespaces
     beyond ``limit`` or found after ``budget`` seconds). The processes come from ``table`` (an
-    ``_owners.ProcessTable``, the one walk of /proc of a scan), read now when not given.
+    ``processes.ProcessTable``, the one walk of /proc of a scan), read now when not given.
     """
     start = clock()
     scan = {"processes": 0, "not_permitted": 0, "not_permitted_paths": [], "vanished": 0, "stale": 0, "left_out": 0,

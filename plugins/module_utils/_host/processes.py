@@ -28,7 +28,7 @@ class ProcessTable(object):
     descriptor count).
 
     A scan of every namespace of a host walks /proc once: the namespaces are found from this table
-    (``_namespaces.enumerate_netns``) and each namespace's owner lookup is ordered from it (``order()``); a
+    (``namespaces.enumerate_netns``) and each namespace's owner lookup is ordered from it (``order()``); a
     lookup for one namespace reads its own. The descriptors themselves are read by ``_tcp.owners.find_owners`` when it needs
     them, never kept. The namespace is the ``net:[N]`` text of /proc/PID/ns/net, or the errno that refused it
     (EACCES for an unprivileged caller, ENOENT for a process that exited).

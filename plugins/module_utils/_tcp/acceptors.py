@@ -122,8 +122,8 @@ def rank(root, inode, holders, fds, table=None, netns=None):
     """The holders of listening socket ``inode``, completed and ranked: those that wait on it first (accept or
     epoll), then the others; a stopped or traced one after the running ones of the same rank; then by pid.
 
-    ``holders`` are the ``{pid, name, user}`` found by _owners.find_owners(), ``fds`` its ``{(inode, pid): [fd]}``.
-    In a scan of every namespace, ``table`` is the scan's _owners.ProcessTable and ``netns`` the ``net:[N]`` of the
+    ``holders`` are the ``{pid, name, user}`` found by owners.find_owners(), ``fds`` its ``{(inode, pid): [fd]}``.
+    In a scan of every namespace, ``table`` is the scan's _host.processes.ProcessTable and ``netns`` the ``net:[N]`` of the
     socket's namespace: the parents are read once for the scan, and only relatives in that namespace are looked
     at (fork keeps the namespace; on a node where every container's processes are children of one runtime, the
     siblings in other namespaces would otherwise have their descriptors read for each listener in trouble).

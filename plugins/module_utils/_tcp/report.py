@@ -49,6 +49,7 @@ def address_text(slot, raw):
 
 
 def state_counts(tally):
+    """The ``states`` part: per state both families, the total and the total per family."""
     counts = tally.counts
     out = {name: state_total(counts, num) for num, name in enumerate(STATE_NAMES) if name}
     ipv4, ipv6 = family_total(counts, IPV4_SLOT), family_total(counts, IPV6_SLOT)
@@ -58,6 +59,12 @@ def state_counts(tally):
 
 
 def document(tally, top=10, owners=None, summary=False, wanted=ALL_STATES, acceptors=None, root="/"):
+    """The facts document of a ``tally.Tally`` (all but what collect.gather() adds: counters, rates, collection).
+
+    ``top`` caps each list (at most SUMMARY_LIST_CAP in ``summary`` form), ``owners`` maps socket inodes to their
+    holders (``owners.find_owners``), ``acceptors`` the listeners in trouble to their ranked holders
+    (``acceptors.rank``); ``wanted`` the states asked for (listeners only when LISTEN is), ``root`` where /proc is
+    read for the programs of CLOSE_WAIT holders."""
     owners = owners or {}
     cap = min(top, SUMMARY_LIST_CAP) if summary else top
     states = state_counts(tally)

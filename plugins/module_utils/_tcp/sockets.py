@@ -472,7 +472,7 @@ class ProcBackend:
 
     def __init__(self, root="/", net="proc/net"):
         self.root = root
-        self.net = net  # "proc/thread-self/net" in a thread that entered another namespace (see _kstats)
+        self.net = net  # "proc/thread-self/net" in a thread that entered another namespace (see counters.py)
 
     def path(self, family):
         return os.path.join(self.root, self.net, "tcp" if family == AF_INET else "tcp6")

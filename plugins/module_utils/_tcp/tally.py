@@ -128,7 +128,7 @@ class Tally:
 
     def __init__(self, port_range=None, detail=ALL_STATES, settings=None):
         self.counts = new_counts()  # see records.count_cell
-        # Per-namespace sysctls (_kstats.read_socket_sysctls); without them every TIME_WAIT port counts as held.
+        # Per-namespace sysctls (counters.read_socket_sysctls); without them every TIME_WAIT port counts as held.
         self.settings = dict(settings or {})
         delay = self.settings.get("tcp_tw_reuse_delay") or 1000
         # A TIME_WAIT socket whose timer has more than this left (ms) entered TIME_WAIT less than the reuse delay
