@@ -496,7 +496,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.files import LockTimeout
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.keys import SysctlError
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.profile import profile_absent, profile_present, profile_reverted
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.profile import agent_writers, profile_absent, profile_present, profile_reverted
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.tree import ApplyError
 
 
@@ -530,11 +530,14 @@ def main():
 
     try:
         if p["state"] == "present":
+            # Other programs' configuration is read here, before the run takes its lock: the transaction only
+            # compares its targets with what was found.
+            writers = agent_writers("/", p["settings"])
             result = profile_present("/", p["name"], p["settings"], persist=p["persist"], apply=p["apply"], file=p["file"],
                                      unsupported=p["unsupported"], allow_unsafe=p["allow_unsafe"], check_mode=module.check_mode,
                                      modules=p["modules"], module_options=p["module_options"], load=p["load_modules"],
                                      reserve_listener_ports=p["reserve_listener_ports"], modprobe=modprobe if modprobe_bin else None,
-                                     force_owned_keys=p["force_owned_keys"], lock_timeout=p["lock_timeout"])
+                                     force_owned_keys=p["force_owned_keys"], lock_timeout=p["lock_timeout"], writers=writers)
         elif p["state"] == "absent":
             result = profile_absent("/", p["name"], persist=p["persist"], apply=p["apply"], file=p["file"],
                                     check_mode=module.check_mode, lock_timeout=p["lock_timeout"])

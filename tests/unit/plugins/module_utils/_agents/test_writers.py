@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._agents import writers as A
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import profile as P
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import plan as P
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), "fixtures", "agents")
 
@@ -321,7 +321,7 @@ def _put(root, path, text):
 
 def _owner(key, value, root):
     """sysctl_profile's reason for skipping ``key`` = ``value`` on the tree ``root``, or None when it is applied."""
-    return P._other_writer(key, value, A.writers_for([key], A.detect(root)), ())
+    return P.other_writer(key, value, A.writers_for([key], A.detect(root)))
 
 
 @pytest.mark.parametrize("write, requested, persisted, fought", [
