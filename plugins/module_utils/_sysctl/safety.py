@@ -90,8 +90,10 @@ RULES = (
          "keep the default 60 or raise it (kube-proxy uses 3600)", True),
 )
 ROLE_GUARDS = tuple(rule for rule in RULES if rule.role_guard)
-# Keys whose running value a rule reads even when the run does not set them (the caller puts them in ``current``).
-CONTEXT_KEYS = ("net.ipv4.tcp_timestamps", "net.ipv4.tcp_tw_reuse", UNPRIVILEGED_KEY, RESERVED_KEY)
+# Keys whose running value a rule reads even when the run does not set them (the caller puts them in ``current``):
+# the keys named as thresholds, and both keys of an OFF_WHILE_ON rule.
+CONTEXT_KEYS = tuple(sorted(set(rule.limit for rule in RULES if isinstance(rule.limit, str))
+                            | set(key for rule in RULES if rule.test == OFF_WHILE_ON for key in rule.keys)))
 
 
 def _ints(value):

@@ -105,6 +105,8 @@ def test_the_table_is_well_formed():
             assert catalog.info(rule.limit), rule
     raise_only = sorted(key for key, rec in catalog.KEYS.items() if rec["raise_only"])
     assert sorted(key for rule in safety.RULES if rule.test == safety.LOWERED for key in rule.keys) == raise_only
+    assert safety.CONTEXT_KEYS == ("net.ipv4.ip_local_reserved_ports", "net.ipv4.ip_unprivileged_port_start",
+                                   "net.ipv4.tcp_timestamps", "net.ipv4.tcp_tw_reuse")
     # The role judges its guards on the controller, without running values or listeners: only tests of the value itself.
     assert safety.ROLE_GUARDS and all(rule.test in (safety.BELOW, safety.OTHER_THAN, safety.SAME_PARITY) for rule in safety.ROLE_GUARDS)
 
