@@ -190,12 +190,17 @@ options:
     description:
       - Apply known-harmful settings anyway (with a warning). By default they are refused and reported in
         RV(refused) with a suggestion; the rest of the profile is still applied.
-      - The rules are V(net.ipv4.tcp_tw_recycle=1); V(net.ipv4.tcp_timestamps=0) while V(net.ipv4.tcp_tw_reuse) is on;
+      - The rules are the collection's safety table (C(plugins/module_utils/_sysctl/safety.py), which the
+        C(linuxnet.tcp.tuning) role applies too), judged on the values the run would write, after legacy names are
+        mapped and C(>=)/C(<=) resolved; at most one refusal per key.
+      - V(net.ipv4.tcp_tw_recycle) other than 0; V(net.ipv4.tcp_timestamps=0) while V(net.ipv4.tcp_tw_reuse) is on;
         lowering a capacity limit below the running value (V(net.ipv4.tcp_max_tw_buckets), V(net.ipv4.tcp_max_orphans),
         V(net.core.somaxconn), V(net.core.rmem_max), V(net.core.wmem_max), V(net.netfilter.nf_conntrack_max));
-        V(net.ipv4.tcp_fin_timeout) below 10; V(net.ipv4.tcp_syn_retries) below 3; V(net.ipv4.ip_local_port_range)
-        starting below V(net.ipv4.ip_unprivileged_port_start) or covering the port of a local TCP listener that is
-        not in V(net.ipv4.ip_local_reserved_ports).
+        V(net.ipv4.tcp_fin_timeout) below 10; V(net.ipv4.tcp_syn_retries) below 3; V(net.ipv4.tcp_synack_retries)
+        below 2; V(net.netfilter.nf_conntrack_tcp_timeout_established) below 3600;
+        V(net.netfilter.nf_conntrack_tcp_timeout_close_wait) below 60; V(net.ipv4.ip_local_port_range) starting below
+        V(net.ipv4.ip_unprivileged_port_start), covering the port of a local TCP listener that is not in
+        V(net.ipv4.ip_local_reserved_ports) (only when the range changes), or with both ends even or both odd.
     type: bool
     default: false
 notes:

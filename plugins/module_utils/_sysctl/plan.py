@@ -21,6 +21,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import catalo
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import conf
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import files
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import keys
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import safety
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import tree as systree
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.files import ProfileError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.keys import SysctlError
@@ -190,13 +191,13 @@ def build_plan(settings, tree, unsupported="skip", allow_unsafe=False, reserve_l
 
     targets = dict((e["key"], e["after"]) for e in entries)
     current = dict((e["key"], e["before"]) for e in entries)
-    for key in catalog.SAFETY_RULE_KEYS + ("net.ipv4.ip_unprivileged_port_start", RESERVED_KEY):
+    for key in safety.CONTEXT_KEYS:
         if key not in current and tree.exists(key):
             try:
                 current[key] = tree.read(key)
             except OSError:
-                pass  # a key the rules cannot read is judged without it (safety_refusals: "a key may be missing")
-    refusals = catalog.safety_refusals(targets, current, listeners)
+                pass  # a key the rules cannot read is judged without it (safety.refusals(): "a key may be missing")
+    refusals = safety.refusals(targets, current, listeners)
     refused, unsafe_allowed = [], []
     if allow_unsafe:
         unsafe_allowed = refusals
