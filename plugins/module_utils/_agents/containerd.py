@@ -37,10 +37,11 @@ def detect(root, procs):
 
 
 def _cni_keys(root, agent, path):
+    """Record the forwarding keys the plugins of the CNI configuration ``path`` turn on."""
     try:
         conf = json.loads(read_text(root, path) or "")
     except ValueError:
-        return
+        return  # unreadable or not JSON: libcni refuses the network, so no plugin of it runs
     if not isinstance(conf, dict):
         return
     plugins = conf.get("plugins") if isinstance(conf.get("plugins"), list) else [conf]

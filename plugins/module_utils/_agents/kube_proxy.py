@@ -113,6 +113,7 @@ class _Settings(object):
 
 
 def _contains_loopback(cidrs):
+    """Whether nodePortAddresses ``cidrs`` serve NodePorts on 127.0.0.1 (unset: every address does)."""
     if not cidrs:
         return True
     for cidr in cidrs:
@@ -120,7 +121,7 @@ def _contains_loopback(cidrs):
             if ipaddress.ip_address("127.0.0.1") in ipaddress.ip_network(str(cidr).strip(), strict=False):
                 return True
         except ValueError:
-            continue
+            continue  # not a CIDR: "primary" (the node's primary addresses, kube-proxy 1.29+) or one it refuses
     return False
 
 
@@ -218,6 +219,7 @@ def _ipvs(root, agent, cfg, mode_from):
 
 
 def _cpu_list_count(text):
+    """CPUs in a kernel cpu list ("0-3,8-11"), None when there is none or it does not read as one."""
     count = 0
     for part in (text or "").strip().split(","):
         if not part:
@@ -226,7 +228,7 @@ def _cpu_list_count(text):
         try:
             count += int(high or low) - int(low) + 1
         except ValueError:
-            return None
+            return None  # not a cpu list: cpu_count() asks its next source
     return count or None
 
 

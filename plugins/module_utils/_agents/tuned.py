@@ -68,7 +68,7 @@ def _unit_applies(unit, subject):
             if not re.search(pattern, subject_text):
                 return False
         except re.error:
-            verdict = None
+            verdict = None  # a pattern Python's re does not take: the unit may apply, said in the key's source
     return verdict
 
 
