@@ -54,6 +54,7 @@ def _options(argv):
 
 
 def detect(root, procs):
+    """One record per running bpftune, with the keys of the tuners it loads (values decided at runtime)."""
     agents = []
     for proc in target.find(procs, "bpftune"):
         allowed, libdirs = _options(proc["argv"])

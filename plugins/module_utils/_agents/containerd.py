@@ -19,6 +19,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._common import read_t
 
 
 def detect(root, procs):
+    """One record per running containerd (or containerd.service enabled), with the keys of its first CNI network."""
     agents = []
     for proc in target.instances(root, procs, ("containerd",), "containerd.service"):
         flags = parse_flags(proc["argv"], ())

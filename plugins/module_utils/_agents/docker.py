@@ -23,6 +23,7 @@ DOCKER_BOOL_FLAGS = frozenset(("ip-forward", "ipv6", "icc", "userland-proxy", "i
 
 
 def detect(root, procs):
+    """One record per running dockerd, or for docker.service enabled at boot; its keys from its flags and daemon.json."""
     agents = []
     for proc in target.instances(root, procs, ("dockerd",), "docker.service"):
         flags = parse_flags(proc["argv"], DOCKER_BOOL_FLAGS)

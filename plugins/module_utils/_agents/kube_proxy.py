@@ -126,6 +126,7 @@ def _contains_loopback(cidrs):
 
 
 def detect(root, procs):
+    """One record per running kube-proxy (``procs``: _host.processes.commands()), its keys from its config or flags."""
     agents = []
     for proc in target.find(procs, "kube-proxy"):
         cfg = _Settings(root, proc)

@@ -15,7 +15,7 @@ conf.all forwarding. Before v256, IPForward= in a .network turned on the global 
 wins, an empty file or /dev/null link masks; files are taken in name order, the first match wins.
 Drop-ins (FILE.network.d/*.conf, and networkd.conf.d/*.conf next to networkd.conf) of all those directories
 are one list sorted by file name, a same-named drop-in of an earlier directory masking the later one
-(conf_files_list_strv(), as for sysctl.d: _sysctl_conf._listed_files()); later drop-ins win. Lines are
+(conf_files_list_strv(), as for sysctl.d: _sysctl.conf._listed_files()); later drop-ins win. Lines are
 stripped before they are parsed, so indentation never continues a value.
 """
 
@@ -78,6 +78,7 @@ def _name_matches(patterns, iface):
 
 
 def detect(root, procs):
+    """systemd-networkd's record when it runs or is enabled: networkd.conf's and each link's .network keys."""
     found = target.instances(root, procs, ("systemd-networkd", "systemd-network"), "systemd-networkd.service")
     if not found:
         return []

@@ -18,6 +18,7 @@ NM_DIRS = ("/etc/NetworkManager/system-connections", "/run/NetworkManager/system
 
 
 def detect(root, procs):
+    """NetworkManager's record when it runs or is enabled: the keys of its keyfile connection profiles."""
     found = target.instances(root, procs, ("NetworkManager",), "NetworkManager.service")
     if not found:
         return []

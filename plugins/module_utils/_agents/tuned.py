@@ -73,6 +73,7 @@ def _unit_applies(unit, subject):
 
 
 def detect(root, procs):
+    """TuneD's record when tuned runs or is enabled and a profile is active: the keys of its merged [sysctl] units."""
     found = target.instances(root, procs, ("tuned",), "tuned.service")
     names = _profiles(root)
     if not found or not names:
