@@ -18,8 +18,9 @@ default matches any text there), ``required`` (the spec says ``required: true``)
 only with some other value: the spec has neither a default nor ``required``) or ``none`` (no default), any of
 them followed by a comment.
 
-The second test checks every relative link of the same documents: the file must exist and an ``#anchor`` must be
-a heading of that file, spelt as GitHub makes anchors from headings.
+The other tests check every relative link of the same documents and the roles' READMEs (the file must exist and
+an ``#anchor`` must be a heading of that file, spelt as GitHub makes anchors from headings), that no internal issue
+number is left in a user's document, and that the compatibility table of the README equals docs/compatibility.md's.
 """
 from __future__ import annotations
 
@@ -258,3 +259,22 @@ def test_no_internal_issue_numbers_in_user_docs():
                 if re.search(r"\bissues? \d+|\bthis issue\b", line, re.I):
                     found.append("%s:%d: %s" % (rel, number, line.strip()))
     assert not found, "\n".join(found)
+
+
+def _matrix_table(rel):
+    """The rows of the compatibility matrix's table (tests/matrix/matrix.py table) in one document."""
+    with open(os.path.join(ROOT, rel), encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    start = [i for i, line in enumerate(lines) if line.startswith("| ansible-core | controller Python |")]
+    assert len(start) == 1, "%s: no single compatibility table" % rel
+    rows = []
+    for line in lines[start[0]:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+def test_the_compatibility_table_is_the_same_in_the_readme_and_its_page():
+    """README.md shows the matrix's last run as docs/compatibility.md does: a new run is pasted into both."""
+    assert _matrix_table("README.md") == _matrix_table(os.path.join("docs", "compatibility.md"))
