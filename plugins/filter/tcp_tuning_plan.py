@@ -17,7 +17,9 @@ description:
     wrote (with the engine's own rules), the reserved ports. Each error names the variable, what it must be and the
     value it has; an unknown variable name or profile name comes with the closest known one.
   - Merges the profiles (each after the ones it extends), the IPVS settings, the conntrack sizing, the reserved ports
-    and C(tcp_tuning_settings) (a null value drops a key), then applies the role's guards.
+    and C(tcp_tuning_settings) (a null value drops a key), then applies the role's guards - the rules of the
+    collection's safety table that the role judges on the merged values as written (legacy names included), before
+    M(linuxnet.tcp.sysctl_profile) judges every rule of the table again on what it would write.
   - Keys the collection's catalogue does not know are listed in RV(_value.ask_host); the role reads them on the host
     and calls the filter again with O(host_keys), which then names a key neither knows, with a suggestion.
 positional: spec, policy
@@ -32,8 +34,7 @@ options:
     required: true
   policy:
     description:
-      - The role's data - C(profiles) (the built-in profiles), C(guards) and C(conntrack) (C(min), C(per_cpu),
-        C(mem_factor)).
+      - The role's data - C(profiles) (the built-in profiles) and C(conntrack) (C(min), C(per_cpu), C(mem_factor)).
     type: dict
     required: true
   host:
@@ -49,7 +50,7 @@ EXAMPLES = r"""
   ansible.builtin.set_fact:
     __plan: >-
       {{ dict(names | zip(query('ansible.builtin.vars', *names)))
-         | linuxnet.tcp.tcp_tuning_plan(spec, {'profiles': profiles, 'guards': guards, 'conntrack': sizing}) }}
+         | linuxnet.tcp.tcp_tuning_plan(spec, {'profiles': profiles, 'conntrack': sizing}) }}
 
 - name: Stop on bad input
   ansible.builtin.assert:
@@ -86,7 +87,9 @@ _value:
       description: The merged settings before the guards.
       type: dict
     guard_refused:
-      description: C(key), C(value), C(reason), C(suggestion) of each value a guard refused.
+      description:
+        - C(key) (as written), C(value), C(reason), C(suggestion) of each value a guard refused, unless
+          C(tcp_tuning_allow_unsafe).
       type: list
       elements: dict
     modules:

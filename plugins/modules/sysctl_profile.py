@@ -190,12 +190,17 @@ options:
     description:
       - Apply known-harmful settings anyway (with a warning). By default they are refused and reported in
         RV(refused) with a suggestion; the rest of the profile is still applied.
-      - The rules are V(net.ipv4.tcp_tw_recycle=1); V(net.ipv4.tcp_timestamps=0) while V(net.ipv4.tcp_tw_reuse) is on;
+      - The rules are the collection's safety table (C(plugins/module_utils/_sysctl/safety.py), which the
+        C(linuxnet.tcp.tuning) role applies too), judged on the values the run would write, after legacy names are
+        mapped and C(>=)/C(<=) resolved; at most one refusal per key.
+      - V(net.ipv4.tcp_tw_recycle) other than 0; V(net.ipv4.tcp_timestamps=0) while V(net.ipv4.tcp_tw_reuse) is on;
         lowering a capacity limit below the running value (V(net.ipv4.tcp_max_tw_buckets), V(net.ipv4.tcp_max_orphans),
         V(net.core.somaxconn), V(net.core.rmem_max), V(net.core.wmem_max), V(net.netfilter.nf_conntrack_max));
-        V(net.ipv4.tcp_fin_timeout) below 10; V(net.ipv4.tcp_syn_retries) below 3; V(net.ipv4.ip_local_port_range)
-        starting below V(net.ipv4.ip_unprivileged_port_start) or covering the port of a local TCP listener that is
-        not in V(net.ipv4.ip_local_reserved_ports).
+        V(net.ipv4.tcp_fin_timeout) below 10; V(net.ipv4.tcp_syn_retries) below 3; V(net.ipv4.tcp_synack_retries)
+        below 2; V(net.netfilter.nf_conntrack_tcp_timeout_established) below 3600;
+        V(net.netfilter.nf_conntrack_tcp_timeout_close_wait) below 60; V(net.ipv4.ip_local_port_range) starting below
+        V(net.ipv4.ip_unprivileged_port_start), covering the port of a local TCP listener that is not in
+        V(net.ipv4.ip_local_reserved_ports) (only when the range changes), or with both ends even or both odd.
     type: bool
     default: false
 notes:
@@ -496,7 +501,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _target_python  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.files import LockTimeout
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.keys import SysctlError
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.profile import profile_absent, profile_present, profile_reverted
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.profile import agent_writers, profile_absent, profile_present, profile_reverted
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.tree import ApplyError
 
 
@@ -530,11 +535,14 @@ def main():
 
     try:
         if p["state"] == "present":
+            # Other programs' configuration is read here, before the run takes its lock: the transaction only
+            # compares its targets with what was found.
+            writers = agent_writers("/", p["settings"])
             result = profile_present("/", p["name"], p["settings"], persist=p["persist"], apply=p["apply"], file=p["file"],
                                      unsupported=p["unsupported"], allow_unsafe=p["allow_unsafe"], check_mode=module.check_mode,
                                      modules=p["modules"], module_options=p["module_options"], load=p["load_modules"],
                                      reserve_listener_ports=p["reserve_listener_ports"], modprobe=modprobe if modprobe_bin else None,
-                                     force_owned_keys=p["force_owned_keys"], lock_timeout=p["lock_timeout"])
+                                     force_owned_keys=p["force_owned_keys"], lock_timeout=p["lock_timeout"], writers=writers)
         elif p["state"] == "absent":
             result = profile_absent("/", p["name"], persist=p["persist"], apply=p["apply"], file=p["file"],
                                     check_mode=module.check_mode, lock_timeout=p["lock_timeout"])

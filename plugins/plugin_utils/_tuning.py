@@ -9,7 +9,8 @@ Do not use this from other collections or standalone plugins!
 errors (each naming the variable, what it must be and the value it has), the warnings, and the merged profile.
 Merge order, a later layer winning per key: the profiles' settings (each profile after the profiles it extends),
 their IPVS settings (``tcp_tuning_ipvs``), the conntrack sizing, the reserved ports, ``tcp_tuning_settings``; a
-null value drops the key. Then the role's guards (harmful values the engine does not know) take keys out.
+null value drops the key. Then the role's guards (the rules of ``module_utils/_sysctl/safety.py`` marked
+``role_guard``) take keys out.
 
 Sysctl keys the user wrote (``tcp_tuning_settings``, the custom profiles, ``tcp_tuning_force_owned_keys``) are
 checked against the catalogue (``module_utils/_sysctl/catalog.py``). A key the catalogue does not know may still be one of
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import catalog
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import keys as sysctl_keys
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import safety
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils._inputs import (
     check_variables, closest, did_you_mean, kind, plain, shown,
 )
@@ -124,20 +126,22 @@ def _outside_range(ports, wanted):
     return catalog.fold_ports({port for port in ports if not low <= port <= high}), "%d-%d" % (low, high)
 
 
-def _guards(guards, wanted):
-    """The role's guards over the merged values: the keys they refuse, as the summary prints them."""
+def _guards(wanted):
+    """The safety table's role guards over the merged values as written: the keys they refuse, as the summary prints them.
+
+    The module judges the same rules again on what it would write; here they are judged first, on the controller, so
+    that a legacy name is refused under the name the user wrote and whatever the kernel has. A ">=" or "<=" value
+    depends on the running value: the module judges it once resolved.
+    """
     refused = []
-    for guard in guards:
-        for key in guard["keys"]:
-            if key not in wanted:
-                continue
-            value = str(wanted[key]).strip()
-            if value.startswith(("<=", ">=")):
-                continue
-            ints = [int(token) for token in value.split() if token.isdigit()]
-            if (guard["test"] == "below" and len(ints) == 1 and ints[0] < guard["limit"]) or (
-                    guard["test"] == "same_parity" and len(ints) == 2 and ints[0] % 2 == ints[1] % 2):
-                refused.append({"key": key, "value": value, "reason": guard["reason"], "suggestion": guard["suggestion"]})
+    for rule in safety.ROLE_GUARDS:
+        for modern in rule.keys:
+            # The modern name first, then the legacy names that map to it.
+            for key in sorted((key for key in wanted if (catalog.renamed_to(key) or key) == modern), key=lambda key: key != modern):
+                value = str(wanted[key]).strip()
+                if value.startswith(("<=", ">=")):
+                    continue
+                refused += [dict(item, key=key) for item in safety.refusals({modern: value}, {}, rules=(rule,))]
     return refused
 
 
@@ -253,7 +257,7 @@ def plan(given, spec, policy, host=None, host_keys=None):
         return out  # nothing to apply from bad input
     # What to read on the host: each such key and its siblings (for a suggestion), as linuxnet.tcp.sysctl_facts keys.
     out["ask_host"] = sorted({pattern for key in ask for pattern in (key, sysctl_keys.name(sysctl_keys.parts_of(key)[:-1]) + ".*")})
-    refused = [] if values["tcp_tuning_allow_unsafe"] else _guards(policy["guards"], wanted)
+    refused = [] if values["tcp_tuning_allow_unsafe"] else _guards(wanted)
     refused_keys = {item["key"] for item in refused}
     timeouts = None
     if ipvs:

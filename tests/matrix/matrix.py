@@ -8,7 +8,9 @@ oldest target Python (``TARGET_UNITS``).
 
     matrix.py lock      resolve every lock of the matrix (``make lock`` runs it)
     matrix.py install   make or refresh every venv of the matrix (``make matrix-deps``)
-    matrix.py table     print the README's compatibility table from the last run's results.json
+    matrix.py table     print the compatibility table from the last run's results.json, for README.md's
+                        Compatibility section and docs/compatibility.md (tests/sanity/test_docs_options.py
+                        checks that the two copies are equal)
 
 The interpreters come from pyenv (``$PYENV_ROOT/versions/X.Y.Z``) or ``pythonX.Y`` on PATH; a missing one is an
 error that names it, never a skipped cell. Standard library only, like pylock.py.
@@ -133,7 +135,7 @@ def for_each_environment(action):
 
 
 def table(results):
-    """The README's compatibility table (Markdown) from the results.json of a matrix run."""
+    """The compatibility table (Markdown) of README.md and docs/compatibility.md from the results.json of a matrix run."""
     jobs = results["jobs"]
 
     def cell_text(kind, key):

@@ -1,7 +1,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The host's processes as the collection reads them from /proc: one walk of every process (``ProcessTable``),
-a process's program (``program_of``), user names, and namespace identities (``netns_link``).
+a process's program (``program_of``), every process's command line (``commands``, what _agents detects other
+programs by), user names, and namespace identities (``netns_link``).
 
 Which process holds which socket is TCP's question: ``_tcp/owners.py`` answers it from this table.
 """
@@ -9,6 +10,8 @@ Which process holds which socket is TCP's question: ``_tcp/owners.py`` answers i
 import errno
 import os
 import pwd
+
+from ansible_collections.linuxnet.tcp.plugins.module_utils._common import read_text
 
 
 def user_name(uid, cache):
@@ -135,3 +138,26 @@ def netns_link(root="/", path=None):
         return "net:[%d]" % os.stat(path).st_ino
     except OSError:
         return None
+
+
+def commands(root="/"):
+    """Every process of ``root``/proc as ``{pid, comm, argv}``, in the order of the names' sorted text; kernel
+    threads have an empty argv. What _agents detects other programs by. /proc files are regular files, read with
+    _common.read_text like any file of a target tree; a process that exits during the walk is left out."""
+    proc = os.path.join(root, "proc")
+    try:
+        names = sorted(os.listdir(proc))
+    except OSError:
+        return []  # no /proc (an empty tree): no processes
+    out = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        comm = read_text(root, "/proc/%s/comm" % name)
+        if comm is None:
+            continue
+        argv = (read_text(root, "/proc/%s/cmdline" % name) or "").split("\0")
+        while argv and argv[-1] == "":
+            argv.pop()
+        out.append({"pid": int(name), "comm": comm.rstrip("\n"), "argv": argv})
+    return out

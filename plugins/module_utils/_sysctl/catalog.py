@@ -5,8 +5,8 @@
 """Kernel knowledge about the sysctl keys this collection manages, kept as data.
 
 The catalogue explains what a key is (value format, range, network-namespace scope, removed or
-renamed names, kernel module needed, capacity limits that must only be raised) and which values are
-known to be harmful. It never replaces probing the running kernel: ``_sysctl/tree.py`` looks at
+renamed names, kernel module needed, capacity limits that must only be raised); the values known to be harmful
+are the table in ``_sysctl/safety.py``. It never replaces probing the running kernel: ``_sysctl/tree.py`` looks at
 ``/proc/sys`` first and uses the catalogue to explain what it found.
 
 Main sources: Documentation/networking/ip-sysctl.rst, nf_conntrack-sysctl.rst, ipvs-sysctl.rst,
@@ -389,71 +389,3 @@ def fold_ports(ports):
     if start is not None:
         out.append(str(start) if start == prev else "%d-%d" % (start, prev))
     return ",".join(out)
-
-
-SAFETY_RULE_KEYS = (
-    "net.ipv4.tcp_tw_recycle", "net.ipv4.tcp_timestamps", "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_syn_retries", "net.ipv4.ip_local_port_range",
-)
-
-
-def safety_refusals(targets, current, listeners=()):
-    """Apply the known-harmful-settings rules.
-
-    ``targets`` maps dotted keys to the normalised values the run would set; ``current`` maps keys to
-    the running values (a key may be missing); ``listeners`` is the set of local listening ports.
-    Returns a list of ``{key, value, reason, suggestion}``.
-    """
-    refused = []
-
-    def effective(key):
-        return targets.get(key, current.get(key))
-
-    def refuse(key, reason, suggestion):
-        refused.append({"key": key, "value": targets[key], "reason": reason, "suggestion": suggestion})
-
-    def num(key, source):
-        vals = as_ints(source.get(key) or "")
-        return vals[0] if vals and len(vals) == 1 else None
-
-    if num("net.ipv4.tcp_tw_recycle", targets):
-        refuse("net.ipv4.tcp_tw_recycle", "tcp_tw_recycle breaks every client behind NAT and was removed in Linux 4.12 (commit 4396e46187ca)",
-               "set net.ipv4.tcp_tw_recycle = 0, and net.ipv4.tcp_tw_reuse = 1 on hosts making many outbound connections")
-    ts = as_ints(effective("net.ipv4.tcp_timestamps") or "")
-    reuse = as_ints(effective("net.ipv4.tcp_tw_reuse") or "")
-    if ts == [0] and reuse and reuse != [0]:
-        # Without timestamps tcp_twsk_unique() never reuses a TIME_WAIT tuple, and PAWS is lost.
-        key = "net.ipv4.tcp_timestamps" if "net.ipv4.tcp_timestamps" in targets else "net.ipv4.tcp_tw_reuse"
-        refuse(key, "tcp_timestamps = 0 with tcp_tw_reuse on: reuse silently stops working and PAWS protection is lost",
-               "keep net.ipv4.tcp_timestamps = 1 (the default), or also set net.ipv4.tcp_tw_reuse = 0")
-    for key, rec in KEYS.items():
-        if not rec["raise_only"] or key not in targets:
-            continue
-        want, have = num(key, targets), num(key, current)
-        if want is not None and have is not None and want < have:
-            refuse(key, "%s is a capacity limit that must not be lowered (running value %d, wanted %d)" % (key, have, want),
-                   "write '>= %d' to raise it only where it is lower, or leave the running value" % want)
-    fin = num("net.ipv4.tcp_fin_timeout", targets)
-    if fin is not None and fin < 10:
-        refuse("net.ipv4.tcp_fin_timeout", "tcp_fin_timeout below 10 s resets peers whose FIN arrives late and does not shorten TIME_WAIT (fixed 60 s)",
-               "leave the default 60, or use 30 only when orphaned FIN_WAIT_2 sockets pile up")
-    syn = num("net.ipv4.tcp_syn_retries", targets)
-    if syn is not None and syn < 3:
-        refuse("net.ipv4.tcp_syn_retries", "tcp_syn_retries %d makes connect() fail after a few seconds on a single lost SYN" % syn,
-               "keep the default 6 (at least 3 fleet-wide); use TCP_SYNCNT or an application connect timeout per socket")
-    rng = as_ints(targets.get("net.ipv4.ip_local_port_range") or "")
-    if rng and len(rng) == 2:
-        start = as_ints(effective("net.ipv4.ip_unprivileged_port_start") or "1024") or [1024]
-        reserved = port_set(effective("net.ipv4.ip_local_reserved_ports") or "")
-        # An unchanged range is not re-judged against today's listeners: the run would not move it.
-        moved = targets.get("net.ipv4.ip_local_port_range") != current.get("net.ipv4.ip_local_port_range")
-        clash = sorted(p for p in listeners if moved and rng[0] <= p <= rng[1] and p not in reserved)
-        if rng[0] < start[0]:
-            refuse("net.ipv4.ip_local_port_range", "the range starts at %d, below ip_unprivileged_port_start %d" % (rng[0], start[0]),
-                   "start the range at 10240 or higher (for example '10240 65535')")
-        elif clash:
-            refuse("net.ipv4.ip_local_port_range",
-                   "the range covers port(s) %s used by local listeners, so a restarted service can fail with EADDRINUSE"
-                   % ", ".join(str(p) for p in clash[:10]),
-                   "start the range above the listeners or list them in net.ipv4.ip_local_reserved_ports")
-    return refused

@@ -141,7 +141,7 @@ def config_files(root="/", tool="systemd", replace=None, warnings=None):
         try:
             names.update(os.listdir(host_path(root, directory)))
         except OSError:
-            pass
+            pass  # a directory that is missing or unreadable holds no file for systemd-sysctl either
         names.update(os.path.basename(p) for p in replace if os.path.dirname(p) == directory)
         for entry in names:
             if not entry.endswith(".conf") or entry.startswith("."):
@@ -321,7 +321,7 @@ def _listed_files(root, dirs, suffix):
         try:
             names = os.listdir(host_path(root, directory))
         except OSError:
-            continue
+            continue  # a missing directory lists no file, as for systemd-modules-load
         for entry in names:
             if entry.endswith(suffix) and not entry.startswith("."):
                 chosen.setdefault(entry, (directory + "/" + entry, real))

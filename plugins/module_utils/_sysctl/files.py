@@ -55,13 +55,27 @@ _CONTROL = dict((chr(c), "character 0x%02x" % c) for c in list(range(32)) + [127
 _CONTROL.update({"\n": "a newline", "\x00": "a NUL byte", "\r": "a carriage return", "\t": "a tab"})
 
 
+class ProfileError(SysctlError):
+    """A profile's own input that is not a setting (its name, file, modules, module_options, revert, lock_timeout) is
+    wrong; raised before anything changes."""
+
+
+class OwnedFileError(SysctlError):
+    """A file at one of the profile's paths is not the profile's to change (another's file, a FIFO, a directory), or
+    its state file cannot be read; raised before anything changes."""
+
+
+class LockError(SysctlError):
+    """The host lock cannot be taken; raised before anything changes."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Paths and input.
 
 def validate_name(name):
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
-        raise SysctlError("name %r must be 1-64 characters of letters, digits, '_', '-', '.' (no newline or other character), "
-                          "start with a letter or digit and contain no '..' (it becomes a file name under %s)" % (name, DEFAULT_DIR))
+        raise ProfileError("name %r must be 1-64 characters of letters, digits, '_', '-', '.' (no newline or other character), "
+                           "start with a letter or digit and contain no '..' (it becomes a file name under %s)" % (name, DEFAULT_DIR))
     return name
 
 
@@ -71,20 +85,20 @@ def dropin_path(name, file=None):
     if file is None:
         return "%s/90-linuxnet-%s.conf" % (DEFAULT_DIR, name)
     if not isinstance(file, str):
-        raise SysctlError("file %r must be an absolute path ending in .conf" % (file,))
+        raise ProfileError("file %r must be an absolute path ending in .conf" % (file,))
     bad = next((c for c in file if c in _CONTROL), None)
     if bad is not None:
-        raise SysctlError("file %r must not contain %s: it becomes a file name that boot reads" % (file, _CONTROL[bad]))
+        raise ProfileError("file %r must not contain %s: it becomes a file name that boot reads" % (file, _CONTROL[bad]))
     if not file.startswith("/") or not file.endswith(".conf"):
-        raise SysctlError("file %r must be an absolute path ending in .conf" % (file,))
+        raise ProfileError("file %r must be an absolute path ending in .conf" % (file,))
     norm = os.path.normpath(file)
     if norm != file or "/../" in file + "/":
-        raise SysctlError("file %r must be a normalised absolute path without '..'" % (file,))
+        raise ProfileError("file %r must be a normalised absolute path without '..'" % (file,))
     if os.path.basename(norm).startswith("."):
-        raise SysctlError("file %r: a hidden file name (leading '.') is never read at boot, and names this collection's "
-                          "temporary files" % (file,))
+        raise ProfileError("file %r: a hidden file name (leading '.') is never read at boot, and names this collection's "
+                           "temporary files" % (file,))
     if norm == SYSCTL_CONF or os.path.basename(norm) == "99-sysctl.conf":
-        raise SysctlError("file %r: this collection never edits /etc/sysctl.conf; use a drop-in under %s" % (file, DEFAULT_DIR))
+        raise ProfileError("file %r: this collection never edits /etc/sysctl.conf; use a drop-in under %s" % (file, DEFAULT_DIR))
     return norm
 
 
@@ -105,11 +119,11 @@ def validate_modules(modules, option="modules"):
     if modules is None:
         return []
     if not isinstance(modules, (list, tuple)):
-        raise SysctlError("%s must be a list of kernel module names" % option)
+        raise ProfileError("%s must be a list of kernel module names" % option)
     out = []
     for item in modules:
         if not isinstance(item, str) or not _MODULE_RE.fullmatch(item):
-            raise SysctlError("%s: %r is not a kernel module name (letters, digits, '_' and '-', at most 55)" % (option, item))
+            raise ProfileError("%s: %r is not a kernel module name (letters, digits, '_' and '-', at most 55)" % (option, item))
         if item not in out:
             out.append(item)
     return out
@@ -120,19 +134,19 @@ def validate_module_options(options):
     if not options:
         return {}
     if not isinstance(options, dict):
-        raise SysctlError("module_options must map kernel module names to {parameter: value} mappings")
+        raise ProfileError("module_options must map kernel module names to {parameter: value} mappings")
     out = {}
     for module, params in options.items():
         validate_modules([module], "module_options")
         if not isinstance(params, dict) or not params:
-            raise SysctlError("module_options.%s must be a non-empty mapping of parameter names to values" % module)
+            raise ProfileError("module_options.%s must be a non-empty mapping of parameter names to values" % module)
         checked = {}
         for param, value in params.items():
             if not isinstance(param, str) or not _PARAM_RE.fullmatch(param):
-                raise SysctlError("module_options.%s: %r is not a module parameter name (letters, digits, '_')" % (module, param))
+                raise ProfileError("module_options.%s: %r is not a module parameter name (letters, digits, '_')" % (module, param))
             if isinstance(value, bool) or not isinstance(value, (int, str)) or not _PARAM_VALUE_RE.fullmatch(str(value)):
-                raise SysctlError("module_options.%s.%s: value %r must be an integer or a token of letters, digits and "
-                                  "_ . , : / + - (no spaces, newlines or comment characters)" % (module, param, value))
+                raise ProfileError("module_options.%s.%s: value %r must be an integer or a token of letters, digits and "
+                                   "_ . , : / + - (no spaces, newlines or comment characters)" % (module, param, value))
             checked[param] = str(value)
         out[module] = checked
     return out
@@ -176,7 +190,7 @@ def is_owned(text):
 def check_owned(path, text, action="overwrite"):
     """Refuse to touch a file at one of our paths that lacks our header (``text`` is its content or None)."""
     if not is_owned(text):
-        raise SysctlError("%s exists and is not managed by linuxnet.tcp (no '%s' header); refusing to %s it" % (path, MARKER, action))
+        raise OwnedFileError("%s exists and is not managed by linuxnet.tcp (no '%s' header); refusing to %s it" % (path, MARKER, action))
 
 
 def read_owned(root, path, action="overwrite"):
@@ -184,7 +198,7 @@ def read_owned(root, path, action="overwrite"):
     that is not a regular file (a FIFO, a directory, a device), which is never opened or replaced."""
     kind = special_kind(root, path)
     if kind is not None:
-        raise SysctlError("%s exists and is %s, not a regular file; refusing to %s it" % (path, kind, action))
+        raise OwnedFileError("%s exists and is %s, not a regular file; refusing to %s it" % (path, kind, action))
     text = read_text(root, path)
     check_owned(path, text, action)
     return text
@@ -246,7 +260,7 @@ def ensure_dir(root, directory):
         try:
             os.mkdir(host_path(root, path), 0o755)
         except FileExistsError:
-            continue
+            continue  # made meanwhile by someone else: there, and not ours to remove
         except OSError as exc:
             raise _named(exc, path)
         made.insert(0, path)
@@ -288,7 +302,7 @@ def write_atomic(root, path, text, mode=0o644):
         try:
             os.unlink(tmp)
         except OSError:
-            pass
+            pass  # the error that matters is the one raised below; a leftover temp file is removed by the next run
         if isinstance(exc, OSError):
             raise _named(exc, path)
         raise
@@ -352,6 +366,15 @@ def undo_files(root, done):
     return failures
 
 
+def remove_empty_dirs(root, directories):
+    """Remove ``directories`` (deepest first) that a reverted run had created; one that is not empty stays."""
+    for directory in directories:
+        try:
+            os.rmdir(host_path(root, directory))
+        except OSError:
+            pass  # something was put there meanwhile (or the lock file, removed last): keep it
+
+
 def leftover_temp_files(root, directories, own_names=()):
     """Temporary files of this collection in ``directories``, left by a killed run: ``[path]`` (target paths).
 
@@ -365,7 +388,7 @@ def leftover_temp_files(root, directories, own_names=()):
         try:
             entries = os.listdir(host_path(root, directory))
         except OSError:
-            continue
+            continue  # no such directory: no leftover in it
         for entry in sorted(entries):
             if _TEMP_RE.fullmatch(entry) or (legacy is not None and legacy.fullmatch(entry)):
                 path = directory + "/" + entry
@@ -373,7 +396,7 @@ def leftover_temp_files(root, directories, own_names=()):
                     if stat.S_ISREG(os.lstat(host_path(root, path)).st_mode):
                         out.append(path)
                 except OSError:
-                    pass
+                    pass  # gone meanwhile: nothing to remove
     return out
 
 
@@ -390,16 +413,16 @@ def load_state(root, name):
     path = state_path(name)
     kind = special_kind(root, path)
     if kind is not None:
-        raise SysctlError("state file %s is %s, not a regular file; move it away to continue" % (path, kind))
+        raise OwnedFileError("state file %s is %s, not a regular file; move it away to continue" % (path, kind))
     text = read_text(root, path)
     if not text:
         return None
     try:
         data = json.loads(text)
     except ValueError:
-        raise SysctlError("state file %s is not valid JSON; move it away to continue" % path)
+        raise OwnedFileError("state file %s is not valid JSON; move it away to continue" % path)
     if not isinstance(data, dict) or not isinstance(data.get("originals"), dict):
-        raise SysctlError("state file %s has no 'originals' mapping; move it away to continue" % path)
+        raise OwnedFileError("state file %s has no 'originals' mapping; move it away to continue" % path)
     originals = {}
     for key, value in data["originals"].items():
         # Validated like any key given as an option: a '..' component or a stray character would direct the
@@ -407,9 +430,9 @@ def load_state(root, name):
         try:
             originals[keys.canonical_key(key)] = value
         except SysctlError as exc:
-            raise SysctlError("state file %s names an invalid key (%s); move it away to continue" % (path, exc))
+            raise OwnedFileError("state file %s names an invalid key (%s); move it away to continue" % (path, exc))
         if not isinstance(value, str):
-            raise SysctlError("state file %s: the original of %s is not a string; move it away to continue" % (path, key))
+            raise OwnedFileError("state file %s: the original of %s is not a string; move it away to continue" % (path, key))
     data["originals"] = originals
     txn = data.get("transaction")
     data["transaction"] = _check_transaction(txn) if txn is not None else None
@@ -475,7 +498,7 @@ def journal_text(name, file, originals, action, runtime, file_changes):
 # ---------------------------------------------------------------------------------------------
 # One run at a time per host.
 
-class LockTimeout(SysctlError):
+class LockTimeout(LockError):
     """Another run held the host lock for longer than the timeout."""
 
     def __init__(self, message, path, pid):
@@ -526,7 +549,7 @@ class HostLock(object):
                 try:
                     got = self._wait(fd, deadline)
                 except OSError as exc:
-                    raise SysctlError("cannot take the lock %s: %s" % (LOCK_PATH, describe(_named(exc, LOCK_PATH))))
+                    raise LockError("cannot take the lock %s: %s" % (LOCK_PATH, describe(_named(exc, LOCK_PATH))))
                 if not got:
                     pid = self._holder(fd)
                     raise LockTimeout("another run of linuxnet.tcp.sysctl_profile holds the lock %s (pid %s) for more than "
@@ -565,8 +588,8 @@ class HostLock(object):
             except OSError as exc:
                 if exc.errno == errno.EROFS:
                     return None
-                raise SysctlError("cannot take the lock %s: %s" % (LOCK_PATH, describe(_named(exc, LOCK_PATH))))
-        raise SysctlError("cannot take the lock %s: its directory keeps disappearing" % LOCK_PATH)
+                raise LockError("cannot take the lock %s: %s" % (LOCK_PATH, describe(_named(exc, LOCK_PATH))))
+        raise LockError("cannot take the lock %s: its directory keeps disappearing" % LOCK_PATH)
 
     def _wait(self, fd, deadline):
         mode = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
@@ -586,7 +609,7 @@ class HostLock(object):
         try:
             now = os.stat(self.full)
         except OSError:
-            return False
+            return False  # the lock file was removed by the run that held it: take the lock on a new one
         mine = os.fstat(fd)
         return (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
 
@@ -602,11 +625,11 @@ class HostLock(object):
                     if "->" not in fields and len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == ident:
                         return int(fields[4])
         except (OSError, ValueError):
-            pass
+            pass  # no /proc/locks here: the pid the holder wrote is the next source
         try:
             text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
         except OSError:
-            return None
+            return None  # the message then says the holder's pid is unknown
         return int(text) if text.isdigit() else None
 
     def release(self):
@@ -620,11 +643,11 @@ class HostLock(object):
                 try:
                     alone = os.listdir(state_dir) == [os.path.basename(self.full)]
                 except OSError:
-                    alone = False
+                    alone = False  # when in doubt the directory stays
                 try:
                     os.unlink(self.full)
                 except OSError:
-                    pass
+                    pass  # a lock file left behind is harmless: the next run takes the lock on it
                 if alone:
                     dirs = set([STATE_DIR] + self.created + self.remove_on_release)
                     for directory in sorted(dirs, key=lambda d: (-d.count("/"), d)):

@@ -13,7 +13,6 @@ import errno
 import os
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import catalog
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import keys
 from ansible_collections.linuxnet.tcp.plugins.module_utils._common import LinuxnetError
 
@@ -74,7 +73,7 @@ class SysctlTree(object):
         try:
             return os.path.isfile(self.path(key)) and self.mode_writable(key)
         except OSError:
-            return False
+            return False  # gone between the two calls (a netdev removed): nothing a glob line can set
 
     def in_child_netns(self):
         """True inside a network namespace other than the initial one.
@@ -95,7 +94,7 @@ class SysctlTree(object):
         try:
             return bool(os.statvfs(self.path(key) if key else self.proc_sys).f_flag & os.ST_RDONLY)
         except OSError:
-            return False
+            return False  # nothing to stat: classify() then calls the key unknown, and a write names its errno
 
     def module_loaded(self, module):
         # Built-in drivers with parameters show up under /sys/module too, and /proc/modules does not
@@ -107,27 +106,7 @@ class SysctlTree(object):
             with open(os.path.join(self.proc_sys, "kernel", "osrelease")) as handle:
                 return handle.read().strip()
         except OSError:
-            return None
-
-    def listening_ports(self):
-        """TCP ports in LISTEN state in this network namespace.
-
-        A LISTEN-only sock_diag dump walks the listening hash alone, so it costs the same on a host with
-        a million established sockets; /proc/net/tcp{,6} is the fallback (and the source on a fake root).
-        """
-        backends = [sockets.ProcBackend(self.root)]
-        if os.path.realpath(self.root) == "/":
-            backends.insert(0, sockets.NetlinkBackend())
-        counts = [0] * 32
-        for backend in backends:
-            try:
-                ports = set()
-                for family in (sockets.AF_INET, sockets.AF_INET6):
-                    ports.update(record[1] for record in backend.listeners(family, counts))
-                return ports
-            except sockets.CollectError:
-                continue
-        return set()
+            return None  # reported as an unknown release: only messages and the kernel fact use it
 
     def expand(self, pattern, writable=False):
         """Existing readable keys matching a pattern (either spelling, globs per component), sorted.
@@ -144,7 +123,7 @@ class SysctlTree(object):
                 try:
                     mode = os.stat(base).st_mode
                 except OSError:
-                    continue
+                    continue  # vanished while walking: a glob matches what exists
                 if os.path.isfile(base) and mode & 0o444 and mode & want and os.access(base, os.R_OK):
                     found.add(keys.name(done))
                 continue
@@ -155,7 +134,7 @@ class SysctlTree(object):
             try:
                 names = os.listdir(base)
             except OSError:
-                continue
+                continue  # not a directory, or unreadable: a glob matches nothing under it, as in systemd-sysctl
             for entry in names:
                 # glob(3) never lets a wildcard match a leading dot; /proc/sys has no such entries anyway.
                 if not entry.startswith(".") and head.match(entry):

@@ -92,6 +92,11 @@ def read(root, path):
         return handle.read()
 
 
+def dirs(root):
+    """Every directory under root, relative: to prove a run left no directory behind."""
+    return sorted(os.path.relpath(base, root) for base, _dirs, _files in os.walk(root))
+
+
 def snapshot(root):
     """Every file under root with its content and mtime, to prove a run wrote nothing."""
     out = {}

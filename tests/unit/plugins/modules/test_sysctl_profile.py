@@ -5,6 +5,7 @@
 import errno
 import json
 import os
+import shutil
 
 import pytest
 from ansible_collections.linuxnet.tcp.tests.unit.plugins.modules.module_args import (  # pylint: disable=wrong-import-order
@@ -24,6 +25,7 @@ def root(tmp_path, monkeypatch):
     monkeypatch.setattr(sysctl_profile, "profile_present", lambda _root, *a, **k: _sysctl_profile.profile_present(base, *a, **k))
     monkeypatch.setattr(sysctl_profile, "profile_absent", lambda _root, *a, **k: _sysctl_profile.profile_absent(base, *a, **k))
     monkeypatch.setattr(sysctl_profile, "profile_reverted", lambda _root, *a, **k: _sysctl_profile.profile_reverted(base, *a, **k))
+    monkeypatch.setattr(sysctl_profile, "agent_writers", lambda _root, settings: _sysctl_profile.agent_writers(base, settings))
     return base
 
 
@@ -115,3 +117,17 @@ def test_a_full_disk_fails_with_the_path_and_errno_never_a_traceback(root, capsy
     assert out["failed"] is True and out["error_path"] == "/etc/sysctl.d/90-linuxnet-web.conf" and out["errno"] == "ENOSPC"
     assert "rolled back 1 runtime value(s)" in out["msg"] and "Traceback" not in json.dumps(out)
     assert raw(root, "net/core/somaxconn") == "4096\n"
+
+
+def test_the_module_detects_agents_first_and_passes_them_to_the_run(root, capsys, monkeypatch):
+    """kube-proxy's recorded command line sets the conntrack established timeout to 12 h: the module's detection,
+    made before the run, is what the run skips the key for."""
+    fixture = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "agents", "kube-proxy-flags-iptables", "proc", "911")
+    shutil.copytree(fixture, os.path.join(root, "proc", "911"))
+    passed = []
+    real = sysctl_profile.profile_present
+    monkeypatch.setattr(sysctl_profile, "profile_present", lambda *a, **k: passed.append(k["writers"]) or real(*a, **k))
+    result = run({"name": "web", "settings": {"net.netfilter.nf_conntrack_tcp_timeout_established": 86400}}, capsys)
+    assert [w["agent"] for w in passed[0]["net.netfilter.nf_conntrack_tcp_timeout_established"]] == ["kube-proxy"]
+    assert [s["classification"] for s in result["skipped_keys"]] == ["owned_by_agent"] and result["applied"] == {}
+    assert raw(root, "net/netfilter/nf_conntrack_tcp_timeout_established") == "432000\n"

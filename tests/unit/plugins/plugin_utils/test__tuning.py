@@ -1,7 +1,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The tuning role's input on the controller: the role's own argument spec, defaults, profiles and guards (read from
-roles/tuning), the values users give, and what linuxnet.tcp.sysctl_profile gets."""
+"""The tuning role's input on the controller: the role's own argument spec, defaults and profiles (read from
+roles/tuning), its guards (from the collection's safety table), the values users give, and what
+linuxnet.tcp.sysctl_profile gets."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from ansible_collections.linuxnet.tcp.plugins.filter.tcp_tuning_plan import tcp_tuning_plan
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import safety
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils import _tuning
 
 ROLE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "tuning")
@@ -23,7 +25,7 @@ def _load(*parts):
 SPEC = _load("meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
 DEFAULTS = _load("defaults", "main.yml")
 ROLE_VARS = _load("vars", "main.yml")
-POLICY = {"profiles": ROLE_VARS["__tcp_tuning_builtin_profiles"], "guards": ROLE_VARS["__tcp_tuning_guards"],
+POLICY = {"profiles": ROLE_VARS["__tcp_tuning_builtin_profiles"],
           "conntrack": {"min": ROLE_VARS["__tcp_tuning_conntrack_min"], "per_cpu": ROLE_VARS["__tcp_tuning_conntrack_per_cpu"],
                         "mem_factor": ROLE_VARS["__tcp_tuning_conntrack_mem_factor"]}}
 HOST_NAMES = {"names": ["net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_ecn", "net.ipv4.tcp_tw_reuse"], "kernel": "6.1.0-test"}
@@ -89,13 +91,45 @@ def test_ipvs_parts_only_for_directors():
     assert out["apply"]["net.ipv4.vs.expire_nodest_conn"] == 1
 
 
-def test_guards_refuse_what_the_engine_does_not_know():
+def test_guards_refuse_before_the_engine_runs():
     out = plan(tcp_tuning_profiles=["legacy_blog"])
     refused = {item["key"] for item in out["guard_refused"]}
     assert refused == {"net.ipv4.ip_local_port_range", "net.ipv4.tcp_synack_retries",
                        "net.ipv4.netfilter.ip_conntrack_tcp_timeout_established"}
     assert not refused & set(out["apply"])
     assert plan(tcp_tuning_profiles=["legacy_blog"], tcp_tuning_allow_unsafe=True)["guard_refused"] == []
+
+
+def test_guards_say_what_the_module_says_under_the_name_as_written():
+    """One table: each guard's refusal is the module's refusal of the same value, keyed by the name the profile uses."""
+    out = plan(tcp_tuning_profiles=["legacy_blog"])
+    assert [item["key"] for item in out["guard_refused"]] == [
+        "net.ipv4.ip_local_port_range", "net.ipv4.tcp_synack_retries", "net.ipv4.netfilter.ip_conntrack_tcp_timeout_established"]
+    for item in out["guard_refused"]:
+        modern = "net.netfilter.nf_conntrack_tcp_timeout_established" if "ip_conntrack" in item["key"] else item["key"]
+        (module,) = safety.refusals({modern: item["value"]}, {})
+        assert dict(item, key=modern) == module
+    assert out["guard_refused"][0] == {
+        "key": "net.ipv4.ip_local_port_range", "value": "4000 65000",
+        "reason": "both ends of the range have the same parity; ip-sysctl.rst asks for one even and one odd value, and a low "
+                  "start overlaps local service ports (5432, 6379, 8080, 9090)",
+        "suggestion": 'use "10240 65535" (web) or "9000 65499" (database) and list local listeners in net.ipv4.ip_local_reserved_ports'}
+
+
+@pytest.mark.parametrize("settings, refused", [
+    ({"net.netfilter.nf_conntrack_tcp_timeout_close_wait": 59}, ["net.netfilter.nf_conntrack_tcp_timeout_close_wait"]),
+    ({"net.netfilter.nf_conntrack_tcp_timeout_close_wait": 60}, []),
+    # Both names of one key: each refused as written, the modern one first.
+    ({"net.ipv4.netfilter.ip_conntrack_tcp_timeout_close_wait": 30, "net.netfilter.nf_conntrack_tcp_timeout_close_wait": 30},
+     ["net.netfilter.nf_conntrack_tcp_timeout_close_wait", "net.ipv4.netfilter.ip_conntrack_tcp_timeout_close_wait"]),
+    # A relational value depends on the running one: the module judges it once resolved.
+    ({"net.ipv4.tcp_synack_retries": ">= 1"}, []),
+    # The engine's own rules are the engine's to report (as "refused:"), not the role's.
+    ({"net.ipv4.tcp_fin_timeout": 2, "net.ipv4.tcp_syn_retries": 1}, []),
+])
+def test_guards_judge_only_the_role_guards(settings, refused):
+    out = plan(tcp_tuning_settings=settings)
+    assert out["errors"] == [] and [item["key"] for item in out["guard_refused"]] == refused
 
 
 # (given, the one error): the variable, what it must be, the value; the closest known name where there is one.

@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
+from ansible_collections.linuxnet.tcp.plugins.module_utils._agents import parsers
 from ansible_collections.linuxnet.tcp.plugins.module_utils._agents import writers as A
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import profile as P
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import plan as P
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), "fixtures", "agents")
 
@@ -179,97 +180,6 @@ def test_kube_proxy_config_read_through_proc_pid_root(tmp_path):
     assert entry["value"] == "262144" and "read through /proc/2817/root/var/lib/kube-proxy/config.conf" in entry["source"]
 
 
-@pytest.mark.parametrize("online, status, expected", [
-    ("0-3\n", None, (4, "/sys/devices/system/cpu/online")),
-    ("0,2-3,8-11\n", None, (7, "/sys/devices/system/cpu/online")),
-    (None, "Name:\tx\nCpus_allowed_list:\t0-1\n", (2, "/proc/7/status Cpus_allowed_list")),
-    (None, None, (None, None)),
-])
-def test_cpu_count(tmp_path, online, status, expected):
-    if online is not None:
-        os.makedirs(str(tmp_path / "sys/devices/system/cpu"))
-        (tmp_path / "sys/devices/system/cpu/online").write_text(online)
-    if status is not None:
-        os.makedirs(str(tmp_path / "proc/7"))
-        (tmp_path / "proc/7/status").write_text(status)
-    assert A.cpu_count(str(tmp_path), 7) == expected
-
-
-def _online_cpus():
-    """The CPUs of /sys/devices/system/cpu/online, counted here as a set of CPU numbers (not with the library's code)."""
-    with open("/sys/devices/system/cpu/online") as handle:
-        text = handle.read()
-    cpus = set()
-    for part in text.strip().split(","):
-        first, _sep, last = part.partition("-")
-        cpus.update(range(int(first), int(last or first) + 1))
-    return len(cpus)
-
-
-def test_cpu_count_of_this_machine_uses_sysfs():
-    if not os.path.exists("/sys/devices/system/cpu/online"):
-        pytest.skip("no /sys/devices/system/cpu/online here")
-    assert A.cpu_count("/") == (_online_cpus(), "/sys/devices/system/cpu/online")
-
-
-@pytest.mark.parametrize("text, seconds", [
-    ("24h0m0s", 86400.0), ("1h", 3600.0), ("350s", 350.0), ("1.5h", 5400.0), ("1m30s", 90.0), ("250ms", 0.25),
-    ("0", 0.0), ("0s", 0.0), ("-5s", -5.0), ("", None), ("5", None), ("1x", None), ("h", None), (3600000000000, 3600.0),
-    (None, None), (True, None),
-])
-def test_go_duration(text, seconds):
-    assert A.go_duration(text) == seconds
-
-
-@pytest.mark.parametrize("argv, expected", [
-    (["kp", "--config=/a", "--v=2"], {"config": "/a", "v": "2"}),
-    (["kp", "--config", "/a", "--ipvs-strict-arp", "--proxy-mode", "ipvs"], {"config": "/a", "ipvs-strict-arp": "true", "proxy-mode": "ipvs"}),
-    (["kp", "--unknown-bool", "--x=1"], {"unknown-bool": "true", "x": "1"}),  # a non-bool flag followed by an option
-    (["kp", "--a=1", "--a=2"], {"a": "2"}),                                    # the last one wins, as in pflag
-    (["kp", "--", "--after=1"], {}),
-    (["dockerd", "-H", "fd://", "-b", "br0"], {"H": "fd://", "b": "br0"}),
-])
-def test_parse_flags(argv, expected):
-    assert A.parse_flags(argv, A.KUBE_PROXY_BOOL_FLAGS) == expected
-
-
-def test_parse_yaml_subset():
-    text = """---
-# comment
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-conntrack:
-  maxPerCore: 65536   # trailing comment
-  min: null
-  tcpEstablishedTimeout: "24h0m0s"
-detectLocal: {}
-healthzBindAddresses:
-- 0.0.0.0/0
-- '::/0'
-nodePortAddresses: [10.0.0.0/8, 127.0.0.0/8]
-featureGates:
-  A: true
-quoted: "a # not a comment"
----
-second: document
-"""
-    assert A.parse_yaml(text) == {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "conntrack": {"maxPerCore": 65536, "min": None, "tcpEstablishedTimeout": "24h0m0s"},
-        "detectLocal": {}, "healthzBindAddresses": ["0.0.0.0/0", "::/0"],
-        "nodePortAddresses": ["10.0.0.0/8", "127.0.0.0/8"], "featureGates": {"A": True},
-        "quoted": "a # not a comment",
-    }
-    assert A.parse_yaml('{"mode": "ipvs", "conntrack": {"maxPerCore": 0}}') == {"mode": "ipvs", "conntrack": {"maxPerCore": 0}}
-    with pytest.raises(ValueError):
-        A.parse_yaml("a: 1\n   b: 2\n")
-
-
-def test_ini_merges_and_keeps_the_preamble():
-    parsed = A._ini("x=1\n[sysctl]\na = 1 # c\n[sysctl]\nb=2\na=3\n", inline_comments=True)
-    assert parsed == {"": {"x": "1"}, "sysctl": {"a": "3", "b": "2"}}
-    assert A._ini(None) == {}
-
-
 def test_writers_for_matches_canonical_spellings_and_aliases():
     agents = A.detect(case("kube-proxy-kubeadm-ipvs")) + A.detect(case("docker-ipv6-no-userland-proxy"))
     keys = ["net/netfilter/nf_conntrack_max", "net.ipv4.conf.all.forwarding", "net.ipv4.tcp_fin_timeout", "bad key!"]
@@ -321,7 +231,7 @@ def _put(root, path, text):
 
 def _owner(key, value, root):
     """sysctl_profile's reason for skipping ``key`` = ``value`` on the tree ``root``, or None when it is applied."""
-    return P._other_writer(key, value, A.writers_for([key], A.detect(root)), ())
+    return P.other_writer(key, value, A.writers_for([key], A.detect(root)))
 
 
 @pytest.mark.parametrize("write, requested, persisted, fought", [
@@ -413,8 +323,8 @@ def test_networkd_dropins_are_sorted_by_name_across_directories(tmp_path):
 def test_indented_lines_of_network_files_and_keyfiles_are_keys(tmp_path):
     """systemd and GKeyFile strip every line; configparser alone would read an indented line as a continuation."""
     text = "[Network]\nDHCP=yes\n    IPv4Forwarding=no\n"
-    assert A._ini(text, strip_lines=True) == {"Network": {"DHCP": "yes", "IPv4Forwarding": "no"}}
-    assert A._ini(text) == {"Network": {"DHCP": "yes\nIPv4Forwarding=no"}}  # TuneD's loader (configparser) is left so
+    assert parsers.ini(text, strip_lines=True) == {"Network": {"DHCP": "yes", "IPv4Forwarding": "no"}}
+    assert parsers.ini(text) == {"Network": {"DHCP": "yes\nIPv4Forwarding=no"}}  # TuneD's loader (configparser) is left so
     networkd = str(tmp_path / "networkd")
     shutil.copytree(case("networkd"), networkd)
     _put(networkd, "etc/systemd/network/10-uplink.network",
@@ -430,19 +340,3 @@ def test_indented_lines_of_network_files_and_keyfiles_are_keys(tmp_path):
     keys = by_agent(A.detect(nm))["NetworkManager"]["keys"]
     assert {key: entry["value"] for key, entry in keys.items()} == {"net.ipv4.ip_forward": "1", "net.ipv6.conf.enp1s0.use_tempaddr": "1"}
     assert "profile Wired connection 1" in keys["net.ipv4.ip_forward"]["source"]
-
-
-def test_tuned_reads_each_file_once(monkeypatch):
-    """Every tuned.conf once, and the uname fields once for all the units with a uname_regex."""
-    reads = []
-    real = A._read
-
-    def counting(root, path, *args, **kwargs):
-        reads.append(path)
-        return real(root, path, *args, **kwargs)
-
-    monkeypatch.setattr(A, "_read", counting)
-    agent = by_agent(A.detect(case("tuned-network-throughput")))["tuned"]
-    assert "net.core.somaxconn" in agent["keys"] and "kernel.numa_balancing" not in agent["keys"]
-    assert "/usr/lib/tuned/throughput-performance/tuned.conf" in reads and "/proc/sys/kernel/osrelease" in reads
-    assert sorted(path for path in set(reads) if reads.count(path) > 1) == []

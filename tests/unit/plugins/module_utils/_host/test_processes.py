@@ -63,3 +63,28 @@ def test_program_of(tmp_path):
     (v1 / "cgroup").write_text("12:memory:/docker/abc\n1:name=systemd:/docker/abc\n")
     assert O.program_of(str(tmp_path), 10) == (None, "/docker/abc")
     assert O.program_of(str(tmp_path), 11) == (None, None)
+
+
+def test_commands_of_a_recorded_tree(tmp_path):
+    """{pid, comm, argv} per process: NUL-separated argv without the trailing NUL, kernel threads with none, a
+    process without comm (it exited during the walk) left out, in the sorted order of the /proc names."""
+    proc = tmp_path / "proc"
+    for pid, comm, cmdline in (("10", "kube-proxy\n", b"/usr/local/bin/kube-proxy\0--config=/a\0"),
+                               ("2", "kthreadd\n", b""), ("7", None, b"gone\0")):
+        (proc / pid).mkdir(parents=True)
+        if comm is not None:
+            (proc / pid / "comm").write_text(comm)
+        (proc / pid / "cmdline").write_bytes(cmdline)
+    (proc / "self").mkdir()
+    assert O.commands(str(tmp_path)) == [
+        {"pid": 10, "comm": "kube-proxy", "argv": ["/usr/local/bin/kube-proxy", "--config=/a"]},
+        {"pid": 2, "comm": "kthreadd", "argv": []},
+    ]
+    assert O.commands(str(tmp_path / "missing")) == []
+
+
+def test_commands_of_this_host_include_this_process():
+    me = [p for p in O.commands("/") if p["pid"] == os.getpid()]
+    with open("/proc/self/cmdline", "rb") as handle:
+        argv = handle.read().decode("utf-8", "replace").split("\0")[:-1]
+    assert len(me) == 1 and me[0]["argv"] == argv

@@ -92,39 +92,3 @@ def test_group_keys_are_catalogue_keys():
 ])
 def test_as_ints(value, ints):
     assert catalog.as_ints(value) == ints
-
-
-BASE = {
-    "net.ipv4.tcp_timestamps": "1", "net.ipv4.tcp_tw_reuse": "2", "net.ipv4.tcp_max_tw_buckets": "131072",
-    "net.ipv4.tcp_max_orphans": "131072", "net.ipv4.ip_unprivileged_port_start": "1024",
-    "net.ipv4.ip_local_port_range": "32768 60999", "net.ipv4.ip_local_reserved_ports": "", "net.core.somaxconn": "4096",
-}
-
-
-@pytest.mark.parametrize("targets, listeners, refused_keys, words", [
-    ({"net.ipv4.tcp_tw_recycle": "1"}, (), ["net.ipv4.tcp_tw_recycle"], "NAT"),
-    ({"net.ipv4.tcp_tw_recycle": "0"}, (), [], ""),
-    ({"net.ipv4.tcp_timestamps": "0"}, (), ["net.ipv4.tcp_timestamps"], "PAWS"),
-    ({"net.ipv4.tcp_timestamps": "0", "net.ipv4.tcp_tw_reuse": "0"}, (), [], ""),
-    ({"net.ipv4.tcp_tw_reuse": "1"}, (), [], ""),
-    ({"net.ipv4.tcp_max_tw_buckets": "36000"}, (), ["net.ipv4.tcp_max_tw_buckets"], "must not be lowered"),
-    ({"net.ipv4.tcp_max_tw_buckets": "262144"}, (), [], ""),
-    ({"net.ipv4.tcp_max_orphans": "16384"}, (), ["net.ipv4.tcp_max_orphans"], "must not be lowered"),
-    ({"net.core.somaxconn": "1024"}, (), ["net.core.somaxconn"], ">= 1024"),
-    ({"net.ipv4.tcp_fin_timeout": "2"}, (), ["net.ipv4.tcp_fin_timeout"], "TIME_WAIT"),
-    ({"net.ipv4.tcp_fin_timeout": "10"}, (), [], ""),
-    ({"net.ipv4.tcp_syn_retries": "1"}, (), ["net.ipv4.tcp_syn_retries"], "connect()"),
-    ({"net.ipv4.tcp_syn_retries": "3"}, (), [], ""),
-    ({"net.ipv4.ip_local_port_range": "1000 65000"}, (), ["net.ipv4.ip_local_port_range"], "ip_unprivileged_port_start"),
-    ({"net.ipv4.ip_local_port_range": "4000 65000"}, (22, 5432, 8080), ["net.ipv4.ip_local_port_range"], "5432, 8080"),
-    ({"net.ipv4.ip_local_port_range": "4000 65000", "net.ipv4.ip_local_reserved_ports": "5432,8000-8100"}, (22, 5432, 8080), [], ""),
-    ({"net.ipv4.ip_local_port_range": "10240 65535"}, (22, 5432, 8080), [], ""),
-    # An unchanged range is not re-judged against the listeners that already sit inside it.
-    ({"net.ipv4.ip_local_port_range": "32768 60999"}, (40000,), [], ""),
-])
-def test_safety_refusals(targets, listeners, refused_keys, words):
-    refused = catalog.safety_refusals(targets, dict(BASE), set(listeners))
-    assert [r["key"] for r in refused] == refused_keys
-    for item in refused:
-        assert words in item["reason"] + item["suggestion"]
-        assert item["value"] == targets[item["key"]] and item["suggestion"]

@@ -1,139 +1,23 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+"""The three runs of a profile end to end (_sysctl/profile.py) on fake trees, and the readings taken before a run
+(agent writers, listening ports)."""
 import errno
 import json
 import os
+import shutil
 
 import pytest
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import files
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import keys
+from ansible_collections.linuxnet.tcp.plugins.module_utils._agents import writers as agents
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import profile
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.keys import SysctlError
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.tree import ApplyError, SysctlTree
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.tree import SysctlTree
 
 from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.sysctl_fixtures import (  # pylint: disable=wrong-import-order
-    CONNTRACK, DROPIN, HOST, MODPROBE_FILE, MODULES_FILE, STATE, DiskFault, FakeKernel, FakeModprobe, conntrack_host, make_tree,
+    CONNTRACK, DROPIN, HOST, MODPROBE_FILE, MODULES_FILE, STATE, FakeModprobe, conntrack_host, dirs, make_tree,
     put, raw, read, snapshot, with_listeners)
-
-
-def test_plan_resolves_raise_only_rename_and_skips(tmp_path):
-    tree = SysctlTree(make_tree(tmp_path, child=True))
-    plan = profile.build_plan({
-        "net.ipv4.tcp_tw_recycle": 1,
-        "net.ipv4.ip_conntrack_max": 524288,
-        "net.core.somaxconn": ">= 1024",
-        "net.ipv4.tcp_max_tw_buckets": ">= 262144",
-        "net.ipv4.tcp_rmem": ">= 4096 262144 16777216",
-        "net.core.rmem_max": ">= 8388608",
-        "net.ipv4.tcp_fin_timeout": 2,
-        "net.ipv4.tcp_keepalive_time": "600",
-    }, tree)
-    entries = dict((e["key"], e) for e in plan["entries"])
-    assert entries["net.core.somaxconn"]["after"] == "4096" and not entries["net.core.somaxconn"]["change"]
-    assert entries["net.ipv4.tcp_max_tw_buckets"]["after"] == "262144" and entries["net.ipv4.tcp_max_tw_buckets"]["change"]
-    assert entries["net.ipv4.tcp_rmem"]["after"] == "4096 262144 33554432"
-    assert entries["net.ipv4.tcp_keepalive_time"]["before"] == "7200"
-    assert "net.ipv4.tcp_fin_timeout" not in entries
-    assert plan["renamed"] == [{"key": "net.ipv4.ip_conntrack_max", "to": "net.netfilter.nf_conntrack_max"}]
-    skipped = dict((s["key"], s["classification"]) for s in plan["skipped"])
-    assert skipped == {"net.ipv4.tcp_tw_recycle": "removed", "net.netfilter.nf_conntrack_max": "global_in_child_netns",
-                       "net.core.rmem_max": "global_in_child_netns"}
-    assert [r["key"] for r in plan["refused"]] == ["net.ipv4.tcp_fin_timeout"]
-
-
-def test_plan_allow_unsafe_keeps_refused_keys(tmp_path):
-    tree = SysctlTree(make_tree(tmp_path))
-    plan = profile.build_plan({"net.ipv4.tcp_fin_timeout": 2}, tree, allow_unsafe=True)
-    assert plan["refused"] == [] and [u["key"] for u in plan["unsafe_allowed"]] == ["net.ipv4.tcp_fin_timeout"]
-    assert plan["entries"][0]["after"] == "2"
-
-
-@pytest.mark.parametrize("settings, words", [
-    ({}, "non-empty"),
-    ([("net.core.somaxconn", 1)], "non-empty mapping"),
-    ({"net.core.somaxconn": 4096, "net/core/somaxconn": 8192}, "set twice"),
-    ({"net.ipv4.ip_conntrack_max": 1, "net.netfilter.nf_conntrack_max": 2}, "set twice"),
-    ({"net.ipv4.tcp_tw_recycle": 1}, "unsupported keys"),
-    ({"net.ipv4.tcp_fin_timeout": "30\nkernel.x = 1"}, "newline"),
-    ({"../../etc/passwd": 1}, "'..'"),
-    ({"net.ipv4.bad key": 1}, "characters"),
-    ({"net/ipv4/conf/eth0.100/forwarding": ">= 1 2"}, "needs a running value with 2 integer(s)"),
-])
-def test_plan_rejects(tmp_path, settings, words):
-    root = make_tree(tmp_path)
-    before = dict((k, raw(root, k)) for k in HOST)
-    with pytest.raises(SysctlError) as err:
-        profile.build_plan(settings, SysctlTree(root), unsupported="fail")
-    assert words in str(err.value)
-    assert before == dict((k, raw(root, k)) for k in HOST)
-
-
-@pytest.mark.parametrize("reserved_now, requested, expected", [
-    ("", ">= 8080", "8080"),
-    ("8080,9000-9001", ">= 9002,12000", "8080,9000-9002,12000"),
-    ("8080,9000-9001", "<= 9000-9100", "9000-9001"),
-    ("8080", "9100-9101", "9100-9101"),
-])
-def test_plan_port_list_operators(tmp_path, reserved_now, requested, expected):
-    files = dict(HOST, **{"net/ipv4/ip_local_reserved_ports": reserved_now})
-    tree = SysctlTree(make_tree(tmp_path, files))
-    entry = profile.build_plan({"net.ipv4.ip_local_reserved_ports": requested}, tree)["entries"][0]
-    assert entry["after"] == expected
-
-
-def test_plan_reserves_listeners_inside_the_new_range(tmp_path):
-    root = with_listeners(make_tree(tmp_path, dict(HOST, **{"net/ipv4/ip_local_reserved_ports": "12000"})), [22, 20080, 5432])
-    tree = SysctlTree(root)
-    settings = {"net.ipv4.ip_local_port_range": "10240 65535"}
-    # Without the option the range over listener 20080 is refused (the safety rule).
-    plain = profile.build_plan(settings, tree)
-    assert [r["key"] for r in plain["refused"]] == ["net.ipv4.ip_local_port_range"] and plain["entries"] == []
-    plan = profile.build_plan(settings, tree, reserve_listener_ports=True)
-    entries = dict((e["key"], e) for e in plan["entries"])
-    assert plan["refused"] == [] and plan["reserved_for_listeners"] == [20080]
-    assert entries["net.ipv4.ip_local_reserved_ports"]["after"] == "12000,20080"  # ports reserved now are kept
-    assert entries["net.ipv4.ip_local_reserved_ports"]["change"] is True
-    # Asked-for ports and listeners add up.
-    plan = profile.build_plan(dict(settings, **{"net.ipv4.ip_local_reserved_ports": ">= 30000-30001"}), tree,
-                              reserve_listener_ports=True)
-    assert dict((e["key"], e["after"]) for e in plan["entries"])["net.ipv4.ip_local_reserved_ports"] == "12000,20080,30000-30001"
-    # A plain value replaces the running reservations (12000 goes) and still gets the listener.
-    plan = profile.build_plan(dict(settings, **{"net.ipv4.ip_local_reserved_ports": "30000"}), tree, reserve_listener_ports=True)
-    assert dict((e["key"], e["after"]) for e in plan["entries"])["net.ipv4.ip_local_reserved_ports"] == "20080,30000"
-
-
-def test_plan_reserve_listeners_is_stable_and_quiet(tmp_path):
-    root = with_listeners(make_tree(tmp_path, dict(HOST, **{"net/ipv4/ip_local_reserved_ports": "20080",
-                                                            "net/ipv4/ip_local_port_range": "10240 65535"})), [20080])
-    plan = profile.build_plan({"net.ipv4.ip_local_port_range": "10240 65535"}, SysctlTree(root), reserve_listener_ports=True)
-    assert [e["change"] for e in plan["entries"]] == [False, False]
-    # No listener inside the range and nothing reserved: the key is not managed at all.
-    bare = with_listeners(make_tree(tmp_path / "bare"), [22])
-    plan = profile.build_plan({"net.ipv4.ip_local_port_range": "10240 65535"}, SysctlTree(bare), reserve_listener_ports=True)
-    assert [e["key"] for e in plan["entries"]] == ["net.ipv4.ip_local_port_range"] and plan["reserved_for_listeners"] == []
-
-
-def test_plan_drops_listener_reservation_with_a_refused_range(tmp_path):
-    root = with_listeners(make_tree(tmp_path), [2000])
-    plan = profile.build_plan({"net.ipv4.ip_local_port_range": "1000 65535"}, SysctlTree(root), reserve_listener_ports=True)
-    assert [r["key"] for r in plan["refused"]] == ["net.ipv4.ip_local_port_range"]
-    assert plan["entries"] == [] and plan["reserved_for_listeners"] == []
-
-
-@pytest.mark.parametrize("requested, expected", [("30000", "30000"), (">= 30000", "30000"), ("2000,30000", "2000,30000")])
-def test_plan_refused_range_keeps_the_requested_reservations(tmp_path, requested, expected):
-    """The range is refused (it starts below ip_unprivileged_port_start): the settings' own ip_local_reserved_ports
-    is applied as asked, without the listener ports added for that range."""
-    root = with_listeners(make_tree(tmp_path), [2000])
-    settings = {"net.ipv4.ip_local_port_range": "1000 65535", "net.ipv4.ip_local_reserved_ports": requested}
-    plan = profile.build_plan(settings, SysctlTree(root), reserve_listener_ports=True)
-    assert [r["key"] for r in plan["refused"]] == ["net.ipv4.ip_local_port_range"] and plan["reserved_for_listeners"] == []
-    assert [(e["key"], e["after"], e["change"]) for e in plan["entries"]] == [("net.ipv4.ip_local_reserved_ports", expected, True)]
-    # Without reserve_listener_ports the plan is the same.
-    plain = profile.build_plan(settings, SysctlTree(root))
-    assert [(e["key"], e["after"], e["change"]) for e in plain["entries"]] == [("net.ipv4.ip_local_reserved_ports", expected, True)]
 
 
 SETTINGS = {
@@ -235,34 +119,6 @@ def test_present_refuses_foreign_file(tmp_path):
         profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
     assert "not managed" in str(err.value)
     assert snapshot(root) == before
-
-
-def test_failed_write_rolls_back_runtime_and_keeps_files(tmp_path):
-    root = make_tree(tmp_path)
-    before = snapshot(root)
-    tree = FakeKernel(root, reject={"net.ipv4.tcp_keepalive_time": {"600": errno.EINVAL}})
-    with pytest.raises(ApplyError) as err:
-        profile.profile_present(root, "web", {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600}, tree=tree)
-    assert err.value.key == "net.ipv4.tcp_keepalive_time"
-    after = snapshot(root)
-    assert dict((k, v[0]) for k, v in after.items()) == dict((k, v[0]) for k, v in before.items())
-
-
-def test_failed_file_write_rolls_back_runtime(tmp_path, monkeypatch):
-    root = make_tree(tmp_path)
-    os.makedirs(os.path.join(root, "etc/sysctl.d"))
-    before, dirs = snapshot(root), _dirs(root)
-    fault = DiskFault(monkeypatch, root, "/etc/sysctl.d", errno.ENOSPC)
-    with pytest.raises(profile.CommitError) as err:
-        profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
-    assert fault.hits
-    assert str(err.value) == ("writing the profile's files failed: %s: ENOSPC (No space left on device); rolled back 1 runtime "
-                              "value(s) and 0 file(s); the state file is as before" % DROPIN)
-    assert (err.value.path, err.value.errno) == (DROPIN, "ENOSPC")
-    assert raw(root, "net/core/somaxconn") == "4096\n" and read(root, STATE) is None
-    # A failed first run leaves nothing: no temporary file, no lock file, no empty state directory.
-    assert dict((k, v[0]) for k, v in snapshot(root).items()) == dict((k, v[0]) for k, v in before.items())
-    assert _dirs(root) == dirs
 
 
 def test_absent_restores_originals_unless_another_file_sets_them(tmp_path):
@@ -441,21 +297,6 @@ def test_read_only_proc_sys_writes_nothing(tmp_path, monkeypatch):
     assert snapshot(root) == before
 
 
-def test_failed_boot_file_restores_the_files_already_written(tmp_path, monkeypatch):
-    root, modprobe = conntrack_host(tmp_path)
-    profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
-    os.makedirs(os.path.join(root, "etc/modprobe.d"))
-    before = snapshot(root)
-    DiskFault(monkeypatch, root, "/etc/modprobe.d", errno.EROFS)
-    with pytest.raises(profile.CommitError) as err:
-        profile.profile_present(root, "web", {"net.core.somaxconn": 16384}, modules=["ip_vs"],
-                                module_options={"ip_vs": {"conn_tab_bits": 12}}, modprobe=modprobe, load=False)
-    assert str(err.value).startswith("writing the profile's files failed: %s: EROFS (Read-only file system); rolled back 1 "
-                                     "runtime value(s) and 2 file(s); the state file is as before" % MODPROBE_FILE)
-    assert dict((k, v[0]) for k, v in snapshot(root).items()) == dict((k, v[0]) for k, v in before.items())
-    assert raw(root, "net/core/somaxconn") == "8192\n"
-
-
 def test_present_reserves_listener_ports_and_persists_them(tmp_path):
     root = with_listeners(make_tree(tmp_path), [20080, 22])
     settings = {"net.ipv4.ip_local_port_range": "10240 65535", "net.ipv4.ip_local_reserved_ports": ">= 8080"}
@@ -522,14 +363,10 @@ def test_revert_puts_back_exactly_what_one_run_changed(tmp_path):
     assert first_again["changed"] is False and first_again["revert"] is None
 
 
-def _dirs(root):
-    return sorted(os.path.relpath(base, root) for base, _dirs, _files in os.walk(root))
-
-
 def test_revert_of_a_first_run_removes_the_profile(tmp_path):
     root = make_tree(tmp_path)
     os.makedirs(os.path.join(root, "var", "lib"))
-    before, dirs = snapshot(root), _dirs(root)
+    before, before_dirs = snapshot(root), dirs(root)
     first = profile.profile_present(root, "web", {"net.core.somaxconn": 8192}, modules=["nf_conntrack"])
     assert first["revert"]["files"] == {DROPIN: None, MODULES_FILE: None} and first["revert"]["state"] == {"changed": True, "text": None}
     # The run made /etc/sysctl.d, /etc/modules-load.d, /etc and /var/lib/linuxnet-tcp, deepest first; /var/lib was there.
@@ -540,7 +377,7 @@ def test_revert_of_a_first_run_removes_the_profile(tmp_path):
     after = snapshot(root)
     after.pop(os.path.join(root, "etc/modules-load.d/other.conf"))
     assert dict((k, v[0]) for k, v in after.items()) == dict((k, v[0]) for k, v in before.items())
-    assert _dirs(root) == sorted(dirs + ["etc", "etc/modules-load.d"])
+    assert dirs(root) == sorted(before_dirs + ["etc", "etc/modules-load.d"])
 
 
 @pytest.mark.parametrize("revert, words", [
@@ -641,7 +478,6 @@ def test_lost_at_boot_and_module_reload(tmp_path):
 
 def test_a_key_another_agent_rewrites_is_skipped_unless_forced(tmp_path):
     """kube-proxy's recorded command line (tests/unit/fixtures/agents) sets the conntrack established timeout to 12 h."""
-    import shutil  # pylint: disable=import-outside-toplevel
     root = make_tree(tmp_path)
     fixture = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "agents", "kube-proxy-flags-iptables", "proc", "911")
     shutil.copytree(fixture, os.path.join(root, "proc", "911"))
@@ -666,7 +502,6 @@ def test_a_key_another_agent_rewrites_is_skipped_unless_forced(tmp_path):
 
 def test_force_owned_keys_warns_only_for_keys_really_forced(tmp_path):
     """No warning for a listed key the agent sets to the same value, or one skipped or refused for another reason."""
-    import shutil  # pylint: disable=import-outside-toplevel
     root = make_tree(tmp_path)
     fixture = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "agents", "kube-proxy-flags-iptables", "proc", "911")
     shutil.copytree(fixture, os.path.join(root, "proc", "911"))
@@ -682,234 +517,6 @@ def test_force_owned_keys_warns_only_for_keys_really_forced(tmp_path):
     assert not any("force_owned_keys" in w for w in gone["warnings"])
 
 
-# ---------------------------------------------------------------------------------------------
-# Interrupted runs, full disks, concurrent runs. tests/integration/test_sysctl_crash.py does the same with the real
-# module killed by SIGKILL (strace) in private namespaces; here every step of the library is cut in process.
-
-class Killed(BaseException):
-    """SIGKILL in process: not an Exception, so no handler of the code under test runs for it."""
-
-
-class Killer(object):
-    """Kill the run at its ``at``-th mutating system call under ``root``; every later one fails too (the process is
-    gone), and its descriptors close, which releases its flock as the kernel would."""
-
-    CALLS = ("write", "replace", "rename", "unlink", "mkdir", "rmdir", "fsync", "fchmod", "ftruncate")
-
-    def __init__(self, monkeypatch, root, at):
-        self.root, self.at, self.count, self.dead = os.path.realpath(root) + "/", at, 0, False
-        for name in self.CALLS:
-            monkeypatch.setattr(os, name, self._wrap(getattr(os, name)))
-
-    def _mine(self, target):
-        if isinstance(target, int):
-            target = os.readlink("/proc/self/fd/%d" % target)
-        return os.path.realpath(target).startswith(self.root)
-
-    def _wrap(self, real):
-        def call(target, *args, **kwargs):
-            if self._mine(target):
-                if self.dead:
-                    raise Killed()
-                self.count += 1
-                if self.count == self.at:
-                    self.dead = True
-                    raise Killed()
-            return real(target, *args, **kwargs)
-        return call
-
-
-class ProcTree(SysctlTree):
-    """A fake tree whose write is one write(2) that a kill either prevents or lets through whole, as on /proc/sys
-    (opening a proc file with O_TRUNC does not empty it; the handler takes the value from the one write)."""
-
-    def write(self, key, value):
-        data = (value + "\n").encode("utf-8")
-        fd = os.open(self.path(key), os.O_WRONLY)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.truncate(self.path(key), len(data))
-
-
-def _content(root):
-    """What a run manages, for 'changed': the runtime and every file's text but the lock file's (it exists only while a
-    run holds it, or after a killed one), by path under the root."""
-    return dict((os.path.relpath(path, root), text) for path, (text, _mtime) in snapshot(root).items()
-                if not path.endswith("/sysctl.lock"))
-
-
-def _leftovers(root):
-    """Evidence of an interrupted run on disk: a journal in the state file, or temporary files."""
-    text = read(root, STATE)
-    journal = bool(text) and "transaction" in json.loads(text)
-    temps = [p for p in snapshot(root) if p.endswith(".lntcp-tmp")]
-    return journal or bool(temps)
-
-
-WEB1 = {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600, "net.ipv4.tcp_syn_retries": 5}
-# Changes somaxconn, keeps keepalive, drops syn_retries (its original comes back), adds tcp_max_tw_buckets.
-WEB2 = {"net.core.somaxconn": 16384, "net.ipv4.tcp_keepalive_time": 600, "net.ipv4.tcp_max_tw_buckets": 262144}
-CRASH_KEYS = ("net/core/somaxconn", "net/ipv4/tcp_keepalive_time", "net/ipv4/tcp_syn_retries", "net/ipv4/tcp_max_tw_buckets")
-SCENARIOS = {
-    # name: (setup, the run that is killed; also the run that converges)
-    "apply": (None, lambda root: profile.profile_present(root, "web", WEB1, modules=["nf_conntrack"], tree=ProcTree(root))),
-    "update": (lambda root: profile.profile_present(root, "web", WEB1, modules=["nf_conntrack"]),
-               lambda root: profile.profile_present(root, "web", WEB2, tree=ProcTree(root))),
-    "absent": (lambda root: profile.profile_present(root, "web", WEB2, modules=["nf_conntrack"]),
-               lambda root: profile.profile_absent(root, "web", tree=ProcTree(root))),
-}
-
-
-def _host(base, setup):
-    root = make_tree(base)
-    if setup:
-        setup(root)
-    return root
-
-
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_killed_at_every_step_loses_nothing_and_the_next_run_converges(tmp_path, monkeypatch, scenario):
-    setup, run = SCENARIOS[scenario]
-    # Durability is not what this test can see (no power is cut): fsync stays a step to cut, without the disk's wait.
-    monkeypatch.setattr(os, "fsync", lambda fd: None)
-    originals = dict((k, raw(make_tree(tmp_path / "pristine"), k)) for k in CRASH_KEYS)
-    reference = _host(tmp_path / "reference", setup)
-    start = dict((k, raw(reference, k)) for k in CRASH_KEYS)
-    start_files = _content(reference)
-    run(reference)
-    target = dict((k, raw(reference, k)) for k in CRASH_KEYS)
-    target_files = _content(reference)
-    steps = 0
-    while True:
-        steps += 1
-        root = _host(tmp_path / str(steps), setup)
-        with monkeypatch.context() as patch:
-            killer = Killer(patch, root, steps)
-            try:
-                run(root)
-            except Killed:
-                pass
-        if not killer.dead:
-            break  # the run finished before its steps-th mutating call: every step has been cut
-        # Every key at its value before the run or at its target; every file whole (before or after, never torn).
-        for key in CRASH_KEYS:
-            assert raw(root, key) in (start[key], target[key]), (steps, key)
-        state_text = read(root, STATE)
-        saved = json.loads(state_text)["originals"] if state_text else {}
-        for key in CRASH_KEYS:
-            if raw(root, key) != originals[key]:
-                # What undoes it is on disk.
-                assert saved[keys.name(keys.parts_of(key))] == originals[key].strip(), (steps, key)
-        for path, text in _content(root).items():
-            if path.endswith(".lntcp-tmp") or path.startswith("proc/"):
-                continue
-            if path.endswith("/sysctl-web.json"):
-                json.loads(text)
-            else:
-                assert text in (start_files.get(path), target_files.get(path)), (steps, path)
-        # The next run converges, exactly as check mode predicts, with an exact 'changed' and 'recovered'.
-        leftovers, before = _leftovers(root), _content(root)
-        check = run_check(run, root)
-        assert _content(root) == before
-        again = run(root)
-        assert again == check, steps
-        assert again["changed"] is (_content(root) != before), steps
-        assert (again["recovered"] is not None) is leftovers, steps
-        assert dict((k, raw(root, k)) for k in CRASH_KEYS) == target, steps
-        assert dict((p, t) for p, t in _content(root).items()) == target_files, steps
-        # A second run changes nothing; absent puts every original back and leaves no file.
-        settled = _content(root)
-        second = run(root)
-        assert second["changed"] is False and second["recovered"] is None and _content(root) == settled, steps
-        profile.profile_absent(root, "web")
-        assert dict((k, raw(root, k)) for k in CRASH_KEYS) == originals, steps
-        assert not os.path.exists(os.path.join(root, "var/lib/linuxnet-tcp")) and not os.listdir(os.path.join(root, "etc/sysctl.d"))
-    # Journal, runtime writes and files: a few dozen steps each; each one was cut.
-    print("%s: %d mutating steps cut" % (scenario, steps - 1))
-    assert steps > 15, steps
-
-
-def run_check(run, root):
-    """The same run in check mode (run() closes over its arguments, so call the library with check_mode through it)."""
-    real = profile.profile_present, profile.profile_absent
-    try:
-        profile.profile_present = lambda *a, **k: real[0](*a, **dict(k, check_mode=True))
-        profile.profile_absent = lambda *a, **k: real[1](*a, **dict(k, check_mode=True))
-        return run(root)
-    finally:
-        profile.profile_present, profile.profile_absent = real
-
-
-def test_recovered_says_what_the_interrupted_run_had_done(tmp_path, monkeypatch):
-    root = make_tree(tmp_path)
-    settings = {"net.core.somaxconn": 8192, "net.ipv4.tcp_keepalive_time": 600}
-    # Cut the run right after its first runtime write: the journal is on disk, somaxconn written, keepalive not yet.
-    writes = []
-    with monkeypatch.context() as patch:
-        real_write = SysctlTree.write
-
-        def write(tree, key, value):
-            if writes:
-                raise Killed()
-            writes.append(key)
-            return real_write(tree, key, value)
-        patch.setattr(SysctlTree, "write", write)
-        with pytest.raises(Killed):
-            profile.profile_present(root, "web", settings)
-    assert writes == ["net.core.somaxconn"] and raw(root, "net/core/somaxconn") == "8192\n"
-    put(root, "/etc/sysctl.d/.90-linuxnet-web.conf.abcd_123.lntcp-tmp", "# half a file")
-    check = profile.profile_present(root, "web", settings, check_mode=True)
-    assert read(root, "/etc/sysctl.d/.90-linuxnet-web.conf.abcd_123.lntcp-tmp") == "# half a file"
-    result = profile.profile_present(root, "web", settings)
-    assert result == check
-    recovered = result["recovered"]
-    assert recovered.pop("started").endswith("Z")
-    assert recovered == {"action": "present", "pid": os.getpid(),
-                         "runtime_written": {"net.core.somaxconn": {"before": "4096", "after": "8192"}},
-                         "files_written": [], "temporary_files": ["/etc/sysctl.d/.90-linuxnet-web.conf.abcd_123.lntcp-tmp"]}
-    assert result["changed"] is True and result["applied"]["net.ipv4.tcp_keepalive_time"] == {"before": "7200", "after": "600"}
-    assert any("was interrupted after writing 1 runtime value(s) and 0 file(s)" in w for w in result["warnings"])
-    assert os.listdir(os.path.join(root, "etc/sysctl.d")) == ["90-linuxnet-web.conf"]
-    state = json.loads(read(root, STATE))
-    assert "transaction" not in state and state["originals"] == {"net.core.somaxconn": "4096", "net.ipv4.tcp_keepalive_time": "7200"}
-    again = profile.profile_present(root, "web", settings)
-    assert again["changed"] is False and again["recovered"] is None
-
-
-@pytest.mark.parametrize("scenario", ["apply", "update", "absent"])
-@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS])
-def test_full_or_read_only_state_directory_fails_cleanly(tmp_path, monkeypatch, scenario, err):
-    setup, run = SCENARIOS[scenario]
-    root = _host(tmp_path, setup)
-    os.makedirs(os.path.join(root, "var/lib"), exist_ok=True)
-    before = _content(root)
-    DiskFault(monkeypatch, root, "/var/lib", err)
-    with pytest.raises(profile.CommitError) as exc:
-        run(root)
-    name = errno.errorcode[err]
-    assert exc.value.errno == name and exc.value.path in (STATE, "/var/lib/linuxnet-tcp")
-    assert str(exc.value).startswith("writing the journal to the state file failed: %s: %s (" % (exc.value.path, name))
-    assert str(exc.value).endswith("; nothing was changed")
-    assert _content(root) == before
-
-
-def test_a_run_waits_for_the_lock_and_names_its_holder(tmp_path):
-    root = make_tree(tmp_path)
-    before = _content(root)
-    with files.HostLock(root):
-        with pytest.raises(files.LockTimeout) as err:
-            profile.profile_present(root, "web", {"net.core.somaxconn": 8192}, lock_timeout=0.1)
-        assert err.value.pid == os.getpid() and err.value.path == "/var/lib/linuxnet-tcp/sysctl.lock"
-        with pytest.raises(files.LockTimeout):
-            profile.profile_absent(root, "web", check_mode=True, lock_timeout=0)
-    assert _content(root) == before
-    with pytest.raises(SysctlError) as err:
-        profile.profile_present(root, "web", {"net.core.somaxconn": 8192}, lock_timeout=-1)
-    assert "lock_timeout must be a number of seconds" in str(err.value)
-
-
 def test_a_fifo_at_the_drop_in_path_is_refused_never_opened(tmp_path):
     root = make_tree(tmp_path)
     os.makedirs(os.path.join(root, "etc/sysctl.d"))
@@ -918,3 +525,68 @@ def test_a_fifo_at_the_drop_in_path_is_refused_never_opened(tmp_path):
         profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
     assert str(err.value) == "%s exists and is a FIFO, not a regular file; refusing to overwrite it" % DROPIN
     assert raw(root, "net/core/somaxconn") == "4096\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Readings taken before the run, outside the transaction.
+
+def test_listening_ports(tmp_path):
+    root = make_tree(tmp_path)
+    os.makedirs(os.path.join(root, "proc", "net"))
+    # A fake root reads /proc/net/tcp{,6} (the fallback a real host uses when sock_diag is refused).
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    tail = " 00000000:00000000 00:00000000 00000000     0        0 %d 1 0000000000000000 100 0 0 10 0\n"
+    with open(os.path.join(root, "proc", "net", "tcp"), "w") as handle:
+        handle.write(header)
+        handle.write("   0: 00000000:1538 00000000:0000 0A" + tail % 1)  # 5432 LISTEN
+        handle.write("   1: 0100007F:9C40 0100007F:1538 01" + tail % 2)  # ESTABLISHED 40000 -> 5432
+    with open(os.path.join(root, "proc", "net", "tcp6"), "w") as handle:
+        handle.write(header)
+        handle.write("   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A" + tail % 3)
+    assert profile.listening_ports(root) == {5432, 8080}
+
+
+def test_listening_ports_without_proc_net(tmp_path):
+    assert profile.listening_ports(make_tree(tmp_path)) == set()
+
+
+def test_listeners_passed_in_are_the_ones_the_range_rule_uses(tmp_path):
+    root = with_listeners(make_tree(tmp_path), [20080])
+    settings = {"net.ipv4.ip_local_port_range": "10240 65535"}
+    assert [r["key"] for r in profile.profile_present(root, "web", settings, check_mode=True)["refused"]] == [
+        "net.ipv4.ip_local_port_range"]
+    # The caller's reading wins over the tree's: with no listener the range is applied.
+    assert profile.profile_present(root, "web", settings, check_mode=True, listeners=set())["refused"] == []
+
+
+def _kube_proxy(root):
+    fixture = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "agents", "kube-proxy-flags-iptables", "proc", "911")
+    shutil.copytree(fixture, os.path.join(root, "proc", "911"))
+
+
+def test_agents_are_detected_before_the_lock_and_the_journal(tmp_path, monkeypatch):
+    """A detector that fails fails the run before the host lock is taken: nothing is written, not even the lock file."""
+    root = make_tree(tmp_path)
+    before, before_dirs = snapshot(root), dirs(root)
+
+    def broken(_root="/"):
+        raise ValueError("a parser bug")
+    monkeypatch.setattr(agents, "detect", broken)
+    with pytest.raises(ValueError):
+        profile.profile_present(root, "web", {"net.core.somaxconn": 8192})
+    assert snapshot(root) == before and dirs(root) == before_dirs
+    # Given the writers (as the module passes them), the run does not detect again.
+    result = profile.profile_present(root, "web", {"net.core.somaxconn": 8192}, writers={})
+    assert result["applied"] == {"net.core.somaxconn": {"before": "4096", "after": "8192"}}
+
+
+def test_agent_writers_are_what_the_run_detects(tmp_path):
+    root = make_tree(tmp_path)
+    _kube_proxy(root)
+    key = "net.netfilter.nf_conntrack_tcp_timeout_established"
+    writers = profile.agent_writers(root, {key: 86400, "net.core.somaxconn": 8192})
+    assert [w["agent"] for w in writers[key]] == ["kube-proxy"] and "net.core.somaxconn" not in writers
+    assert profile.agent_writers(root, "not a mapping") == {}
+    detected = profile.profile_present(root, "web", {key: 86400}, check_mode=True)
+    assert profile.profile_present(root, "web", {key: 86400}, check_mode=True, writers=writers) == detected
+    assert [s["classification"] for s in detected["skipped_keys"]] == ["owned_by_agent"]

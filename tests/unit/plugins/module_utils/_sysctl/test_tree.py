@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import profile
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.plan import build_plan
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import tree as systree
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.tree import ApplyError
 
@@ -29,26 +29,6 @@ def test_tree_read_write_and_probes(tmp_path):
     assert tree.in_child_netns() is False
     assert systree.SysctlTree(make_tree(tmp_path / "child", child=True)).in_child_netns() is True
     assert tree.module_loaded("nf_conntrack") and not tree.module_loaded("ip_vs")
-
-
-def test_listening_ports(tmp_path):
-    root = make_tree(tmp_path)
-    os.makedirs(os.path.join(root, "proc", "net"))
-    # A fake root reads /proc/net/tcp{,6} (the fallback a real host uses when sock_diag is refused).
-    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-    tail = " 00000000:00000000 00:00000000 00000000     0        0 %d 1 0000000000000000 100 0 0 10 0\n"
-    with open(os.path.join(root, "proc", "net", "tcp"), "w") as handle:
-        handle.write(header)
-        handle.write("   0: 00000000:1538 00000000:0000 0A" + tail % 1)  # 5432 LISTEN
-        handle.write("   1: 0100007F:9C40 0100007F:1538 01" + tail % 2)  # ESTABLISHED 40000 -> 5432
-    with open(os.path.join(root, "proc", "net", "tcp6"), "w") as handle:
-        handle.write(header)
-        handle.write("   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A" + tail % 3)
-    assert systree.SysctlTree(root).listening_ports() == {5432, 8080}
-
-
-def test_listening_ports_without_proc_net(tmp_path):
-    assert systree.SysctlTree(make_tree(tmp_path)).listening_ports() == set()
 
 
 def test_expand_globs(tmp_path):
@@ -104,7 +84,7 @@ def test_classify_proc_sys_read_only(tmp_path, monkeypatch):
     monkeypatch.setattr(systree.os, "statvfs", lambda path: Flags())
     assert systree.classify(tree, "net.ipv4.tcp_fin_timeout")["classification"] == "proc_sys_read_only"
     assert tree.proc_sys_read_only() is True
-    plan = profile.build_plan({"net.ipv4.tcp_fin_timeout": 60, "net.core.somaxconn": ">= 8192"}, tree)
+    plan = build_plan({"net.ipv4.tcp_fin_timeout": 60, "net.core.somaxconn": ">= 8192"}, tree)
     reasons = dict((s["key"], s["reason"]) for s in plan["skipped"])
     assert reasons["net.ipv4.tcp_fin_timeout"].endswith("the running value 60 already matches")
     assert "already matches" not in reasons["net.core.somaxconn"]
