@@ -23,7 +23,7 @@ import socket
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._host.processes import program_of
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import wire
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT, IPV6_SLOT, family_total, state_total
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.socket_records import IPV4_SLOT, IPV6_SLOT, family_total, state_total
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.sockets import (
     AF_INET,
     AF_INET6,

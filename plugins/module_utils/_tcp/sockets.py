@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Read the kernel's TCP socket table: netlink ``sock_diag`` first, ``/proc/net/tcp{,6}`` as fallback.
 
-Listeners, from both backends, come as ``records.Socket`` records, and the rest of the table from /proc as tuples
+Listeners, from both backends, come as ``socket_records.Socket`` records, and the rest of the table from /proc as tuples
 in the same field order; from /proc only, ``timer_ms`` carries the socket's pending timer (``tm->when``; for a
 TIME_WAIT socket the time it has left, which tells its age, see ``TIMEWAIT_MS``). The rest of the table from netlink comes as the raw
 messages themselves (their layout: ``wire.py``), in blocks of one message length that a sink folds in place
@@ -10,7 +10,7 @@ messages themselves (their layout: ``wire.py``), in blocks of one message length
 Batches and blocks never outlive one ``recv`` (netlink) or one chunk of text (/proc), so memory stays flat
 however large the table is.
 
-Per-state counts are added to a caller-provided list (``records.new_counts()``, cell ``count_cell(slot, state)``,
+Per-state counts are added to a caller-provided list (``socket_records.new_counts()``, cell ``count_cell(slot, state)``,
 slot 0 IPv4, 1 IPv6) by the readers of records; the sink of a netlink dump counts its blocks itself. IPv4-mapped IPv6
 peers (``::ffff:a.b.c.d``) count in the IPv4 slot, because the peer really is an IPv4 host talking to a
 dual-stack socket.
@@ -27,7 +27,7 @@ import sys
 import threading
 from ansible_collections.linuxnet.tcp.plugins.module_utils._common import LinuxnetError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import wire
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT, IPV6_SLOT, Socket, count_cell
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.socket_records import IPV4_SLOT, IPV6_SLOT, Socket, count_cell
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.wire import (
     DIAG_MIN,
     HDR,
@@ -588,7 +588,7 @@ class ProcBackend:
                 txq = None
             # tm->when: clock ticks left on the socket's timer (jiffies_delta_to_clock_t() in tcp_ipv4.c).
             when = int(line[col + queues_at + 21:col + queues_at + 29], 16)
-            # A plain tuple in Socket's field order (see records.py).
+            # A plain tuple in Socket's field order (see socket_records.py).
             append((state, int(line[col + lport_at:col + lport_at + 4], 16),
                     int(line[col + rport_at:col + rport_at + 4], 16), src, dst, rxq, txq,
                     int(fields[0]), int(fields[2]), int(when * tick_ms)))

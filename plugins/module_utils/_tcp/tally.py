@@ -3,7 +3,7 @@
 """Fold the socket table into running aggregates (``Tally``), whichever backend reads it.
 
 Netlink hands whole datagrams of uniform sock_diag messages (``Tally.block``), folded with extended slices of the
-buffer at the offsets of ``wire.py``; /proc hands ``records.Socket`` batches (``Tally.add``). Both give the same
+buffer at the offsets of ``wire.py``; /proc hands ``socket_records.Socket`` batches (``Tally.add``). Both give the same
 aggregates, which ``report.document()`` turns into the facts document.
 
 A local port in the ephemeral range is held towards (src, dst, dport) by every socket using it except a
@@ -19,7 +19,7 @@ import operator
 import sys
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import wire
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import (
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.socket_records import (
     IPV4_SLOT,
     DPORT_FIELD,
     DST_FIELD,
@@ -127,7 +127,7 @@ class Tally:
     """
 
     def __init__(self, port_range=None, detail=ALL_STATES, settings=None):
-        self.counts = new_counts()  # see records.count_cell
+        self.counts = new_counts()  # see socket_records.count_cell
         # Per-namespace sysctls (counters.read_socket_sysctls); without them every TIME_WAIT port counts as held.
         self.settings = dict(settings or {})
         delay = self.settings.get("tcp_tw_reuse_delay") or 1000

@@ -3,7 +3,7 @@ import os
 import shutil
 import struct
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import Socket
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.socket_records import Socket
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "tcp")
 REQ = struct.Struct("=IHHIIBBBxI48x")
@@ -218,5 +218,5 @@ REUSE_ON = {"tcp_tw_reuse": 1, "tcp_tw_reuse_delay": 1000, "tcp_timestamps": 1}
 
 
 def record(*fields):
-    """A records.Socket from its fields in order; ``timer_ms`` None when left out (as netlink records have it)."""
+    """A socket_records.Socket from its fields in order; ``timer_ms`` None when left out (as netlink records have it)."""
     return Socket._make(fields + (None,) * (len(Socket._fields) - len(fields)))

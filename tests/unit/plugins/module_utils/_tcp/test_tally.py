@@ -8,7 +8,7 @@ from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.tcp_fixtur
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import report as R
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets as S
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import tally as T
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.records import IPV4_SLOT, count_cell
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.socket_records import IPV4_SLOT, count_cell
 
 DIAG = struct.Struct("=IHHII")  # nlmsghdr
 

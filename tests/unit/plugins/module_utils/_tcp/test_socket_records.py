@@ -1,7 +1,7 @@
 """Socket records and per-state counts: named access over plain sequences."""
 import operator
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import records as D
+from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import socket_records as D
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets as S
 
 
