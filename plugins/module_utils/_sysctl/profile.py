@@ -51,7 +51,7 @@ def listening_ports(root):
         try:
             ports = set()
             for family in (sockets.AF_INET, sockets.AF_INET6):
-                ports.update(record[1] for record in backend.listeners(family, counts))
+                ports.update(record.sport for record in backend.listeners(family, counts))
             return ports
         except sockets.CollectError:
             continue  # sock_diag refused (a seccomp filter, an old kernel): the next backend reads /proc
