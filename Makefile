@@ -142,7 +142,7 @@ docs: test-deps link ## Build the HTML reference into .build/docs/html (open ind
 	@echo "HTML reference: $(DOCS)/html/index.html"
 
 bench: test-deps link ## Benchmarks (not part of `make test`)
-	@for b in benchmarks/*/run.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@for b in benchmarks/*/run.py; do echo "== $$b"; PYTHONPATH=$(COLLECTIONS) $(BIN)/python $$b; done
 
 clean: ## Remove build output (keeps .venv and images)
 	rm -rf $(BUILD)/dist $(BUILD)/sanity $(BUILD)/install $(BUILD)/docs $(BUILD)/matrix/work tests/output

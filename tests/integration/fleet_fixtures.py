@@ -15,7 +15,9 @@ import uuid
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# The real path: the VM tests import this file through the collection link (.build/collections/.../tcp), and the
+# paths built from it must name the checkout, not the link.
+HERE = os.path.dirname(os.path.realpath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.dirname(sys.executable)
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")

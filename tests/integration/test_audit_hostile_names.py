@@ -75,7 +75,7 @@ def audited(tmp_path_factory):
             netns = ["ip", "netns", "exec", name]
             proc = subprocess.Popen(netns + [sys.executable, os.path.join(HERE, "_hostile.py"), json.dumps(HOSTILE),
                                              "--count", str(COUNT), "--hold", "240"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=COLLECTIONS))
             info = json.loads(proc.stdout.readline())
             assert info["ready"], info
             wait_for_sockets(netns)

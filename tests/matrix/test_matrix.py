@@ -24,10 +24,10 @@ import uuid
 
 import pytest
 
+import matrix
+from ansible_collections.linuxnet.tcp.tests.sanity.ansible_test_env import copy_collection, seed_pip_bootstrap
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sanity"))
-import matrix  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_test_env import copy_collection, seed_pip_bootstrap  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = matrix.ROOT
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")

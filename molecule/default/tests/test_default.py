@@ -4,13 +4,9 @@ Nothing here reads the play's output. Each platform ran other profiles (see mole
 """
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from snapshot import snapshot  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.molecule.default.tests.snapshot import snapshot
 
 DROP_IN = "/etc/sysctl.d/90-linuxnet-tuning.conf"
 STATE = "/var/lib/linuxnet-tcp/sysctl-tuning.json"
