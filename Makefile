@@ -81,7 +81,7 @@ images: system-deps ## Build the local Debian 11/12/13 test images (REBUILD=1 to
 	tests/images/build.sh $(if $(REBUILD),--rebuild)
 
 # The Debian 11/12/13 VM images of tests/vm (debootstrap, kernel and initramfs taken out, a raw ext4 disk), cached under
-# .build/vm/<tag>-<hash of the recipe>: built once, again when tests/vm/build.sh or tests/vm/guest/ change.
+# .build/vm/<tag>-<hash of the recipe>: built once, again when tests/vm/build.sh, tests/lib/debian.sh or tests/vm/guest/ change.
 vm-images: system-deps ## Build the VM images of tests/vm when missing or their recipe changed (REBUILD=1 to build again)
 	tests/vm/build.sh $(if $(REBUILD),--rebuild)
 

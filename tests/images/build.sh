@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the local Molecule test images localhost/linuxnet-tcp-test:debian11/12/13 with debootstrap.
 #
-# The Debian mirror is read from this machine's apt sources (tests/lib/debian-mirror.sh), so no mirror host
+# The Debian mirror is read from this machine's apt sources (tests/lib/debian.sh), so no mirror host
 # name is ever written into the repository. Images are built once and reused;
 # --rebuild builds them again. Usage: tests/images/build.sh [--rebuild] [debian11|debian12|debian13 ...]
 set -euo pipefail
@@ -9,8 +9,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/podman/env.sh
 . "$here/../podman/env.sh"
-# shellcheck source=tests/lib/debian-mirror.sh
-. "$here/../lib/debian-mirror.sh"
+# shellcheck source=tests/lib/debian.sh
+. "$here/../lib/debian.sh"
 
 repo=localhost/linuxnet-tcp-test
 packages=python3,iproute2,procps
@@ -20,19 +20,11 @@ for arg in "$@"; do
   case "$arg" in
     --rebuild) rebuild=1 ;;
     debian11|debian12|debian13) wanted+=("$arg") ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument '$arg' (expected --rebuild or debian11|debian12|debian13)" >&2; exit 2 ;;
   esac
 done
 [ ${#wanted[@]} -gt 0 ] || wanted=(debian11 debian12 debian13)
-
-suite_of() {
-  case "$1" in
-    debian11) echo bullseye ;;
-    debian12) echo bookworm ;;
-    debian13) echo trixie ;;
-  esac
-}
 
 command -v debootstrap >/dev/null || { echo "build.sh: debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }
 command -v podman >/dev/null || { echo "build.sh: podman is not installed (apt-get install podman runc)" >&2; exit 1; }

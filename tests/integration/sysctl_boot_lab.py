@@ -247,7 +247,7 @@ def read_net_ipv4():
                 with open(path) as handle:
                     value = " ".join(handle.read().split())
             except OSError:
-                continue
+                continue  # write-only keys (route/flush: EACCES) and keys the kernel will not read here have no value
             out[".".join(p.replace(".", "/") for p in parts)] = value
     return out
 
@@ -369,7 +369,7 @@ def _same(runtime, configured):
     try:
         return [int(t, 0) for t in runtime.split()] == [int(t, 0) for t in configured.split()]
     except ValueError:
-        return False
+        return False  # not both numeric, and not the same text either
 
 
 def run_random(seed, count, out_path, python):

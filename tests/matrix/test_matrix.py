@@ -327,7 +327,10 @@ def test_target_side_unit_tests_on_the_oldest_target_python(jobs, version):
 
 
 def supported(smoke):
-    return {host: info for host, info in smoke["targets"].items() if info["version"] not in matrix.UNSUPPORTED_TARGETS}
+    """The smoke hosts of supported target Pythons; at least one, or the tests looping over them would judge nothing."""
+    hosts = {host: info for host, info in smoke["targets"].items() if info["version"] not in matrix.UNSUPPORTED_TARGETS}
+    assert hosts, "the smoke run had no host of a supported target Python: %s" % sorted(smoke["targets"])
+    return hosts
 
 
 def recap(output):

@@ -3,10 +3,10 @@
 #
 # One image per release under .build/vm/<tag>-<key>/: a raw ext4 disk (no partition table, root=/dev/vda),
 # the kernel and a small initramfs taken from it, and an ssh key pair whose public half root accepts.
-# <key> is a hash of this script and tests/vm/guest/, so changing the recipe builds new images; an image
-# whose directory has the "ready" mark is reused. The Debian mirror is read from this machine's apt sources
-# (tests/lib/debian-mirror.sh, shared with tests/images/build.sh and not part of the hash: it says where the
-# packages come from, not which), so no mirror host name is written into the repository.
+# <key> is a hash of this script, tests/lib/debian.sh (the suite of each tag) and tests/vm/guest/, so changing the
+# recipe builds new images; an image whose directory has the "ready" mark is reused. The Debian mirror is read from
+# this machine's apt sources (tests/lib/debian.sh, shared with tests/images/build.sh), so no mirror host name is
+# written into the repository.
 #
 # Usage: tests/vm/build.sh [--rebuild] [debian11|debian12|debian13 ...]   build (in parallel) what is missing
 #        tests/vm/build.sh --path TAG                                     print the image directory of TAG
@@ -15,18 +15,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${LINUXNET_TCP_VM_CACHE:-$repo/.build/vm}
-key=$(cat "$0" "$here"/guest/* | sha256sum | cut -c1-12)
-# shellcheck source=tests/lib/debian-mirror.sh
-. "$here/../lib/debian-mirror.sh"
-
-suite_of() {
-  case "$1" in
-    debian11) echo bullseye ;;
-    debian12) echo bookworm ;;
-    debian13) echo trixie ;;
-    *) echo "build.sh: unknown image '$1' (expected debian11, debian12 or debian13)" >&2; exit 2 ;;
-  esac
-}
+key=$(cat "$0" "$here/../lib/debian.sh" "$here"/guest/* | sha256sum | cut -c1-12)
+# shellcheck source=tests/lib/debian.sh
+. "$here/../lib/debian.sh"
 
 rebuild=0
 wanted=()

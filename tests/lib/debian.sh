@@ -1,8 +1,18 @@
 # shellcheck shell=bash
-# Sourced by tests/images/build.sh and tests/vm/build.sh: debian_mirror prints the Debian mirror of this machine's
-# apt sources (deb822 *.sources first, then sources.list), so no mirror host name is ever written into the repository.
-# The mirror is not part of an image's identity (tests/vm/build.sh hashes its recipe without this file): it says where
-# the packages come from, not which ones.
+# Sourced by tests/images/build.sh and tests/vm/build.sh (both debootstrap Debian 11/12/13): the release each image tag
+# names, and the Debian mirror of this machine's apt sources, so no mirror host name is ever written into the repository.
+# tests/vm/build.sh hashes this file into the key of its images (a tag's suite is part of the recipe), so a change
+# here builds the VM images again, as a change of that script does.
+
+# The Debian suite of an image tag; an unknown tag stops the build with the ones it knows.
+suite_of() {
+  case "$1" in
+    debian11) echo bullseye ;;
+    debian12) echo bookworm ;;
+    debian13) echo trixie ;;
+    *) echo "${0##*/}: unknown image '$1' (expected debian11, debian12 or debian13)" >&2; exit 2 ;;
+  esac
+}
 
 # First "URIs:" of a deb822 source whose Suites name a Debian release, else the first plain "deb" line; the
 # -security suites are skipped (debootstrap needs the main archive). Exits with a message when there is none.
