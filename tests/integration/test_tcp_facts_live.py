@@ -170,8 +170,8 @@ def test_unprivileged_inside_the_namespace(storm):
     code = ("import json; "
             "from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.report import gather; "
             "f = gather(states=['CLOSE_WAIT']); print(json.dumps(f))")
-    out = sh("ip", "netns", "exec", storm["name"], "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-             "env", "PYTHONPATH=" + COLLECTIONS, sys.executable, "-c", code).stdout
+    out = sh("ip", "netns", "exec", storm["name"], "env", "PYTHONPATH=" + COLLECTIONS,
+             "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code).stdout
     facts = json.loads(out)
     assert facts["collection"]["privileged"] is False
     assert "only processes of uid 65534" in facts["collection"]["owners"]["visibility"]
