@@ -81,7 +81,7 @@ images: system-deps ## Build the local Debian 11/12/13 test images (REBUILD=1 to
 	tests/images/build.sh $(if $(REBUILD),--rebuild)
 
 # The Debian 11/12/13 VM images of tests/vm (debootstrap, kernel and initramfs taken out, a raw ext4 disk), cached under
-# .build/vm/<tag>-<hash of the recipe>: built once, again when tests/vm/build.sh or tests/vm/guest/ change.
+# .build/vm/<tag>-<hash of the recipe>: built once, again when tests/vm/build.sh, tests/lib/debian.sh or tests/vm/guest/ change.
 vm-images: system-deps ## Build the VM images of tests/vm when missing or their recipe changed (REBUILD=1 to build again)
 	tests/vm/build.sh $(if $(REBUILD),--rebuild)
 
@@ -142,7 +142,7 @@ docs: test-deps link ## Build the HTML reference into .build/docs/html (open ind
 	@echo "HTML reference: $(DOCS)/html/index.html"
 
 bench: test-deps link ## Benchmarks (not part of `make test`)
-	@for b in benchmarks/*/run.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@for b in benchmarks/*/run.py; do echo "== $$b"; PYTHONPATH=$(COLLECTIONS) $(BIN)/python $$b; done
 
 clean: ## Remove build output (keeps .venv and images)
 	rm -rf $(BUILD)/dist $(BUILD)/sanity $(BUILD)/install $(BUILD)/docs $(BUILD)/matrix/work tests/output

@@ -22,7 +22,10 @@ It prints a table per size: the medians over the rounds, the cost per namespace 
 the loop's time over the module's, the module's peak RSS (wait4), the sockets it counted and the machine load.
 The storms talk to loopback only, are bounded, and stop by themselves; every namespace is deleted at the end.
 
-    .venv/bin/python benchmarks/namespaces/run.py --namespaces 50 250 --rounds 5 [--hash shared own] [--baseline 55148dd]
+    PYTHONPATH=.build/collections .venv/bin/python benchmarks/namespaces/run.py --namespaces 50 250 --rounds 5 [--hash shared own] [--baseline 55148dd]
+
+(PYTHONPATH makes this checkout importable as ansible_collections.linuxnet.tcp, as `make bench` does, for the
+in-process kernel floor.)
 """
 from __future__ import annotations
 
@@ -39,6 +42,13 @@ import time
 
 from lab import Lab
 
+try:
+    from ansible_collections.linuxnet.tcp.plugins.module_utils._host.netns import entered
+    from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets
+except ImportError as exc:  # run by hand without the collection on PYTHONPATH: say how, not a traceback
+    raise SystemExit("benchmarks/namespaces/run.py: %s; run it with PYTHONPATH=.build/collections after `make link`, "
+                     "as `make bench` does" % exc) from exc
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")
@@ -47,10 +57,6 @@ TARGET_PER_NAMESPACE_MS = 3.0
 TARGET_LOOP_RATIO = 5.0
 TARGET_RSS_MB = 80.0
 OWN_HASH = 4096  # established hash entries of each namespace with --hash own: ample for the 2,000-socket storms
-sys.path.insert(0, COLLECTIONS)
-# pylint: disable=wrong-import-position
-from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import sockets  # noqa: E402
-from ansible_collections.linuxnet.tcp.plugins.module_utils._host.netns import entered  # noqa: E402
 
 
 # `ss -tan` state names -> tcp_facts state names

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Build the local Molecule test images localhost/linuxnet-tcp-test:debian11/12/13 with debootstrap.
 #
-# The Debian mirror is read from this machine's apt sources (deb822 *.sources first, then sources.list),
-# so no mirror host name is ever written into the repository. Images are built once and reused;
+# The Debian mirror is read from this machine's apt sources (tests/lib/debian.sh), so no mirror host
+# name is ever written into the repository. Images are built once and reused;
 # --rebuild builds them again. Usage: tests/images/build.sh [--rebuild] [debian11|debian12|debian13 ...]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/podman/env.sh
 . "$here/../podman/env.sh"
+# shellcheck source=tests/lib/debian.sh
+. "$here/../lib/debian.sh"
 
 repo=localhost/linuxnet-tcp-test
 packages=python3,iproute2,procps
@@ -18,39 +20,11 @@ for arg in "$@"; do
   case "$arg" in
     --rebuild) rebuild=1 ;;
     debian11|debian12|debian13) wanted+=("$arg") ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument '$arg' (expected --rebuild or debian11|debian12|debian13)" >&2; exit 2 ;;
   esac
 done
 [ ${#wanted[@]} -gt 0 ] || wanted=(debian11 debian12 debian13)
-
-suite_of() {
-  case "$1" in
-    debian11) echo bullseye ;;
-    debian12) echo bookworm ;;
-    debian13) echo trixie ;;
-  esac
-}
-
-# First "URIs:" of a deb822 source whose Suites name a Debian release, else the first plain "deb" line.
-debian_mirror() {
-  local uri=""
-  shopt -s nullglob
-  for f in /etc/apt/sources.list.d/*.sources; do
-    uri=$(awk '
-      /^[[:space:]]*$/ { if (uri != "" && debian && !security) { print uri; exit } uri=""; debian=0; security=0; next }
-      /^URIs:/ { uri=$2 }
-      /^Suites:/ { for (i = 2; i <= NF; i++) { if ($i ~ /-security$/) security=1; if ($i ~ /^(bullseye|bookworm|trixie|stable|oldstable|testing)/) debian=1 } }
-      END { if (uri != "" && debian && !security) print uri }
-    ' "$f" | head -n1)
-    [ -n "$uri" ] && break
-  done
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
-  fi
-  [ -n "$uri" ] || { echo "build.sh: no Debian mirror found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list" >&2; exit 1; }
-  echo "${uri%/}"
-}
 
 command -v debootstrap >/dev/null || { echo "build.sh: debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }
 command -v podman >/dev/null || { echo "build.sh: podman is not installed (apt-get install podman runc)" >&2; exit 1; }

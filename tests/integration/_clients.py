@@ -98,8 +98,8 @@ def prefork_leak(args):
         try:
             os.kill(pid, 15)
             os.waitpid(pid, 0)
-        except OSError:
-            pass
+        except (ProcessLookupError, ChildProcessError):
+            pass  # that worker has already exited and been reaped: nothing left to stop
 
 
 def mysql(args):

@@ -25,10 +25,9 @@ import socket
 import sys
 import time
 
-# The renaming and listener helpers of the audit scenario's storm helper (molecule/audit/files/tcp_storm.py).
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "molecule", "audit", "files"))
-from tcp_storm import listener, set_name  # noqa: E402 pylint: disable=wrong-import-position
+# The renaming and listener helpers of the audit scenario's storm helper (molecule/audit/files/tcp_storm.py), through
+# the collection namespace: the test runs this file with PYTHONPATH at .build/collections.
+from ansible_collections.linuxnet.tcp.molecule.audit.files.tcp_storm import listener, set_name
 
 
 def child(name, mode, port, count, ready_w, go_r):

@@ -119,8 +119,8 @@ def children(pid):
         try:
             with open("/proc/%s/stat" % name) as handle:
                 text = handle.read()
-        except OSError:
-            continue
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # that process exited between listdir and open: not a child any more
         if int(text[text.rindex(")") + 2:].split()[1]) == pid:
             out.append(int(name))
     return sorted(out)

@@ -6,7 +6,6 @@ finalizer whatever happens. Names are ``lntcp-fleet-<random>`` so that parallel 
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,22 +14,15 @@ import uuid
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from ansible_collections.linuxnet.tcp.tests.fleet import fleet as fleet_module
+
+# The real path: the VM tests import this file through the collection link (.build/collections/.../tcp), and the
+# paths built from it must name the checkout, not the link.
+HERE = os.path.dirname(os.path.realpath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.dirname(sys.executable)
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")
-FLEET_PY = os.path.join(ROOT, "tests", "fleet", "fleet.py")
-
-
-def _load_fleet_module():
-    spec = importlib.util.spec_from_file_location("linuxnet_tcp_fleet", FLEET_PY)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
-
-
-fleet_module = _load_fleet_module()
+FLEET_PY = os.path.join(ROOT, "tests", "fleet", "fleet.py")  # the command line of the fleet, run by test_fleet_inventory
 Fleet = fleet_module.Fleet
 FleetError = fleet_module.FleetError
 

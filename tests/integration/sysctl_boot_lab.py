@@ -3,9 +3,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Replay boot with the real systemd-sysctl on generated sysctl.d layouts, and ask sysctl_facts what it predicts.
 
-Run as root INSIDE a private mount namespace (``unshare -m --propagation private``); the test does that::
+Run as root INSIDE a private mount namespace (``unshare -m --propagation private``), with the collection importable
+(PYTHONPATH at .build/collections, where ``make link`` exposes this checkout); the test does that::
 
-    unshare -m --propagation private python sysctl_boot_lab.py random --seed 1100 --count 60 --out result.json
+    PYTHONPATH=.build/collections unshare -m --propagation private python sysctl_boot_lab.py random --seed 1100 --count 60 --out result.json
 
 What it touches, and why nothing of the host is applied:
 - tmpfs over every directory systemd-sysctl reads (/etc, /run, /usr/local/lib and /usr/lib ``sysctl.d``; /run
@@ -34,12 +35,11 @@ import subprocess
 import sys
 import tempfile
 
+from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import conf
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 COLLECTIONS = os.path.join(REPO, ".build", "collections")
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import conf  # noqa: E402  pylint: disable=wrong-import-position
 SYSTEMD_SYSCTL = next((p for p in ("/lib/systemd/systemd-sysctl", "/usr/lib/systemd/systemd-sysctl") if os.path.exists(p)), None)
 DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d")
 SYSCTL_CONF = "/etc/sysctl.conf"
@@ -247,7 +247,7 @@ def read_net_ipv4():
                 with open(path) as handle:
                     value = " ".join(handle.read().split())
             except OSError:
-                continue
+                continue  # write-only keys (route/flush: EACCES) and keys the kernel will not read here have no value
             out[".".join(p.replace(".", "/") for p in parts)] = value
     return out
 
@@ -369,7 +369,7 @@ def _same(runtime, configured):
     try:
         return [int(t, 0) for t in runtime.split()] == [int(t, 0) for t in configured.split()]
     except ValueError:
-        return False
+        return False  # not both numeric, and not the same text either
 
 
 def run_random(seed, count, out_path, python):

@@ -20,14 +20,13 @@ import pytest
 
 from _procs import netns, stop
 from ansible_collections.linuxnet.tcp.plugins.module_utils._agents import writers as _agents
+from ansible_collections.linuxnet.tcp.tests.unit.fixtures.agents import record_fixtures
 
 pytestmark = pytest.mark.live
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(ROOT, "tests", "unit", "fixtures", "agents")
-sys.path.insert(0, FIXTURES)
-import record_fixtures  # noqa: E402  pylint: disable=wrong-import-position
 
 if os.geteuid() != 0:
     pytest.skip("live tests need root for ip netns", allow_module_level=True)

@@ -75,7 +75,7 @@ def audited(tmp_path_factory):
             netns = ["ip", "netns", "exec", name]
             proc = subprocess.Popen(netns + [sys.executable, os.path.join(HERE, "_hostile.py"), json.dumps(HOSTILE),
                                              "--count", str(COUNT), "--hold", "240"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=COLLECTIONS))
             info = json.loads(proc.stdout.readline())
             assert info["ready"], info
             wait_for_sockets(netns)
@@ -214,7 +214,9 @@ def test_markdown_report_tables_stay_tables(audited):
 
 def test_markdown_rendered_tables_have_the_same_cells_per_row(audited):
     rendered = MarkdownIt("commonmark").enable("table").render(read(audited, "report.md"))
-    for table in re.findall(r"<table>(.*?)</table>", rendered, re.S):
+    tables = re.findall(r"<table>(.*?)</table>", rendered, re.S)
+    assert tables, "report.md renders no table at all:\n" + rendered[:2000]
+    for table in tables:
         widths = {len(re.findall(r"<t[hd][ >]", row)) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)}
         assert len(widths) == 1, table[:2000]
 

@@ -12,7 +12,6 @@ Speed is measured by benchmarks/audit_scale, not here.
 from __future__ import annotations
 
 import html.parser
-import importlib.util
 import json
 import os
 import re
@@ -21,6 +20,7 @@ import sys
 import pytest
 
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils._fleet import natural_key
+from ansible_collections.linuxnet.tcp.tests.fleet import simulated
 
 from _chromium import colours, rgb, screenshot
 from fleet_fixtures import ROOT, host_results, json_callback_env, parse_json_stdout, run, tool
@@ -30,16 +30,6 @@ FIXTURES = os.path.join(ROOT, "tests", "unit", "fixtures", "audit")
 # Every tenth host a client-side TIME_WAIT storm with a CLOSE_WAIT leak, every 25th legacy settings, every 13th SYN
 # cookies firing, the others a clean namespace.
 KINDS = [("storm", 10), ("legacy", 25), ("syncookies", 13), ("clean", 1)]
-
-
-def load_simulated():
-    spec = importlib.util.spec_from_file_location("linuxnet_tcp_simulated", os.path.join(ROOT, "tests", "fleet", "simulated.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-simulated = load_simulated()
 
 
 def audit(work, **extra):

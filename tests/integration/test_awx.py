@@ -18,7 +18,6 @@ AWX runs it.
 from __future__ import annotations
 
 import glob
-import importlib.util
 import json
 import os
 import re
@@ -27,6 +26,7 @@ import shutil
 import pytest
 import yaml
 
+from ansible_collections.linuxnet.tcp.tests.fleet import simulated
 from fleet_fixtures import (BIN, ROOT, fleet, fleet_inventory, run, tool, tool_env)  # noqa: F401 pylint: disable=unused-import
 
 pytestmark = pytest.mark.containers
@@ -466,13 +466,6 @@ def test_ansible_runner_tune_and_audit(fleet, private_data_dir):
     assert sorted(h["host"] for h in report["hosts"]) == sorted(names) and "details" not in report
 
 
-def load_simulated():
-    spec = importlib.util.spec_from_file_location("linuxnet_tcp_simulated", os.path.join(ROOT, "tests", "fleet", "simulated.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 SIMULATED_HOSTS = 200
 SLICES = load_template("audit_sliced")[0]["job_template"]["job_slice_count"]
 
@@ -482,7 +475,6 @@ def simulated_data_dir(tarball, tmp_path_factory):
     """A private data dir for jobs over simulated hosts: recorded facts in a jsonfile fact cache (what AWX's
     use_fact_cache hands a job), local connection, tcp_audit_gather false (inventory/hosts), so that every job sees
     the same facts."""
-    simulated = load_simulated()
     pdd = tmp_path_factory.mktemp("awx-sliced")
     shutil.copytree(os.path.join(ROOT, "playbooks"), pdd / "project" / "playbooks")
     documents = simulated.load_documents(os.path.join(ROOT, "tests", "unit", "fixtures", "audit"),

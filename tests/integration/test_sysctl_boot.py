@@ -42,7 +42,7 @@ def test_facts_predict_what_systemd_sysctl_applies(tmp_path):
     out = str(tmp_path / "report.json")
     proc = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, lab.__file__, "random",
                            "--seed", str(SEED), "--count", str(LAYOUTS), "--out", out],
-                          capture_output=True, text=True, timeout=900, check=False)
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=lab.COLLECTIONS), timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out) as handle:
         report = json.load(handle)

@@ -13,21 +13,12 @@ import subprocess
 
 import pytest
 
-from test_sysctl_live import Lab, skip_unless_root  # pylint: disable=wrong-import-order
+from sysctl_lab import skip_unless_root
 
 pytestmark = pytest.mark.live
 
 MISSING = "net.ipv4.tcp_tw_recycle"  # removed in Linux 4.12
 GOOD = "net.ipv4.tcp_keepalive_time"
-
-
-@pytest.fixture
-def lab(tmp_path):
-    instance = Lab(tmp_path)
-    try:
-        yield instance
-    finally:
-        instance.close()
 
 
 def posix(name, value):

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from test_sysctl_live import BIN, COLLECTIONS, TARGET_PYTHON, Lab, skip_unless_root  # pylint: disable=wrong-import-order
+from sysctl_lab import BIN, COLLECTIONS, TARGET_PYTHON, skip_unless_root
 
 pytestmark = pytest.mark.live
 
@@ -25,15 +25,6 @@ CUSTOM = {
         "settings": {"net.ipv4.tcp_fin_timeout": 30, "net.ipv4.tcp_keepalive_time": 600},
     },
 }
-
-
-@pytest.fixture
-def lab(tmp_path):
-    instance = Lab(tmp_path)
-    try:
-        yield instance
-    finally:
-        instance.close()
 
 
 def run_role(lab, role_vars):

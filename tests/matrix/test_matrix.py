@@ -24,10 +24,10 @@ import uuid
 
 import pytest
 
+import matrix
+from ansible_collections.linuxnet.tcp.tests.sanity.ansible_test_env import copy_collection, seed_pip_bootstrap
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sanity"))
-import matrix  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_test_env import copy_collection, seed_pip_bootstrap  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = matrix.ROOT
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")
@@ -327,7 +327,10 @@ def test_target_side_unit_tests_on_the_oldest_target_python(jobs, version):
 
 
 def supported(smoke):
-    return {host: info for host, info in smoke["targets"].items() if info["version"] not in matrix.UNSUPPORTED_TARGETS}
+    """The smoke hosts of supported target Pythons; at least one, or the tests looping over them would judge nothing."""
+    hosts = {host: info for host, info in smoke["targets"].items() if info["version"] not in matrix.UNSUPPORTED_TARGETS}
+    assert hosts, "the smoke run had no host of a supported target Python: %s" % sorted(smoke["targets"])
+    return hosts
 
 
 def recap(output):

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
+from ansible_collections.linuxnet.tcp.tests.matrix import matrix
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "matrix"))
-import matrix  # noqa: E402  pylint: disable=wrong-import-position
 
 LOCK = os.path.join(ROOT, "requirements.lock")
 PYLOCK = os.path.join(ROOT, "tests", "lock", "pylock.py")

@@ -3,9 +3,10 @@
 #
 # One image per release under .build/vm/<tag>-<key>/: a raw ext4 disk (no partition table, root=/dev/vda),
 # the kernel and a small initramfs taken from it, and an ssh key pair whose public half root accepts.
-# <key> is a hash of this script and tests/vm/guest/, so changing the recipe builds new images; an image
-# whose directory has the "ready" mark is reused. The Debian mirror is read from this machine's apt sources
-# (as tests/images/build.sh does), so no mirror host name is written into the repository.
+# <key> is a hash of this script, tests/lib/debian.sh (the suite of each tag) and tests/vm/guest/, so changing the
+# recipe builds new images; an image whose directory has the "ready" mark is reused. The Debian mirror is read from
+# this machine's apt sources (tests/lib/debian.sh, shared with tests/images/build.sh), so no mirror host name is
+# written into the repository.
 #
 # Usage: tests/vm/build.sh [--rebuild] [debian11|debian12|debian13 ...]   build (in parallel) what is missing
 #        tests/vm/build.sh --path TAG                                     print the image directory of TAG
@@ -14,16 +15,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${LINUXNET_TCP_VM_CACHE:-$repo/.build/vm}
-key=$(cat "$0" "$here"/guest/* | sha256sum | cut -c1-12)
-
-suite_of() {
-  case "$1" in
-    debian11) echo bullseye ;;
-    debian12) echo bookworm ;;
-    debian13) echo trixie ;;
-    *) echo "build.sh: unknown image '$1' (expected debian11, debian12 or debian13)" >&2; exit 2 ;;
-  esac
-}
+key=$(cat "$0" "$here/../lib/debian.sh" "$here"/guest/* | sha256sum | cut -c1-12)
+# shellcheck source=tests/lib/debian.sh
+. "$here/../lib/debian.sh"
 
 rebuild=0
 wanted=()
@@ -31,32 +25,12 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --path) suite_of "${2:?--path needs a tag}" >/dev/null; echo "$cache/$2-$key"; exit 0 ;;
     --rebuild) rebuild=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) suite_of "$1" >/dev/null; wanted+=("$1") ;;
   esac
   shift
 done
 [ ${#wanted[@]} -gt 0 ] || wanted=(debian11 debian12 debian13)
-
-# First "URIs:" of a deb822 source whose Suites name a Debian release, else the first plain "deb" line.
-debian_mirror() {
-  local uri=""
-  shopt -s nullglob
-  for f in /etc/apt/sources.list.d/*.sources; do
-    uri=$(awk '
-      /^[[:space:]]*$/ { if (uri != "" && debian && !security) { print uri; exit } uri=""; debian=0; security=0; next }
-      /^URIs:/ { uri=$2 }
-      /^Suites:/ { for (i = 2; i <= NF; i++) { if ($i ~ /-security$/) security=1; if ($i ~ /^(bullseye|bookworm|trixie|stable|oldstable|testing)/) debian=1 } }
-      END { if (uri != "" && debian && !security) print uri }
-    ' "$f" | head -n1)
-    [ -n "$uri" ] && break
-  done
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
-  fi
-  [ -n "$uri" ] || { echo "build.sh: no Debian mirror found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list" >&2; exit 1; }
-  echo "${uri%/}"
-}
 
 for tool in debootstrap mkfs.ext4 qemu-img ssh-keygen curl; do
   command -v "$tool" >/dev/null || { echo "build.sh: $tool is missing (make system-deps installs it)" >&2; exit 1; }

@@ -11,16 +11,11 @@ import json
 import os
 import shutil
 import signal
-import sys
 import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-
-import vmlab  # noqa: E402  pylint: disable=wrong-import-position
+import vmlab
 
 
 def _wanted():

@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from fleet_fixtures import ROOT, host_results, json_callback_env, parse_json_stdout, tool
+from ansible_collections.linuxnet.tcp.tests.integration.fleet_fixtures import ROOT, host_results, json_callback_env, parse_json_stdout, tool
 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl.keys import values_equal
 

@@ -14,15 +14,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 import testinfra
 
-# The screenshot helpers shared with the report tests (tests/integration/_chromium.py).
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
-                                "tests", "integration"))
-from _chromium import colours, png_pixels, rgb, screenshot  # noqa: E402 pylint: disable=wrong-import-position
+# The screenshot helpers shared with the report tests.
+from ansible_collections.linuxnet.tcp.tests.integration._chromium import colours, png_pixels, rgb, screenshot
 
 STORM = "lntcp-audit-storm-debian12"
 CLEAN = "lntcp-audit-clean-debian11"

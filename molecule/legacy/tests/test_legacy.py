@@ -1,13 +1,9 @@
 """Verify the legacy_blog scenario: the kernel and the drop-in, then what the summary told the user."""
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "default", "tests"))
-from snapshot import snapshot  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.molecule.default.tests.snapshot import snapshot
 
 DROP_IN = "/etc/sysctl.d/90-linuxnet-legacy.conf"
 SUMMARY = "/root/tuning-summary.txt"

@@ -1,13 +1,9 @@
 """Verify the read-only /proc/sys case from the container's real state: nothing written anywhere."""
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "default", "tests"))
-from snapshot import snapshot  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.molecule.default.tests.snapshot import snapshot
 
 # Kernel defaults of a fresh network namespace on this kernel: the web profile would change each one.
 DEFAULTS = {

@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "default", "tests"))
-from snapshot import snapshot  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.linuxnet.tcp.molecule.default.tests.snapshot import snapshot
 
 ORIGINALS = "/root/original-sysctl.json"
 GONE = [
