@@ -182,3 +182,16 @@ class DiskFault(object):
         monkeypatch.setattr(os, "open", open_)
         for name in ("replace", "rename", "unlink", "mkdir", "rmdir"):
             monkeypatch.setattr(os, name, path_op(name))
+
+
+def reference_layout(root):
+    """The precedence scenario verified with systemd 252 and procps 4.0.2 (docs/sysctl.md)."""
+    put(root, "/usr/lib/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 10\n")
+    put(root, "/run/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 15\n")
+    put(root, "/etc/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 20\n")
+    put(root, "/etc/sysctl.d/10-c.conf", "net.ipv4.tcp_keepalive_time = 200\n")
+    put(root, "/usr/lib/sysctl.d/60-b.conf", "net.ipv4.tcp_keepalive_time = 100\n")
+    put(root, "/etc/sysctl.d/99-z.conf", "net.ipv4.tcp_keepalive_intvl = 40\n")
+    put(root, "/etc/sysctl.conf", "net.ipv4.tcp_keepalive_intvl = 30\n")
+    put(root, "/etc/sysctl.d/README.sysctl", "net.ipv4.tcp_keepalive_intvl = 1\n")
+    put(root, "/etc/sysctl.d/.hidden.conf", "net.ipv4.tcp_keepalive_intvl = 2\n")

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.linuxnet.tcp.plugins.module_utils import _common as common
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import conf
 
-from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.sysctl_fixtures import put  # pylint: disable=wrong-import-order
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.sysctl_fixtures import put, reference_layout  # pylint: disable=wrong-import-order
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -37,19 +37,6 @@ from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.sysctl_fix
 def test_parse_conf(text, expected):
     got = [(e["key"], e["value"], e["ignore_failure"], e["glob"], e["exclude"]) for e in conf.parse_conf(text)]
     assert got == expected
-
-
-def reference_layout(root):
-    """The precedence scenario verified with systemd 252 and procps 4.0.2 (docs/sysctl.md)."""
-    put(root, "/usr/lib/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 10\n")
-    put(root, "/run/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 15\n")
-    put(root, "/etc/sysctl.d/50-a.conf", "net.ipv4.tcp_fin_timeout = 20\n")
-    put(root, "/etc/sysctl.d/10-c.conf", "net.ipv4.tcp_keepalive_time = 200\n")
-    put(root, "/usr/lib/sysctl.d/60-b.conf", "net.ipv4.tcp_keepalive_time = 100\n")
-    put(root, "/etc/sysctl.d/99-z.conf", "net.ipv4.tcp_keepalive_intvl = 40\n")
-    put(root, "/etc/sysctl.conf", "net.ipv4.tcp_keepalive_intvl = 30\n")
-    put(root, "/etc/sysctl.d/README.sysctl", "net.ipv4.tcp_keepalive_intvl = 1\n")
-    put(root, "/etc/sysctl.d/.hidden.conf", "net.ipv4.tcp_keepalive_intvl = 2\n")
 
 
 def test_precedence_matches_systemd(tmp_path):

@@ -8,7 +8,7 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import facts 
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import tree as systree
 
 from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.sysctl_fixtures import HOST, make_tree, put  # pylint: disable=wrong-import-order
-from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils._sysctl.test_conf import reference_layout  # pylint: disable=wrong-import-order
+from ansible_collections.linuxnet.tcp.tests.unit.plugins.module_utils.sysctl_fixtures import reference_layout  # pylint: disable=wrong-import-order
 
 
 def test_facts(tmp_path):
