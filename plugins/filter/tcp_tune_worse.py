@@ -48,7 +48,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.linuxnet.tcp.plugins.plugin_utils._inputs import plain
-from ansible_collections.linuxnet.tcp.plugins.plugin_utils._rolling import worse
+from ansible_collections.linuxnet.tcp.plugins.plugin_utils._rolling import RollError, worse
 
 
 def tcp_tune_worse(after, before, settings):
@@ -58,6 +58,8 @@ def tcp_tune_worse(after, before, settings):
                      settings["tcp_tune_slack"])
     except KeyError as exc:
         raise AnsibleFilterError("linuxnet.tcp.tcp_tune_worse: settings lack %s" % exc) from None
+    except RollError as exc:
+        raise AnsibleFilterError("linuxnet.tcp.tcp_tune_worse: %s" % exc) from None
 
 
 class FilterModule:

@@ -53,42 +53,37 @@ def batches(hosts, serial):
     return out
 
 
-def _int(value):
-    """A counter reading as Jinja's ``int`` filter reads it (missing, null or unreadable: 0)."""
+def _number(value, kind, what):
+    """``value`` as ``kind`` (int or float); null is 0 (a counter this kernel lacks reads null or is missing). Anything
+    else that is not a number is an error: read as 0 it would hide a host that got worse."""
+    if value is None:
+        return kind(0)
     try:
-        return int(value)
+        return kind(value)
     except (TypeError, ValueError):
-        try:
-            return int(float(value))
-        except (TypeError, ValueError):
-            return 0
-
-
-def _float(value):
-    """A rate or setting as Jinja's ``float`` filter reads it (null or unreadable: 0.0)."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
+        raise RollError("%s must be a number, got %r" % (what, value)) from None
 
 
 def rates(end, start, counters, window):
     """Events per second of each watched counter over the window, {name: rate rounded to 3 places}, in the order of
     ``counters``: (reading at the end - reading at the start) / ``window`` seconds. A counter this kernel lacks reads
     0 at both ends (its rate is 0)."""
-    window = _int(window)
+    window = _number(window, int, "tcp_tune_health_window")
     if window < 1:
         raise RollError("tcp_tune_health_window must be at least 1 second (got %s)" % window)
     end, start = end or {}, start or {}
-    return {name: round((_int(end.get(name) or 0) - _int(start.get(name) or 0)) / window, 3) for name in counters}
+    return {name: round((_number(end.get(name), int, "counter %s at the end of the window" % name)
+                         - _number(start.get(name), int, "counter %s at the start of the window" % name)) / window, 3)
+            for name in counters}
 
 
 def worse(after, before, counters, tolerance, slack):
     """The health rule: the watched counters (in the order of ``counters``) whose rate after the change exceeds the
     rate before it x (1 + ``tolerance``) + ``slack`` (events per second)."""
     after, before = after or {}, before or {}
+    growth, slack = 1 + _number(tolerance, float, "tcp_tune_tolerance"), _number(slack, float, "tcp_tune_slack")
     return [name for name in counters
-            if _float(after.get(name, 0)) > _float(before.get(name, 0)) * (1 + _float(tolerance)) + _float(slack)]
+            if _number(after.get(name), float, "rate of %s" % name) > _number(before.get(name), float, "rate of %s" % name) * growth + slack]
 
 
 def _rates_text(host):
@@ -216,7 +211,7 @@ def roll(me, hosts, active, batch_now, info, rollback, settings, check_mode=Fals
     # Ansible's rules (PlaybookExecutor.run and the linear strategy's max_fail_percentage): the roll stops when the
     # failed hosts of a batch are more than max_fail_percentage % of it, or when every host of the batch failed or
     # was lost. Hosts left out before the roll count in the batch size but not as lost.
-    max_fail = _float(settings["tcp_tune_max_fail_percentage"])
+    max_fail = _number(settings["tcp_tune_max_fail_percentage"], float, "tcp_tune_max_fail_percentage")
     failing = [name for name in batch if name in batch_now and _failed(info[name])]
     lost = [name for name in batch if name not in batch_now and info[name] is not None]
     stops = len(failing) / len(batch) > max_fail / 100 or len(failing) + len(lost) == len(batch)

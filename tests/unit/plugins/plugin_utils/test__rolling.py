@@ -74,6 +74,11 @@ def test_rates_round_to_three_places_and_need_a_window():
         tcp_tune_rates({}, {}, dict(SETTINGS, tcp_tune_health_window=0))
     with pytest.raises(AnsibleFilterError, match="settings lack 'tcp_tune_counters'"):
         tcp_tune_rates({}, {}, {"tcp_tune_health_window": 1})
+    # A reading that is no number is an error, not a 0 that would hide a host that got worse.
+    with pytest.raises(AnsibleFilterError, match="counter RetransSegs at the end of the window must be a number, got 'n/a'"):
+        tcp_tune_rates({"RetransSegs": "n/a"}, {}, SETTINGS)
+    with pytest.raises(AnsibleFilterError, match="rate of A must be a number, got 'x'"):
+        tcp_tune_worse({"A": "x"}, {}, {"tcp_tune_counters": ["A"], "tcp_tune_tolerance": 0, "tcp_tune_slack": 1})
 
 
 @pytest.mark.parametrize("after, before, worse", [
