@@ -52,10 +52,7 @@ from ansible_collections.linuxnet.tcp.plugins.plugin_utils._rolling import RollE
 
 def tcp_tune_rates(end, start, settings):
     try:
-        settings = plain(settings)
-        return rates(plain(end), plain(start), settings["tcp_tune_counters"], settings["tcp_tune_health_window"])
-    except KeyError as exc:
-        raise AnsibleFilterError("linuxnet.tcp.tcp_tune_rates: settings lack %s" % exc) from None
+        return rates(plain(end), plain(start), plain(settings))
     except RollError as exc:
         raise AnsibleFilterError("linuxnet.tcp.tcp_tune_rates: %s" % exc) from None
 

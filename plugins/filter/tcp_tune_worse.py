@@ -52,12 +52,8 @@ from ansible_collections.linuxnet.tcp.plugins.plugin_utils._rolling import RollE
 
 
 def tcp_tune_worse(after, before, settings):
-    settings = plain(settings)
     try:
-        return worse(plain(after), plain(before), settings["tcp_tune_counters"], settings["tcp_tune_tolerance"],
-                     settings["tcp_tune_slack"])
-    except KeyError as exc:
-        raise AnsibleFilterError("linuxnet.tcp.tcp_tune_worse: settings lack %s" % exc) from None
+        return worse(plain(after), plain(before), plain(settings))
     except RollError as exc:
         raise AnsibleFilterError("linuxnet.tcp.tcp_tune_worse: %s" % exc) from None
 

@@ -64,11 +64,20 @@ def _number(value, kind, what):
         raise RollError("%s must be a number, got %r" % (what, value)) from None
 
 
-def rates(end, start, counters, window):
-    """Events per second of each watched counter over the window, {name: rate rounded to 3 places}, in the order of
-    ``counters``: (reading at the end - reading at the start) / ``window`` seconds. A counter this kernel lacks reads
-    0 at both ends (its rate is 0)."""
-    window = _number(window, int, "tcp_tune_health_window")
+def _setting(settings, name):
+    """One of the playbook's converted variables (__tcp_tune.vars)."""
+    try:
+        return settings[name]
+    except (KeyError, TypeError):
+        raise RollError("the settings (the converted tcp_tune_* variables) lack %s" % name) from None
+
+
+def rates(end, start, settings):
+    """Events per second of each watched counter (tcp_tune_counters) over the window, {name: rate rounded to 3
+    places}, in the order of the counters: (reading at the end - reading at the start) / tcp_tune_health_window
+    seconds. A counter this kernel lacks reads 0 at both ends (its rate is 0)."""
+    counters = _setting(settings, "tcp_tune_counters")
+    window = _number(_setting(settings, "tcp_tune_health_window"), int, "tcp_tune_health_window")
     if window < 1:
         raise RollError("tcp_tune_health_window must be at least 1 second (got %s)" % window)
     end, start = end or {}, start or {}
@@ -77,12 +86,13 @@ def rates(end, start, counters, window):
             for name in counters}
 
 
-def worse(after, before, counters, tolerance, slack):
-    """The health rule: the watched counters (in the order of ``counters``) whose rate after the change exceeds the
-    rate before it x (1 + ``tolerance``) + ``slack`` (events per second)."""
+def worse(after, before, settings):
+    """The health rule: the watched counters (tcp_tune_counters, in their order) whose rate after the change exceeds
+    the rate before it x (1 + tcp_tune_tolerance) + tcp_tune_slack (events per second)."""
     after, before = after or {}, before or {}
-    growth, slack = 1 + _number(tolerance, float, "tcp_tune_tolerance"), _number(slack, float, "tcp_tune_slack")
-    return [name for name in counters
+    growth = 1 + _number(_setting(settings, "tcp_tune_tolerance"), float, "tcp_tune_tolerance")
+    slack = _number(_setting(settings, "tcp_tune_slack"), float, "tcp_tune_slack")
+    return [name for name in _setting(settings, "tcp_tune_counters")
             if _number(after.get(name), float, "rate of %s" % name) > _number(before.get(name), float, "rate of %s" % name) * growth + slack]
 
 
@@ -203,7 +213,7 @@ def roll(me, hosts, active, batch_now, info, rollback, settings, check_mode=Fals
     batch, batches, batch_hosts, by_host (one line per host) and lines (the summary: a header, one line per host,
     and one line for the hosts with nothing to change).
     """
-    serial = settings["tcp_tune_serial"]
+    serial = _setting(settings, "tcp_tune_serial")
     cut = batches(hosts, serial)
     number_of = {name: number for number, part in enumerate(cut, 1) for name in part}
     number = number_of[me]
@@ -211,7 +221,7 @@ def roll(me, hosts, active, batch_now, info, rollback, settings, check_mode=Fals
     # Ansible's rules (PlaybookExecutor.run and the linear strategy's max_fail_percentage): the roll stops when the
     # failed hosts of a batch are more than max_fail_percentage % of it, or when every host of the batch failed or
     # was lost. Hosts left out before the roll count in the batch size but not as lost.
-    max_fail = _number(settings["tcp_tune_max_fail_percentage"], float, "tcp_tune_max_fail_percentage")
+    max_fail = _number(_setting(settings, "tcp_tune_max_fail_percentage"), float, "tcp_tune_max_fail_percentage")
     failing = [name for name in batch if name in batch_now and _failed(info[name])]
     lost = [name for name in batch if name not in batch_now and info[name] is not None]
     stops = len(failing) / len(batch) > max_fail / 100 or len(failing) + len(lost) == len(batch)
@@ -233,7 +243,7 @@ def roll(me, hosts, active, batch_now, info, rollback, settings, check_mode=Fals
     on = sum(1 for name in hosts if rollback[name])
     header = "linuxnet.tcp.tune: %d host(s) in %d batch(es) (serial %s, max_fail_percentage %s, health window %s s, rollback %s): %s" % (
         len(hosts), len(cut), ", ".join(str(value) for value in (serial if isinstance(serial, (list, tuple)) else [serial])),
-        "%d" % max_fail if max_fail == int(max_fail) else max_fail, settings["tcp_tune_health_window"],
+        "%d" % max_fail if max_fail == int(max_fail) else max_fail, _setting(settings, "tcp_tune_health_window"),
         "on" if on == len(hosts) else ("off" if on == 0 else "on for %d of %d hosts" % (on, len(hosts))), state)
     # One line per host, except the hosts with nothing to change, which share one.
     quiet = [name for name in hosts if by_host[name].startswith("nothing to change: ")]

@@ -69,10 +69,10 @@ def test_rates(end, start, rates):
 
 
 def test_rates_round_to_three_places_and_need_a_window():
-    assert _rolling.rates({"A": 10}, {"A": 0}, ["A"], 3) == {"A": 3.333}
+    assert _rolling.rates({"A": 10}, {"A": 0}, {"tcp_tune_counters": ["A"], "tcp_tune_health_window": 3}) == {"A": 3.333}
     with pytest.raises(AnsibleFilterError, match="tcp_tune_health_window must be at least 1 second"):
         tcp_tune_rates({}, {}, dict(SETTINGS, tcp_tune_health_window=0))
-    with pytest.raises(AnsibleFilterError, match="settings lack 'tcp_tune_counters'"):
+    with pytest.raises(AnsibleFilterError, match="the settings \\(the converted tcp_tune_\\* variables\\) lack tcp_tune_counters"):
         tcp_tune_rates({}, {}, {"tcp_tune_health_window": 1})
     # A reading that is no number is an error, not a 0 that would hide a host that got worse.
     with pytest.raises(AnsibleFilterError, match="counter RetransSegs at the end of the window must be a number, got 'n/a'"):
