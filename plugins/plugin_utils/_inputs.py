@@ -37,7 +37,11 @@ _WORDS = {
 
 
 def plain(value):
-    """JSON-like copy with plain Python types (templating engines hand over their own str, list and dict subclasses)."""
+    """JSON-like copy with plain Python types: dict (str keys), list, str, int, float, bool and None.
+
+    Templating engines hand over their own subclasses (ansible-core 2.19's tagged str, dict and list; JMESPath's type
+    functions look at the exact class and call those "unknown"). Any other type (a date from YAML, a set) becomes
+    its text, as JSON would need it: the callers json.dumps what they get (rule parameters, settings' values)."""
     if isinstance(value, dict):
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

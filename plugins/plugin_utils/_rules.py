@@ -36,6 +36,8 @@ except ImportError:  # reported at use time, so that importing the plugin never 
     jmespath_exceptions = None
     jmespath_functions = None
 
+from ansible_collections.linuxnet.tcp.plugins.plugin_utils._inputs import plain
+
 SEVERITIES = ("critical", "warning", "info")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 RULE_KEYS = frozenset(("id", "severity", "query", "message", "remedy", "params", "enabled", "title"))
@@ -148,27 +150,6 @@ class CompiledRule:
                 "item": item,
             })
         return findings
-
-
-def plain(value):
-    """Deep copy into plain dict/list/str/int/float/bool/None.
-
-    ansible-core 2.19 hands filters tagged subclasses (of dict, str, ...); JMESPath's function type checks
-    look at the exact class name and would call them "unknown".
-    """
-    if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return value
 
 
 def _truthy(value):

@@ -4,6 +4,9 @@
 name the variable, what it must be and the value."""
 from __future__ import annotations
 
+import datetime
+import json
+
 import pytest
 
 from ansible_collections.linuxnet.tcp.plugins.filter.tcp_check_vars import tcp_check_vars
@@ -85,6 +88,18 @@ def test_templating_types_become_plain():
     values, errors = _inputs.check_variables(SPEC, {"names": Items([Text("web")]), "mode": Text("warn")})
     assert errors == [] and values["names"].__class__ is list and values["names"][0].__class__ is str
     assert values["mode"].__class__ is str
+
+
+def test_plain_is_json_like():
+    """Every type JSON has, as the exact builtin class; any other type (a YAML date, a set) its text, so that the
+    callers (input checks, rules' parameters, the fleet report's settings) can json.dumps what they get."""
+    class Number(int):
+        pass
+    given = {1: (Number(3), 2.5, True, None, "x"), "when": datetime.date(2026, 1, 2), "set": {"a"}, "nested": [{"k": Number(0)}]}
+    got = _inputs.plain(given)
+    assert got == {"1": [3, 2.5, True, None, "x"], "when": "2026-01-02", "set": "{'a'}", "nested": [{"k": 0}]}
+    assert got["1"][0].__class__ is int and got["nested"][0]["k"].__class__ is int
+    assert json.loads(json.dumps(got)) == got
 
 
 def test_closest_needs_a_real_likeness():
