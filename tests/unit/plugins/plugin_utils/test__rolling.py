@@ -65,7 +65,7 @@ SETTINGS = {"tcp_tune_counters": ["ListenOverflows", "RetransSegs", "TCPTimeWait
 def test_rates(end, start, rates):
     got = tcp_tune_rates(end, start, SETTINGS)
     assert got == rates and list(got) == SETTINGS["tcp_tune_counters"]
-    assert all(type(rate) is float for rate in got.values())
+    assert all(type(rate) is float for rate in got.values())  # pylint: disable=unidiomatic-typecheck
 
 
 def test_rates_round_to_three_places_and_need_a_window():

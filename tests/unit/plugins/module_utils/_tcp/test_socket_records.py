@@ -11,8 +11,10 @@ def test_socket_fields_in_reader_order():
     assert tuple(rec)[:3] == (S.CLOSE_WAIT, 40000, 5432) and rec == tuple(rec)  # still a tuple underneath
     assert operator.itemgetter(D.STATE_FIELD, D.SPORT_FIELD)(rec) == (S.CLOSE_WAIT, 40000)
     assert operator.itemgetter(D.DPORT_FIELD, D.SRC_FIELD, D.DST_FIELD)(rec) == (5432, b"s" * 16, b"d" * 16)
-    # What the tally does for CLOSE_WAIT rows: a record from a tuple, without the NamedTuple's Python-level __new__.
-    assert tuple.__new__(D.Socket, tuple(rec)) == rec and type(tuple.__new__(D.Socket, tuple(rec))) is D.Socket
+    # What the tally does for CLOSE_WAIT rows: a record from a tuple, without the NamedTuple's Python-level __new__,
+    # and exactly a Socket (not a subclass, not a plain tuple).
+    made = tuple.__new__(D.Socket, tuple(rec))
+    assert made == rec and type(made) is D.Socket  # pylint: disable=unidiomatic-typecheck
 
 
 def test_counts():
