@@ -19,6 +19,7 @@ import sys
 import pytest
 
 from _procs import netns, stop
+from ansible_collections.linuxnet.tcp.plugins.module_utils._agents import kube_proxy as K
 from ansible_collections.linuxnet.tcp.plugins.module_utils._agents import writers as _agents
 from ansible_collections.linuxnet.tcp.tests.unit.fixtures.agents import record_fixtures
 
@@ -63,6 +64,13 @@ def _online_cpus():
         first, _sep, last = part.partition("-")
         cpus.update(range(int(first), int(last or first) + 1))
     return len(cpus)
+
+
+def test_cpu_count_of_this_machine_uses_sysfs():
+    """kube-proxy's CPU count on this machine, from its real /sys, against the CPUs counted here."""
+    if not os.path.exists("/sys/devices/system/cpu/online"):
+        pytest.skip("no /sys/devices/system/cpu/online here")
+    assert K.cpu_count("/") == (_online_cpus(), "/sys/devices/system/cpu/online")
 
 
 def test_kube_proxy_found_on_the_real_proc_with_its_flags_and_config(fake_kube_proxy, tmp_path):
