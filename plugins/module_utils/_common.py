@@ -90,3 +90,30 @@ def read_text(root, path):
         return None
     finally:
         os.close(fd)
+
+
+def listed_files(root, dirs, suffix):
+    """``[(path, text)]`` of the ``suffix`` files in ``dirs`` by systemd's conf-files rules (conf_files_list_strv():
+    hidden names skipped, one file per name, the first directory winning, sorted by name), as sysctl.d, modprobe.d,
+    modules-load.d, udev rules and networkd drop-ins are read. Unreadable files are left out.
+    """
+    chosen = {}
+    for directory in dirs:
+        real = os.path.realpath(host_path(root, directory))
+        try:
+            names = os.listdir(host_path(root, directory))
+        except OSError:
+            continue  # a missing directory lists no file, as for systemd
+        for entry in names:
+            if entry.endswith(suffix) and not entry.startswith("."):
+                chosen.setdefault(entry, (directory + "/" + entry, real))
+    out, seen = [], set()
+    for entry in sorted(chosen):
+        path, real = chosen[entry]
+        if (real, entry) in seen:
+            continue
+        seen.add((real, entry))
+        text = read_text(root, path)
+        if text is not None:
+            out.append((path, text))
+    return out

@@ -25,7 +25,7 @@ ALLOWED = {
     "_target_python": set(),
     "_host": {"_common", "_host"},
     "_tcp": {"_common", "_host", "_tcp", "_sysctl.keys"},
-    "_agents": {"_common", "_host", "_agents", "_sysctl.keys", "_sysctl.conf"},
+    "_agents": {"_common", "_host", "_agents", "_sysctl.keys"},
     "_sysctl": {"_common", "_sysctl", "_agents.writers", "_tcp.sockets"},
 }
 # Within _sysctl, who may reach out of the package: the facts and the transaction's readings (profile), and the

@@ -15,7 +15,7 @@ conf.all forwarding. Before v256, IPForward= in a .network turned on the global 
 wins, an empty file or /dev/null link masks; files are taken in name order, the first match wins.
 Drop-ins (FILE.network.d/*.conf, and networkd.conf.d/*.conf next to networkd.conf) of all those directories
 are one list sorted by file name, a same-named drop-in of an earlier directory masking the later one
-(conf_files_list_strv(), as for sysctl.d: _sysctl.conf._listed_files()); later drop-ins win. Lines are
+(conf_files_list_strv(), as for sysctl.d: _common.listed_files()); later drop-ins win. Lines are
 stripped before they are parsed, so indentation never continues a value.
 """
 
@@ -24,8 +24,7 @@ import fnmatch
 from ansible_collections.linuxnet.tcp.plugins.module_utils._agents import target
 from ansible_collections.linuxnet.tcp.plugins.module_utils._agents.parsers import ini, parse_bool, parse_int
 from ansible_collections.linuxnet.tcp.plugins.module_utils._agents.records import iface_key, new_agent, set_key
-from ansible_collections.linuxnet.tcp.plugins.module_utils._common import read_text
-from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import conf as sysctl_conf
+from ansible_collections.linuxnet.tcp.plugins.module_utils._common import listed_files, read_text
 
 NETWORKD_DIRS = ("/etc/systemd/network", "/run/systemd/network", "/usr/local/lib/systemd/network",
                  "/usr/lib/systemd/network", "/lib/systemd/network")
@@ -58,7 +57,7 @@ def _network_files(root, dirs, suffix):
         if not text or not text.strip():
             continue  # empty, or a link to /dev/null (read as ""): the name is masked
         parsed = ini(text, strip_lines=True)
-        for dropin, extra in sysctl_conf._listed_files(root, ["%s/%s.d" % (d, name) for d in dirs], ".conf"):
+        for dropin, extra in listed_files(root, ["%s/%s.d" % (d, name) for d in dirs], ".conf"):
             _merge_ini(parsed, ini(extra, strip_lines=True), dropin)
         out.append((path, parsed))
     return out
@@ -87,7 +86,7 @@ def detect(root, procs):
                       "instead, then networkctl reload.")
     parsed, origins = {}, {}
     main = next(((path, text) for path, text in ((p, read_text(root, p)) for p in NETWORKD_CONF) if text is not None), None)
-    for path, text in ([main] if main else []) + sysctl_conf._listed_files(root, [p + ".d" for p in NETWORKD_CONF], ".conf"):
+    for path, text in ([main] if main else []) + listed_files(root, [p + ".d" for p in NETWORKD_CONF], ".conf"):
         _merge_ini(parsed, ini(text, strip_lines=True), path, origins)
     conf, conf_from = parsed.get("Network", {}), origins.get("Network", {})
     for key_family, option in (("ipv4", "IPv4Forwarding"), ("ipv6", "IPv6Forwarding")):

@@ -48,7 +48,7 @@ import os
 import re
 from collections import OrderedDict
 
-from ansible_collections.linuxnet.tcp.plugins.module_utils._common import host_path, read_text, special_kind
+from ansible_collections.linuxnet.tcp.plugins.module_utils._common import host_path, listed_files, read_text, special_kind
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import catalog
 from ansible_collections.linuxnet.tcp.plugins.module_utils._sysctl import keys
 
@@ -313,30 +313,6 @@ def module_name(text):
     return base.replace("-", "_")
 
 
-def _listed_files(root, dirs, suffix):
-    """``[(path, text)]`` of ``dirs`` with the conf-files rules: one per name, first directory wins, sorted by name."""
-    chosen = {}
-    for directory in dirs:
-        real = os.path.realpath(host_path(root, directory))
-        try:
-            names = os.listdir(host_path(root, directory))
-        except OSError:
-            continue  # a missing directory lists no file, as for systemd-modules-load
-        for entry in names:
-            if entry.endswith(suffix) and not entry.startswith("."):
-                chosen.setdefault(entry, (directory + "/" + entry, real))
-    out, seen = [], set()
-    for entry in sorted(chosen):
-        path, real = chosen[entry]
-        if (real, entry) in seen:
-            continue
-        seen.add((real, entry))
-        text = read_text(root, path)
-        if text is not None:
-            out.append((path, text))
-    return out
-
-
 _UDEV_NET_RE = re.compile(r'SUBSYSTEM=="net"')
 _UDEV_IFACE_PREFIX_RE = re.compile(r"--prefix=/?(?:proc/sys/)?net[/.]ipv4[/.]conf[/.](?:\$name|\$kernel|%k)\b")
 
@@ -346,7 +322,7 @@ def interface_hook(root="/"):
 
     systemd ships one (99-systemd.rules, for every interface but ``lo``); containers and hosts without udev have none.
     """
-    for _path, text in _listed_files(root, UDEV_RULES_DIRS, ".rules"):
+    for _path, text in listed_files(root, UDEV_RULES_DIRS, ".rules"):
         for raw in text.splitlines():
             line = raw.strip()
             if line.startswith("#") or "systemd-sysctl" not in line:
@@ -370,7 +346,7 @@ class ModuleBoot(object):
         self.release = release
         self.listed = {}
         replace = replace or {}
-        files = dict(_listed_files(root, MODULES_LOAD_DIRS, ".conf"))
+        files = dict(listed_files(root, MODULES_LOAD_DIRS, ".conf"))
         for path, text in replace.items():
             if text is None:
                 files.pop(path, None)
@@ -397,7 +373,7 @@ class ModuleBoot(object):
                     self.deps[module_name(target)] = [module_name(d) for d in rest.split()]
             self.builtin = set(module_name(line) for line in (read_text(root, base + "modules.builtin") or "").split())
         self.hooks = {}
-        for path, text in _listed_files(root, UDEV_RULES_DIRS, ".rules"):
+        for path, text in listed_files(root, UDEV_RULES_DIRS, ".rules"):
             for raw in text.splitlines():
                 if not _UDEV_MODULE_RE.search(raw):
                     continue
@@ -442,7 +418,7 @@ class ModuleBoot(object):
 
 def modprobe_options(root="/", replace=None):
     """``{module: {param: {"value", "file"}}}`` from modprobe.d(5) ``options`` lines; a later line wins per parameter."""
-    files = dict(_listed_files(root, MODPROBE_DIRS, ".conf"))
+    files = dict(listed_files(root, MODPROBE_DIRS, ".conf"))
     for path, text in (replace or {}).items():
         if text is None:
             files.pop(path, None)

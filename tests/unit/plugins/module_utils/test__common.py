@@ -84,6 +84,20 @@ def test_read_text_decodes_bad_bytes_instead_of_failing(tmp_path):
     assert text.startswith("a = \ufffd\n") and len(text) == 6 + 200000
 
 
+def test_listed_files_follow_systemds_conf_files_rules(tmp_path):
+    root = str(tmp_path)
+    for path, text in (("/etc/x.d/20-b.conf", "etc b"), ("/usr/lib/x.d/20-b.conf", "usr b"), ("/usr/lib/x.d/10-a.conf", "usr a"),
+                       ("/run/x.d/.hidden.conf", "hidden"), ("/etc/x.d/30-c.txt", "other suffix"), ("/etc/x.d/40-d.conf", "etc d")):
+        os.makedirs(os.path.dirname(root + path), exist_ok=True)
+        with open(root + path, "w") as handle:
+            handle.write(text)
+    os.mkfifo(root + "/etc/x.d/35-fifo.conf")
+    # One file per name, the first directory winning; sorted by name whatever the directory; hidden names, other
+    # suffixes, missing directories and what is not a regular file left out.
+    assert common.listed_files(root, ["/etc/x.d", "/run/x.d", "/usr/lib/x.d", "/nowhere"], ".conf") == [
+        ("/usr/lib/x.d/10-a.conf", "usr a"), ("/etc/x.d/20-b.conf", "etc b"), ("/etc/x.d/40-d.conf", "etc d")]
+
+
 @pytest.mark.parametrize("error", [SysctlError, ProfileError, OwnedFileError, LockTimeout, ApplyError, IpvsError,
                                    NetnsError, KstatsError, CollectError, NetlinkRefused])
 def test_every_domain_error_has_the_one_root(error):
