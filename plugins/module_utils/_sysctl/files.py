@@ -15,7 +15,7 @@ The only code in the collection that writes files. A profile ``NAME`` owns:
 Every owned file but the state file starts with :data:`MARKER`; a file at one of these paths without it
 belongs to someone else and is never overwritten.
 
-Writes are atomic and durable: a temporary file in the target directory (named ``.NAME.XXXXXXXX.lntcp-tmp``, so a
+Writes are atomic and durable: a temporary file in the target directory (named ``.NAME.<8 random characters>.lntcp-tmp``, so a
 later run knows a killed run's leftovers by their name), fsync, rename, fsync of the directory. One run at a time
 per host holds :class:`HostLock`.
 """
@@ -378,8 +378,8 @@ def remove_empty_dirs(root, directories):
 def leftover_temp_files(root, directories, own_names=()):
     """Temporary files of this collection in ``directories``, left by a killed run: ``[path]`` (target paths).
 
-    Our naming (``.NAME.XXXXXXXX.lntcp-tmp``) of any profile (the caller holds the host lock, so no other run is
-    writing one now), and the naming of earlier releases (``.NAME.XXXXXXXX``) for the file names in ``own_names``.
+    Our naming (``.NAME.<8 random characters>.lntcp-tmp``) of any profile (the caller holds the host lock, so no other run is
+    writing one now), and the naming of earlier releases (``.NAME.<8 random characters>``) for the file names in ``own_names``.
     Regular files only, never followed through a link.
     """
     legacy = re.compile(r"\.(%s)\.[a-z0-9_]{8}" % "|".join(re.escape(n) for n in own_names)) if own_names else None

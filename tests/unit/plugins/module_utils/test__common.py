@@ -63,7 +63,7 @@ def test_what_is_not_a_regular_file_is_named_and_never_opened(tmp_path):
     assert common.special_kind(root, "/fifo") == "a FIFO"
     assert common.special_kind(root, "/to-fifo") == "a FIFO"
     assert common.special_kind(root, "/dir") == "a directory"
-    assert common.special_kind(root, "/dev/null") is None  # a link target spelled as a path is under the root
+    assert common.special_kind(root, "/dev/null") is None  # read under the root, where no /dev/null exists: not the host device
     # Opening a FIFO for reading blocks until a writer comes: read_text must return at once.
     previous = signal.signal(signal.SIGALRM, lambda *_args: pytest.fail("read_text blocked on a FIFO"))
     signal.alarm(5)
