@@ -4,7 +4,7 @@
 
 For each size (default 50 and 250) it makes that many namespaces (lab.py: each with one process holding a few
 dozen sockets, one in five a TIME_WAIT storm of --storm sockets renewed before every round, one in five a
-CLOSE_WAIT leak and a queued listener whose owners must be found) and runs, per round, in turn:
+CLOSE_WAIT leak and a queued listener whose owners must be found) and runs, each round, in an order that turns from round to round:
 
 - the module as Ansible runs it (`python -m ...tcp_facts ARGS`), namespaces=current;
 - the same with namespaces=all (namespaces_limit above the count, so every namespace is read), netlink backend;
@@ -184,9 +184,14 @@ def measure(count, rounds, prefix, storm, own_hash=0, baseline=None):
                  "all, proc": {"namespaces": "all", "namespaces_limit": limit, "backend": "proc"},
                  "before": {"namespaces": "all", "namespaces_limit": limit}}
         envs = {"before": dict(env, PYTHONPATH=baseline[1]) if baseline else None}
-        for _round in range(rounds):
-            lab.refresh()  # TIME_WAIT lasts 60 s: the runs that walk the table come first after it
-            for kind in ("all", "ss loop", "floor", "before", "current", "all, proc"):
+        # The ss loop runs right after namespaces=all (its counts are compared with the module's); the other runs
+        # take turns at coming first after the storms are renewed, so that none is always the one that meets the
+        # kernel still busy with them.
+        units = [("all", "ss loop"), ("floor",), ("before",), ("current",), ("all, proc",)]
+        for number in range(rounds):
+            lab.refresh()  # TIME_WAIT lasts 60 s: a round takes about 20 s at 250 namespaces
+            turn = units[number % len(units):] + units[:number % len(units)]
+            for kind in [kind for unit in turn for kind in unit]:
                 if kind not in kinds:
                     continue
                 if kind == "ss loop":
@@ -251,8 +256,10 @@ def measure(count, rounds, prefix, storm, own_hash=0, baseline=None):
     verdicts = [
         "cost per namespace %.2f ms (target at most %.0f ms): %s; the kernel's walk alone %.2f ms"
         % (per_ms, TARGET_PER_NAMESPACE_MS, "met" if per_ms <= TARGET_PER_NAMESPACE_MS else "NOT met", per["floor"] * 1000),
-        "ss loop / namespaces=all %.1fx (target at least %.0fx at 250): %s"
-        % (loop_ratio, TARGET_LOOP_RATIO, "met" if loop_ratio >= TARGET_LOOP_RATIO else "NOT met"),
+        "ss loop / namespaces=all %.1fx (target at least %.0fx at 250): %s; no scan run as a module can pass %.1fx "
+        "here: the loop over the module's start alone (namespaces=current, %.3f s) plus the kernel's walks (%.3f s)"
+        % (loop_ratio, TARGET_LOOP_RATIO, "met" if loop_ratio >= TARGET_LOOP_RATIO else "NOT met",
+           med["ss loop"] / (med["current"] + med["floor"]), med["current"], med["floor"]),
         "peak RSS %.0f MB (target under %.0f MB): %s" % (rss_mb, TARGET_RSS_MB, "met" if rss_mb < TARGET_RSS_MB else "NOT met"),
         "per-state counts equal to `ss -tan` inside each namespace, run right after (TIME_WAIT and FIN_WAIT2 "
         "at most the module's: they expire between the two): %s" % same,

@@ -13,9 +13,12 @@ What a scan costs, and why it is built this way (docs/tcp_facts.md has the measu
 - /proc is walked once for the whole host (``_host.processes.ProcessTable``): the namespaces are found from it and each
   namespace's owner lookup is ordered from it, instead of a walk of every process per namespace;
 - the established hash that a sock_diag dump walks is shared by every namespace, so each dump of a namespace
-  visits the sockets of all of them (about 0.1 us each): with a few TIME_WAIT storms on the host this walk is
-  most of the cost. Each namespace gets one walk (``parts=1``), and namespaces are read side by side by one
-  thread per CPU (two at most), since the kernel walks inside send()/recv(), which release the GIL;
+  visits the sockets of all of them (about 0.05 us each): with a few TIME_WAIT storms on the host this walk is
+  most of the cost. Each namespace gets one walk (``parts=1``). One thread reads the first namespaces; when the
+  kernel's walks take a good share of their time (WALK_SHARE), a second thread joins (one per CPU, two at most),
+  since the kernel walks inside send()/recv(), which release the GIL. Where the walks are short (namespaces
+  with a hash of their own, or few sockets on the host) a second thread only fights the first for the GIL:
+  the scan measured 0.43 s with one thread and 0.62 s with two over 250 namespaces with their own hash;
 - each thread enters its namespace with setns(2), which moves only that thread, reads what follows the
   thread's namespace (/proc/thread-self/net, /proc/sys/net, new netlink sockets) and always comes back
   (``_host.netns.entered()``); a thread that cannot come back stops the scan.
@@ -40,6 +43,15 @@ from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.collect import g
 SYSCTLS = ("net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_timestamps", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_fin_timeout",
            "net.ipv4.ip_local_port_range", "net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_syncookies")
 TOP = 3
+# One thread reads at least this many namespaces before the scan decides whether a second one pays, and decides
+# again after each one it reads alone: it does once the kernel's walks (send()/recv() of the dumps) took at least
+# WALK_SHARE of the time spent in them. The first namespace read is not counted: it pays what a process pays once
+# (imports, ctypes for setns before Python 3.12, the probe of the legacy request), 10 to 20 ms, which would hide
+# the walks' share for several namespaces more. Measured on 2 CPUs: 0.1 to 0.15 of the time where each namespace has a hash
+# of its own (two threads took 30-40% longer), 0.5 to 0.6 with 50 namespaces sharing the host's hash and 22,000
+# sockets in it (two threads took 25-30% less), 0.7 and more with 250 namespaces and 106,000 sockets.
+DECIDE_AFTER = 2
+WALK_SHARE = 0.3
 
 
 def trouble(doc):
@@ -78,7 +90,8 @@ def compact(facts, entry, owner, values):
 def gather_all(backend="auto", processes=True, limit=200, budget=30.0, root="/", clock=time.monotonic, threads=None):
     """``(namespaces, scan)``: a compact document per network namespace other than the caller's, sorted by trouble.
 
-    ``threads``: namespaces read at once (default one per CPU, two at most: see the module docstring)."""
+    ``threads``: namespaces read at once from the start; default (None): one, and one per CPU (two at most) once
+    the kernel's walks turn out to be most of the time (see the module docstring)."""
     started = clock()
     table = ProcessTable(root)
     found, _own, scan = namespaces.enumerate_netns(root, limit=limit, budget=budget, clock=clock, table=table)
@@ -111,16 +124,44 @@ def gather_all(backend="auto", processes=True, limit=200, budget=30.0, root="/",
                 scan["vanished"] += 1
                 scan.setdefault("errors", []).append("%s: %s" % (entry["path"], exc))
 
+    count = threads or default_parts()
+    helpers = []
+    measured = {"seen": 0, "read": 0, "walk": 0.0, "total": 0.0}
+
+    def spread(walk, total):
+        """After a namespace read by the first thread alone: start the others if the walks dominate."""
+        with lock:
+            measured["seen"] += 1
+            if measured["seen"] == 1:
+                return  # the first one pays the process's one-off costs
+            measured["read"] += 1
+            measured["walk"] += walk
+            measured["total"] += total
+            if helpers or count < 2 or measured["read"] < DECIDE_AFTER or not pending:
+                return
+            if measured["walk"] < WALK_SHARE * measured["total"]:
+                return
+            start(count)
+
+    def start(number):
+        for index in range(1, min(number, len(found))):
+            helper = threading.Thread(target=work, name="netns-%d" % index)
+            helper.daemon = True
+            helper.start()
+            helpers.append(helper)
+
     def work():
         while True:
             job = take()
             if job is None:
                 return
             entry, owner = job
+            timing = {}
+            began = time.monotonic()
             try:
                 facts = gather(backend=backend, top=TOP, processes=processes, netns=entry["path"], summary=True,
                                root=root, idle_owners=False,  # compact() keeps the listeners with a queue only
-                               parts=1, table=table, sysctls=SYSCTLS, conntrack=False)
+                               parts=1, table=table, sysctls=SYSCTLS, conntrack=False, timing=timing)
             except NetnsReturnError as exc:
                 stop.append(exc)
                 return
@@ -133,15 +174,15 @@ def gather_all(backend="auto", processes=True, limit=200, budget=30.0, root="/",
             doc = compact(facts, entry, owner, facts.pop("sysctl_values"))
             with lock:
                 docs.append(doc)
+            if threads is None and not helpers:
+                spread(timing.get("walk", 0.0), time.monotonic() - began)
 
-    count = threads or default_parts()
-    helpers = [threading.Thread(target=work, name="netns-%d" % index) for index in range(1, min(count, len(found)))]
-    for helper in helpers:
-        helper.daemon = True
-        helper.start()
+    if threads:
+        start(threads)
     try:
         work()
     finally:
+        # Helpers are started by this thread only, before its work() returns: the list is complete here.
         for helper in helpers:
             helper.join()
     if stop:

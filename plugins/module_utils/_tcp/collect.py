@@ -59,7 +59,7 @@ def _dump(backend, detail, port_range, sockstat=None, settings=None):
 
 
 def gather(backend="auto", states=None, top=10, processes=True, netns=None, summary=False, root="/", idle_owners=True,
-           parts=None, table=None, sysctls=(), conntrack=True):
+           parts=None, table=None, sysctls=(), conntrack=True, timing=None):
     """Collect the ``tcp`` facts. Raises CollectError, KstatsError or NetnsError with a clear message.
 
     ``idle_owners``: also attribute listeners with an empty accept queue, while the scan stays cheap (False
@@ -67,7 +67,8 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
     namespace (``all_namespaces``): ``parts`` concurrent dumps of the table (default by CPUs; 1 there, where
     namespaces are read side by side), ``table`` the scan's one walk of /proc (``_host.processes.ProcessTable``) and
     ``sysctls`` names of sysctls to read while inside, returned as ``sysctl_values``; ``conntrack`` False leaves
-    the conntrack counters unread (None), which the per-namespace documents do not carry.
+    the conntrack counters unread (None), which the per-namespace documents do not carry; ``timing``, a dict,
+    gets ``walk``: the seconds the kernel took to build the netlink dumps (0.0 with /proc).
     Safe to call from several threads: the namespace is entered by the calling thread only."""
     started = time.monotonic()
     wanted = ALL_STATES if states is None else states_mask(STATE_ORDER.index(s) + 1 for s in states)
@@ -95,6 +96,8 @@ def gather(backend="auto", states=None, top=10, processes=True, netns=None, summ
                 fallback = str(exc)
                 used = ProcBackend(root, net)
                 tally = _dump(used, wanted, port_range, counters.get("sockstat"), settings)
+    if timing is not None:
+        timing["walk"] = getattr(used, "waited", 0.0)
     privileged = os.geteuid() == 0
     owners = {}
     owner_info = None

@@ -25,6 +25,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from ansible_collections.linuxnet.tcp.plugins.module_utils._common import LinuxnetError
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp import wire
 from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.socket_records import IPV4_SLOT, IPV6_SLOT, Socket, count_cell
@@ -204,6 +205,10 @@ class NetlinkBackend:
         # a property of the kernel, the same in every network namespace: probed once per process for the real
         # socket (namespaces=all builds one backend per namespace).
         self.compat = _COMPAT.get(self._open)
+        # Seconds spent in send() and recv() of the dumps: the kernel builds the dump's messages there, walking
+        # its socket hash, with the GIL released. Summed without a lock: exact for the dumps of one thread (a scan
+        # of every namespace, parts=1), which decides from it whether a second thread would pay.
+        self.waited = 0.0
 
     def _start(self, family, mask, bytecode=b"", compat=False):
         """Open a socket and send one dump request; the caller owns (closes) the returned socket."""
@@ -223,7 +228,9 @@ class NetlinkBackend:
             else:
                 request = wire.REQUEST.pack(wire.REQUEST.size + len(bytecode), SOCK_DIAG_BY_FAMILY, wire.NLM_F_REQUEST_DUMP,
                                             self._seq, 0, family, wire.IPPROTO_TCP, 0, mask)
+            started = time.monotonic()
             sock.send(request + bytecode)
+            self.waited += time.monotonic() - started
         except OSError as exc:
             sock.close()
             raise _dump_error(exc) from exc
@@ -235,9 +242,12 @@ class NetlinkBackend:
     def _sizes(self, sock, buf):
         """Yield the received length of each datagram of the dump running on ``sock`` (data is in buf)."""
         recv_into = sock.recv_into
+        clock = time.monotonic
         try:
             while True:
+                started = clock()
                 size = recv_into(buf)
+                self.waited += clock() - started
                 if size == 0:
                     raise CollectError("netlink sock_diag dump ended without NLMSG_DONE")
                 yield size

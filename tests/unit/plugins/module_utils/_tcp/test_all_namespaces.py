@@ -118,3 +118,47 @@ def test_the_time_budget_leaves_the_rest_out(host):
     docs, scan = T.gather_all(root=root, threads=1, budget=30.0, clock=lambda: 100.0 if calls else 0.0)
     assert len(calls) == len(docs) == 1
     assert scan["timed_out"] is True and scan["left_out"] == 2 and scan["found"] == 3
+
+
+@pytest.mark.parametrize("walk, helped", [(1.0, True), (0.0, False)])
+def test_a_second_thread_joins_only_when_the_kernels_walks_dominate(host, monkeypatch, walk, helped):
+    root, calls = host
+    real = T.gather
+
+    def walking(**kwargs):
+        kwargs["timing"]["walk"] = walk  # seconds in send()/recv(), against the real (tiny) time of the call
+        return real(**kwargs)
+    made = []
+
+    class Thread(threading.Thread):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.name)
+    monkeypatch.setattr(T, "gather", walking)
+    monkeypatch.setattr(T.threading, "Thread", Thread)
+    monkeypatch.setattr(T, "default_parts", lambda: 2)
+    # The fake host has three namespaces: decide after the second (the first is never counted), with one left.
+    monkeypatch.setattr(T, "DECIDE_AFTER", 1)
+    docs, scan = T.gather_all(root=root)
+    assert made == (["netns-1"] if helped else [])
+    assert sorted(call["netns"] for call in calls) == sorted(PATHS) and scan["reported"] == len(docs) == 3
+    # The first two namespaces are always read alone.
+    assert [call["thread"] for call in calls[:2]] == [threading.current_thread().name] * 2
+    if not helped:
+        assert {call["thread"] for call in calls} == {threading.current_thread().name}
+
+
+def test_explicit_threads_start_at_once_and_one_thread_never_spreads(host, monkeypatch):
+    root, calls = host
+    made = []
+
+    class Thread(threading.Thread):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.name)
+    monkeypatch.setattr(T.threading, "Thread", Thread)
+    monkeypatch.setattr(T, "DECIDE_AFTER", 1)
+    T.gather_all(root=root, threads=1)
+    assert made == []
+    T.gather_all(root=root, threads=2)
+    assert made == ["netns-1"]
