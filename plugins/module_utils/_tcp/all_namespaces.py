@@ -13,7 +13,7 @@ What a scan costs, and why it is built this way (docs/tcp_facts.md has the measu
 - /proc is walked once for the whole host (``_host.processes.ProcessTable``): the namespaces are found from it and each
   namespace's owner lookup is ordered from it, instead of a walk of every process per namespace;
 - the established hash that a sock_diag dump walks is shared by every namespace, so each dump of a namespace
-  visits the sockets of all of them (about 0.05 us each): with a few TIME_WAIT storms on the host this walk is
+  visits the sockets of all of them (0.05 to 0.12 us each in the benchmark's runs): with a few TIME_WAIT storms on the host this walk is
   most of the cost. Each namespace gets one walk (``parts=1``). One thread reads the first namespaces; when the
   kernel's walks take a good share of their time (WALK_SHARE), a second thread joins (one per CPU, two at most),
   since the kernel walks inside send()/recv(), which release the GIL. Where the walks are short (namespaces
@@ -47,9 +47,9 @@ TOP = 3
 # again after each one it reads alone: it does once the kernel's walks (send()/recv() of the dumps) took at least
 # WALK_SHARE of the time spent in them. The first namespace read is not counted: it pays what a process pays once
 # (imports, ctypes for setns before Python 3.12, the probe of the legacy request), 10 to 20 ms, which would hide
-# the walks' share for several namespaces more. Measured on 2 CPUs: 0.1 to 0.15 of the time where each namespace has a hash
-# of its own (two threads took 30-40% longer), 0.5 to 0.6 with 50 namespaces sharing the host's hash and 22,000
-# sockets in it (two threads took 25-30% less), 0.7 and more with 250 namespaces and 106,000 sockets.
+# the walks' share for several namespaces more. Measured on 2 CPUs: 0.1 to 0.15 of the time where each namespace
+# has a hash of its own (two threads took 30-40% longer), 0.5 to 0.6 with 50 namespaces sharing the host's hash
+# and 22,000 sockets in it (two threads took 25-30% less), 0.7 and more with 250 namespaces and 106,000 sockets.
 DECIDE_AFTER = 2
 WALK_SHARE = 0.3
 
@@ -126,7 +126,7 @@ def gather_all(backend="auto", processes=True, limit=200, budget=30.0, root="/",
 
     count = threads or default_parts()
     helpers = []
-    measured = {"seen": 0, "read": 0, "walk": 0.0, "total": 0.0}
+    measured = {"seen": 0, "walk": 0.0, "total": 0.0}
 
     def spread(walk, total):
         """After a namespace read by the first thread alone: start the others if the walks dominate."""
@@ -134,10 +134,9 @@ def gather_all(backend="auto", processes=True, limit=200, budget=30.0, root="/",
             measured["seen"] += 1
             if measured["seen"] == 1:
                 return  # the first one pays the process's one-off costs
-            measured["read"] += 1
             measured["walk"] += walk
             measured["total"] += total
-            if helpers or count < 2 or measured["read"] < DECIDE_AFTER or not pending:
+            if count < 2 or measured["seen"] - 1 < DECIDE_AFTER or not pending:
                 return
             if measured["walk"] < WALK_SHARE * measured["total"]:
                 return
