@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -165,13 +166,26 @@ def test_returns_to_the_original_namespace(storm):
     assert facts["states"]["CLOSE_WAIT"] == CLOSE_WAIT + CLOSE_WAIT_INBOUND
 
 
-def test_unprivileged_inside_the_namespace(storm):
+def test_unprivileged_inside_the_namespace(storm, tmp_path):
     """As uid 65534 inside the namespace: same counts, owners hidden, and the result says so."""
     code = ("import json; "
             "from ansible_collections.linuxnet.tcp.plugins.module_utils._tcp.collect import gather; "
             "f = gather(states=['CLOSE_WAIT']); print(json.dumps(f))")
-    out = sh("ip", "netns", "exec", storm["name"], "env", "PYTHONPATH=" + COLLECTIONS,
-             "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code).stdout
+    # uid 65534 must reach the code and an interpreter: a checkout under a private directory (CI clones into
+    # `mktemp -d`, mode 0700) is out of its reach, so it runs a world-readable copy of the target-side code (the
+    # standard library only) with the system's python3.
+    copy = tmp_path / "collections"
+    shutil.copytree(os.path.join(ROOT, "plugins", "module_utils"),
+                    str(copy / "ansible_collections" / "linuxnet" / "tcp" / "plugins" / "module_utils"))
+    for path in [tmp_path] + [p for p in tmp_path.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    parent = tmp_path.parent
+    while str(parent) != "/" and parent.stat().st_mode & 0o005 != 0o005:
+        parent.chmod(parent.stat().st_mode | 0o005)  # pytest's base directory is private too
+        parent = parent.parent
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    out = sh("ip", "netns", "exec", storm["name"], "env", "PYTHONPATH=" + str(copy),
+             "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", code).stdout
     facts = json.loads(out)
     assert facts["collection"]["privileged"] is False
     assert "only processes of uid 65534" in facts["collection"]["owners"]["visibility"]
