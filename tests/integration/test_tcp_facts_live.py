@@ -177,7 +177,7 @@ def test_unprivileged_inside_the_namespace(storm, tmp_path):
     copy = tmp_path / "collections"
     shutil.copytree(os.path.join(ROOT, "plugins", "module_utils"),
                     str(copy / "ansible_collections" / "linuxnet" / "tcp" / "plugins" / "module_utils"))
-    for path in [tmp_path] + [p for p in tmp_path.rglob("*")]:
+    for path in [tmp_path] + list(tmp_path.rglob("*")):
         path.chmod(0o755 if path.is_dir() else 0o644)
     parent = tmp_path.parent
     while str(parent) != "/" and parent.stat().st_mode & 0o005 != 0o005:
